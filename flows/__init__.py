@@ -1,0 +1,1 @@
+"""Bytewax dataflows. Only this package and ``logwarden.connectors`` import bytewax."""

@@ -1,0 +1,183 @@
+"""The main logwarden dataflow: raw lines -> standard -> rules -> alerts.
+
+Built by a factory so production, the demo and the tests run the very same flow with
+different sources and sinks::
+
+    chunks     = input                      # RawChunk (up to batch_size lines of one source)
+    by_source  = key_on source              # (source, RawChunk)
+    checked    = stateful_batch standard    # (source, Event | Violation | Scorecard)
+    events     = branch Event               # (source, Event)
+    by_group   = flat_map group keys        # (field=value, Event)
+    decided    = stateful_batch rules       # (field=value, Alert | Violation)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from logwarden.alerts import Alert
+from logwarden.event import Event
+from logwarden.inputs import RawChunk
+from logwarden.parsers import ParserOptions, build_parser
+from logwarden.rules import Rule, group_keys, rules_for_key
+from logwarden.rules.engine import KeyEngine, KeyState
+from logwarden.standard import Profile, Scorecard, SourceChecker
+from logwarden.timeutil import utcnow
+from logwarden.violation import Violation
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """What the flow needs from settings, already validated and loaded."""
+
+    profile: Profile
+    parser_options: ParserOptions
+    rules: list[Rule]
+    allowed_lateness: timedelta = timedelta(minutes=5)
+    scorecard_interval: timedelta | None = None  # periodic scorecards while following
+    now: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
+class Sinks:
+    alerts: list[Sink[Any]]
+    violations: list[Sink[Any]]
+    scorecards: list[Sink[Any]]
+
+
+class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
+    """Per source: parse and check its chunks in order (one ``SourceChecker``)."""
+
+    def __init__(self, config: FlowConfig, resume: dict[str, Any] | None) -> None:
+        self._config = config
+        self._checker: SourceChecker | None = None
+        self._resume = resume
+        self._next_card: datetime | None = None
+
+    def _checker_for(self, chunk: RawChunk) -> SourceChecker:
+        if self._checker is None:
+            parser = build_parser(chunk.fmt, self._config.parser_options)
+            self._checker = SourceChecker(self._config.profile, parser, chunk.source,
+                                          self._config.now)
+            if self._resume is not None:
+                self._checker.restore(self._resume)
+        return self._checker
+
+    def on_batch(self, values: list[RawChunk]) -> tuple[Iterable[Any], bool]:
+        out: list[Any] = []
+        for chunk in values:
+            out.extend(self._checker_for(chunk).check_lines(chunk.lines, chunk.first_line))
+        interval = self._config.scorecard_interval
+        if interval is not None and self._next_card is None:
+            self._next_card = self._config.now() + interval
+        return out, self.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Any], bool]:
+        interval = self._config.scorecard_interval
+        self._next_card = self._config.now() + interval if interval else None
+        return self._card(), self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        return self._card(), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self._next_card
+
+    def _card(self) -> list[Scorecard]:
+        return [self._checker.scorecard] if self._checker is not None else []
+
+    def snapshot(self) -> dict[str, Any]:
+        if self._checker is None:
+            return self._resume or {}
+        state = self._checker.snapshot()
+        state["scorecard"] = Scorecard(**{**vars(state["scorecard"]),
+                                          "violations": state["scorecard"].violations.copy()})
+        return state
+
+
+class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
+    """Per group key (``source.ip=1.2.3.4``): the rules that group by that field.
+
+    Bytewax does not pass the key to the builder, so the items carry their group field and
+    the engine is built on the first batch (or from the resumed state, which holds the key).
+    """
+
+    def __init__(self, config: FlowConfig, resume: KeyState | None) -> None:
+        self._config = config
+        self._engine: KeyEngine | None = None
+        if resume is not None:
+            self._engine = self._build(resume.key, resume)
+        self._wake: datetime | None = None
+
+    def _build(self, key: str, state: KeyState | None) -> KeyEngine:
+        return KeyEngine(key, rules_for_key(self._config.rules, key),
+                         self._config.allowed_lateness, state)
+
+    def on_batch(self, values: list[tuple[str, Event]]) -> tuple[Iterable[Any], bool]:
+        if self._engine is None:
+            field, first = values[0]
+            self._engine = self._build(f"{field}={first.get(field)}", None)
+        engine = self._engine
+        alerts, late = engine.on_events([e for _, e in values])
+        # While following, a key that goes quiet still gets its buffer folded and its bursts
+        # closed once the allowed lateness has passed in wall-clock time.
+        self._wake = utcnow() + self._config.allowed_lateness if engine.state.buffer else None
+        out: list[Alert | Violation] = [*late, *alerts]
+        return out, self.DISCARD if engine.idle() else self.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Any], bool]:
+        self._wake = None
+        if self._engine is None:
+            return [], self.DISCARD
+        return self._engine.flush(), self.DISCARD if self._engine.idle() else self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        self._wake = None
+        return (self._engine.flush() if self._engine else []), self.DISCARD
+
+    def notify_at(self) -> datetime | None:
+        return self._wake
+
+    def snapshot(self) -> KeyState:
+        assert self._engine is not None
+        return copy.deepcopy(self._engine.state)
+
+
+def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
+               flow_id: str = "logwarden") -> Dataflow:
+    flow = Dataflow(flow_id)
+    chunks = op.input("read", flow, source)  # RawChunk
+    by_source = op.key_on("by_source", chunks, lambda c: c.source)  # (source, RawChunk)
+    checked = op.stateful_batch("standard", by_source,
+                                lambda resume: _StandardLogic(config, resume))
+    # (source, Event | Violation | Scorecard)
+    split = op.branch("is_event", checked, lambda kv: isinstance(kv[1], Event))
+    events = op.map_value("event", split.trues, lambda e: e)  # (source, Event)
+    notes = split.falses  # (source, Violation | Scorecard)
+    by_group = op.flat_map("group_keys", events,
+                           lambda kv: group_keys(config.rules, kv[1]))  # (field=value, (field, Event))
+    decided = op.stateful_batch("rules", by_group,
+                                lambda resume: _RulesLogic(config, resume))
+    # (field=value, Alert | Violation)
+
+    everything = op.merge("decisions", notes, decided)
+    _out(everything, Violation, sinks.violations, "violations")
+    _out(everything, Alert, sinks.alerts, "alerts")
+    _out(everything, Scorecard, sinks.scorecards, "scorecards")
+    return flow
+
+
+def _out(stream: Any, kind: type, sinks: list[Sink[Any]], name: str) -> None:
+    picked = op.filter(f"only_{name}", stream, lambda kv: isinstance(kv[1], kind))
+    for i, sink in enumerate(sinks):
+        op.output(f"{name}_{i}", picked, sink)

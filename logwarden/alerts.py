@@ -1,0 +1,54 @@
+"""The alert record. ``alert_id`` is stable: the same alert from the same events gets the same
+id on every re-run, so downstream stores and notifiers can deduplicate on it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from logwarden.timeutil import isoformat
+
+SEVERITIES = ("low", "medium", "high", "critical")
+MAX_EVIDENCE = 5
+
+
+def make_alert_id(rule_id: str, entity: str, first_event_id: str) -> str:
+    digest = hashlib.blake2b(f"{rule_id}\x00{entity}\x00{first_event_id}".encode(), digest_size=12)
+    return digest.hexdigest()
+
+
+@dataclass(slots=True)
+class Alert:
+    alert_id: str
+    rule_id: str
+    severity: str
+    entity: str
+    start: datetime
+    end: datetime
+    count: int
+    summary: str
+    evidence: list[str] = field(default_factory=list)  # event ids / source:line references
+    tags: list[str] = field(default_factory=list)
+    revision: int = 0  # 0 when it fires; each later record with the same alert_id updates it
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "rule_id": self.rule_id,
+            "severity": self.severity,
+            "entity": self.entity,
+            "start": isoformat(self.start),
+            "end": isoformat(self.end),
+            "count": self.count,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "tags": list(self.tags),
+            "revision": self.revision,
+        }
+
+    def one_line(self) -> str:
+        return (f"[{self.severity.upper():8}] {self.rule_id} {self.entity}: {self.summary} "
+                f"({isoformat(self.start)} .. {isoformat(self.end)})")

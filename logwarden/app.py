@@ -1,0 +1,83 @@
+"""Assembling and running the flow for the command line (kept apart from argument parsing)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logwarden.alerts import Alert
+from logwarden.inputs import resolve_inputs
+from logwarden.parsers import ParserOptions
+from logwarden.parsers.mapping import load_alias_file
+from logwarden.rules.builtin import BUILTIN_RULES
+from logwarden.settings import Settings
+from logwarden.standard import Scorecard, load_profile
+
+
+@dataclass
+class RunResult:
+    scorecards: list[Scorecard] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+def parser_options(settings: Settings) -> ParserOptions:
+    aliases = load_alias_file(settings.json_mapping) if settings.json_mapping else {}
+    return ParserOptions(syslog_year=settings.syslog_year, json_aliases=aliases)
+
+
+def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_path: Path | None,
+             violations_path: Path | None, follow: bool = False,
+             on_alert: Callable[[Alert], None] | None = None) -> RunResult:
+    # Imported here: only running a flow needs bytewax loaded.
+    from bytewax.run import cli_main
+
+    from flows.main import FlowConfig, Sinks, build_flow
+    from logwarden.connectors.files import LogFileSource
+    from logwarden.connectors.sinks import CallbackSink, JsonLinesSink
+
+    options = parser_options(settings)
+    resolved = resolve_inputs(inputs, fmt, options)
+    config = FlowConfig(
+        profile=load_profile(settings.standard_profile),
+        parser_options=options,
+        rules=list(BUILTIN_RULES),
+        allowed_lateness=settings.allowed_lateness,
+        scorecard_interval=settings.scorecard_interval if follow else None,
+    )
+    result = RunResult()
+
+    def take_alert(alert: Alert) -> None:
+        result.alerts.append(alert)
+        if on_alert is not None:
+            on_alert(alert)
+
+    alert_sinks: list[Any] = [CallbackSink(take_alert)]
+    violation_sinks: list[Any] = []
+    for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")  # a run writes its outputs anew
+            path.chmod(0o640)
+            sinks.append(JsonLinesSink(path))
+    source = LogFileSource(resolved, settings.batch_size, follow, settings.follow_poll)
+    flow = build_flow(config, source, Sinks(alerts=alert_sinks, violations=violation_sinks,
+                                            scorecards=[CallbackSink(result.scorecards.append)]))
+    cli_main(flow, workers_per_process=settings.workers)
+    result.scorecards.sort(key=lambda c: c.source)
+    return result
+
+
+def print_scorecards(cards: list[Scorecard], out: Any = None) -> None:
+    out = out or sys.stdout
+    if not cards:
+        return
+    width = max(len(c.source) for c in cards)
+    print(f"\n{'source':<{width}}  {'format':<10} {'lines':>8} {'events':>8} {'dropped':>8} "
+          f"{'redacted':>8} {'compliant':>9}  violations", file=out)
+    for c in cards:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(c.violations.items())) or "-"
+        print(f"{c.source:<{width}}  {c.dataset or '?':<10} {c.lines:>8} {c.events:>8} "
+              f"{c.dropped:>8} {c.redacted:>8} {c.compliance_rate:>8.1%}  {reasons}", file=out)

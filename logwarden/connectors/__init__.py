@@ -1,0 +1,1 @@
+"""Bytewax connectors: the only modules of the package that import bytewax."""

@@ -1,0 +1,133 @@
+"""Reading inputs as chunks of raw lines, with their source name and line numbers.
+
+Plain Python: the Bytewax source in ``logwarden.connectors.files`` wraps these functions.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from logwarden.errors import ConfigError
+from logwarden.parsers import PARSERS, SNIFF_LINES, ParserOptions, detect_format
+
+STDIN = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class RawChunk:
+    source: str  # the input's path as given, or "-" for stdin
+    fmt: str
+    first_line: int  # 1-based number of lines[0]
+    lines: list[str]
+
+
+def _open(path: str) -> io.TextIOBase:
+    if path == STDIN:
+        return sys.stdin  # type: ignore[return-value]
+    try:
+        return open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"input {path}: {exc.strerror}") from None
+
+
+def sniff_file(path: str, options: ParserOptions) -> str:
+    """Detect the format of a file from its first lines; a clear error when nothing fits."""
+    with _open(path) as f:
+        head = [f.readline().rstrip("\r\n") for _ in range(SNIFF_LINES * 5)]
+    fmt = detect_format(head, options)
+    if fmt is None:
+        if not any(line.strip() for line in head):
+            return "json"  # an empty file: nothing to misparse, any format will do
+        raise ConfigError(f"input {path}: cannot detect its format from its first lines; "
+                          f"pass --format (one of {', '.join(PARSERS)})")
+    return fmt
+
+
+def expand_document(path: str, fmt: str) -> list[str] | None:
+    """Whole-document inputs (CloudTrail ``{"Records": [...]}``) as one record a line."""
+    expander = getattr(PARSERS[fmt], "expand_document", None)
+    if expander is None or path == STDIN:
+        return None
+    with _open(path) as f:
+        head = f.read(256)
+        if '"Records"' not in head:
+            return None
+        return expander(head + f.read())  # type: ignore[no-any-return]
+
+
+class LineReader:
+    """Reads one input in chunks, remembering (byte offset, line number) for resumption."""
+
+    def __init__(self, path: str, fmt: str, chunk_size: int,
+                 resume: tuple[int, int] | None = None) -> None:
+        self.path, self.fmt, self.chunk_size = path, fmt, chunk_size
+        self._records = expand_document(path, fmt)
+        self.offset, self.lineno = resume or (0, 0)
+        self._f: io.TextIOBase | None = None
+        self._pending = ""  # a partial last line while following a file being written
+        if self._records is None:
+            self._f = _open(path) if path != STDIN else sys.stdin  # type: ignore[assignment]
+            if path != STDIN and self.offset:
+                self._f.seek(self.offset)
+
+    def read(self) -> list[str]:
+        """The next chunk; empty at (current) end of input."""
+        if self._records is not None:
+            lines = self._records[self.lineno : self.lineno + self.chunk_size]
+            self.lineno += len(lines)
+            return lines
+        assert self._f is not None
+        out: list[str] = []
+        readline = self._f.readline
+        while len(out) < self.chunk_size:
+            line = readline()
+            if not line:
+                break
+            if not line.endswith("\n"):  # partial: keep it until the writer finishes the line
+                self._pending += line
+                continue
+            out.append((self._pending + line).rstrip("\r\n"))
+            self._pending = ""
+        if self.path != STDIN:
+            self.offset = self._f.tell() - len(self._pending.encode())
+        self.lineno += len(out)
+        return out
+
+    def finish(self) -> list[str]:
+        """At the end of a finite input, a last line without a newline counts too."""
+        if self._pending:
+            self.lineno += 1
+            line, self._pending = self._pending.rstrip("\r"), ""
+            return [line]
+        return []
+
+    def chunks(self) -> Iterator[RawChunk]:
+        """All chunks of a finite input (used by tests, the check command and benchmarks)."""
+        while True:
+            start = self.lineno + 1
+            lines = self.read() or self.finish()
+            if not lines:
+                return
+            yield RawChunk(self.path, self.fmt, start, lines)
+
+    def close(self) -> None:
+        if self._f is not None and self.path != STDIN:
+            self._f.close()
+
+
+def resolve_inputs(paths: list[str], fmt: str | None, options: ParserOptions) -> list[tuple[str, str]]:
+    """``(path, format)`` per input: ``--format`` when given, else detected per input."""
+    if fmt is not None and fmt not in PARSERS:
+        raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(PARSERS)}")
+    out = []
+    for path in paths:
+        if path != STDIN and not Path(path).is_file():
+            raise ConfigError(f"input {path}: no such file")
+        if fmt is None and path == STDIN:
+            raise ConfigError("stdin input needs --format (its first lines cannot be read twice)")
+        out.append((path, fmt or sniff_file(path, options)))
+    return out

@@ -1,0 +1,58 @@
+"""Parser registry and per-input format detection.
+
+A new parser is one file in this package plus one line in ``PARSERS``. Order matters for
+detection ties: the more specific formats come first.
+"""
+
+from __future__ import annotations
+
+from logwarden.errors import ConfigError, LogwardenError
+from logwarden.parsers.base import Parser, ParserOptions
+from logwarden.parsers.cloudtrail import CloudTrail
+from logwarden.parsers.combined import CombinedLog
+from logwarden.parsers.jsonl import JsonLines
+from logwarden.parsers.k8s_audit import K8sAudit
+from logwarden.parsers.logfmt import Logfmt
+from logwarden.parsers.syslog import SyslogAuth
+
+PARSERS: dict[str, type[Parser]] = {
+    "cloudtrail": CloudTrail,
+    "k8s_audit": K8sAudit,
+    "json": JsonLines,
+    "combined": CombinedLog,
+    "syslog": SyslogAuth,
+    "logfmt": Logfmt,
+}
+
+SNIFF_LINES = 20
+
+
+def build_parser(fmt: str, options: ParserOptions) -> Parser:
+    try:
+        cls = PARSERS[fmt]
+    except KeyError:
+        raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(PARSERS)}") from None
+    return cls(options)
+
+
+def detect_format(lines: list[str], options: ParserOptions) -> str | None:
+    """The format that parses most of the first non-empty lines; None when none parses any."""
+    sample = [line for line in lines if line.strip()][:SNIFF_LINES]
+    best, best_hits = None, 0
+    for name, cls in PARSERS.items():
+        parser = cls(options)
+        hits = 0
+        for line in sample:
+            if not parser.sniff(line):
+                continue
+            try:
+                parser.parse(line, "<sniff>", 0)
+            except LogwardenError:
+                continue
+            hits += 1
+        if hits > best_hits:
+            best, best_hits = name, hits
+    return best
+
+
+__all__ = ["PARSERS", "Parser", "ParserOptions", "build_parser", "detect_format"]

@@ -1,0 +1,105 @@
+"""AWS CloudTrail records: one JSON object a line, or whole ``{"Records": [...]}`` files."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from logwarden.errors import ParseError
+from logwarden.event import Event
+from logwarden.parsers.base import ParserOptions, as_int, as_str, load_json_object
+from logwarden.timeutil import parse_any
+
+
+class CloudTrail:
+    name: ClassVar[str] = "cloudtrail"
+
+    def __init__(self, options: ParserOptions) -> None:
+        self._options = options
+
+    def sniff(self, line: str) -> bool:
+        return line.startswith("{") and (
+            '"eventSource"' in line or '"Records"' in line) and '"eventName"' in line
+
+    @staticmethod
+    def expand_document(text: str) -> list[str] | None:
+        """Records of a whole ``{"Records": [...]}`` file, each as one JSON line; else None."""
+        head = text.lstrip()[:200]
+        if not head.startswith("{") or '"Records"' not in head:
+            return None
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        records = doc.get("Records") if isinstance(doc, dict) else None
+        if not isinstance(records, list):
+            return None
+        return [orjson.dumps(r).decode() for r in records]
+
+    def parse(self, line: str, source: str, lineno: int) -> Event:
+        doc = load_json_object(line)
+        if "eventName" not in doc or "eventSource" not in doc:
+            raise ParseError("not a CloudTrail record (no eventName/eventSource)")
+        ident = doc.get("userIdentity") or {}
+        raw_ts = doc.get("eventTime") or doc.get("@timestamp")
+        error = doc.get("errorCode")
+        response = doc.get("responseElements")
+        outcome = "failure" if error else "success"
+        if isinstance(response, dict) and "ConsoleLogin" in response:
+            outcome = "success" if response["ConsoleLogin"] == "Success" else "failure"
+        params = doc.get("requestParameters")
+        params = params if isinstance(params, dict) else {}
+        added = doc.get("additionalEventData")
+        added = added if isinstance(added, dict) else {}
+        bucket, key = as_str(params.get("bucketName")), as_str(params.get("key"))
+        resource = "/".join(p for p in (bucket, key) if p) or _first_resource(doc)
+        extra: dict[str, Any] = {
+            "cloud.provider": "aws",
+            "event.provider": as_str(doc.get("eventSource")),
+        }
+        for k, v in (("cloud.region", as_str(doc.get("awsRegion"))),
+                     ("cloud.account.id", as_str(ident.get("accountId") or doc.get("recipientAccountId"))),
+                     ("aws.cloudtrail.user_identity.type", as_str(ident.get("type"))),
+                     ("aws.cloudtrail.user_identity.arn", as_str(ident.get("arn"))),
+                     ("aws.cloudtrail.error_code", as_str(error)),
+                     ("aws.cloudtrail.read_only", doc.get("readOnly")),
+                     ("aws.s3.bucket.name", bucket),
+                     ("aws.cloudtrail.mfa_used", as_str(added.get("MFAUsed")))):
+            if v is not None:
+                extra[k] = v
+        return Event(
+            timestamp=parse_any(raw_ts) if raw_ts else None,
+            source=source,
+            line=lineno,
+            dataset=self.name,
+            action=as_str(doc.get("eventName")),
+            outcome=outcome,
+            category="authentication" if doc.get("eventName") == "ConsoleLogin" else "iam",
+            user_name=_principal(ident),
+            source_ip=as_str(doc.get("sourceIPAddress")),
+            user_agent=as_str(doc.get("userAgent")),
+            bytes=as_int(added.get("bytesTransferredOut")),
+            resource=resource,
+            event_id=as_str(doc.get("eventID")),
+            extra=extra,
+        )
+
+
+def _principal(ident: dict[str, Any]) -> str | None:
+    if ident.get("userName"):
+        return str(ident["userName"])
+    issuer = ((ident.get("sessionContext") or {}).get("sessionIssuer") or {})
+    if issuer.get("userName"):
+        return str(issuer["userName"])
+    arn = ident.get("arn")
+    if arn:
+        return str(arn).rsplit("/", 1)[-1] if "/" in str(arn) else str(arn)
+    return as_str(ident.get("principalId") or ident.get("invokedBy"))
+
+
+def _first_resource(doc: dict[str, Any]) -> str | None:
+    resources = doc.get("resources")
+    if isinstance(resources, list) and resources and isinstance(resources[0], dict):
+        return as_str(resources[0].get("ARN"))
+    return None

@@ -1,0 +1,78 @@
+"""Kubernetes audit events (``audit.k8s.io/v1`` ``Event``), one JSON object a line."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from logwarden.errors import ParseError
+from logwarden.event import Event
+from logwarden.parsers.base import ParserOptions, as_int, as_str, load_json_object, outcome_from_status
+from logwarden.timeutil import parse_any
+
+
+class K8sAudit:
+    name: ClassVar[str] = "k8s_audit"
+
+    def __init__(self, options: ParserOptions) -> None:
+        self._options = options
+
+    def sniff(self, line: str) -> bool:
+        return line.startswith("{") and "audit.k8s.io/" in line
+
+    def parse(self, line: str, source: str, lineno: int) -> Event:
+        doc = load_json_object(line)
+        if not str(doc.get("apiVersion", "")).startswith("audit.k8s.io/"):
+            raise ParseError("not a Kubernetes audit event (apiVersion is not audit.k8s.io/*)")
+        raw_ts = doc.get("requestReceivedTimestamp") or doc.get("stageTimestamp")
+        user = doc.get("user") or {}
+        ips = doc.get("sourceIPs") or []
+        obj = doc.get("objectRef") or {}
+        status = doc.get("responseStatus") or {}
+        code = as_int(status.get("code"))
+        uri = as_str(doc.get("requestURI")) or ""
+        path, _, query = uri.partition("?")
+        decision = (doc.get("annotations") or {}).get("authorization.k8s.io/decision")
+        outcome = outcome_from_status(code)
+        if outcome is None and decision:
+            outcome = "success" if decision == "allow" else "failure"
+        resource_type = as_str(obj.get("resource"))
+        if resource_type and obj.get("subresource"):
+            resource_type = f"{resource_type}/{obj['subresource']}"
+        namespace, name = as_str(obj.get("namespace")), as_str(obj.get("name"))
+        extra: dict[str, Any] = {"orchestrator.type": "kubernetes"}
+        for key, value in (("orchestrator.namespace", namespace),
+                           ("orchestrator.resource.type", resource_type),
+                           ("orchestrator.resource.name", name),
+                           ("orchestrator.api_version", as_str(obj.get("apiVersion"))),
+                           ("user.roles", user.get("groups") or None),
+                           ("k8s.audit.stage", as_str(doc.get("stage"))),
+                           ("k8s.audit.level", as_str(doc.get("level")))):
+            if value is not None:
+                extra[key] = value
+        request = doc.get("requestObject")
+        if isinstance(request, dict):
+            role_ref = request.get("roleRef")
+            if isinstance(role_ref, dict) and role_ref.get("name"):
+                extra["k8s.request.role_ref"] = str(role_ref["name"])
+            subjects = request.get("subjects")
+            if isinstance(subjects, list):
+                extra["k8s.request.subjects"] = [str(s.get("name")) for s in subjects
+                                                 if isinstance(s, dict)]
+        return Event(
+            timestamp=parse_any(raw_ts) if raw_ts else None,
+            source=source,
+            line=lineno,
+            dataset=self.name,
+            action=as_str(doc.get("verb")),
+            outcome=outcome,
+            category="iam" if resource_type and "binding" in resource_type else "configuration",
+            user_name=as_str(user.get("username")),
+            source_ip=as_str(ips[0]) if ips else None,
+            user_agent=as_str(doc.get("userAgent")),
+            url_path=path or None,
+            url_query=query or None,
+            status_code=code,
+            resource="/".join(p for p in (namespace, resource_type, name) if p) or None,
+            event_id=as_str(doc.get("auditID")),
+            extra=extra,
+        )

@@ -1,0 +1,33 @@
+"""logfmt / key=value lines (``ts=... level=info user=bob action=login status=failed``)."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from logwarden.errors import ParseError
+from logwarden.event import Event
+from logwarden.parsers.base import ParserOptions
+from logwarden.parsers.mapping import AliasIndex, event_from_mapping, merge_aliases
+
+_PAIR = re.compile(r'([A-Za-z_@][\w.@/-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+
+
+class Logfmt:
+    name: ClassVar[str] = "logfmt"
+
+    def __init__(self, options: ParserOptions) -> None:
+        self._aliases = AliasIndex(merge_aliases(options.json_aliases))
+
+    def sniff(self, line: str) -> bool:
+        return len(_PAIR.findall(line)) >= 3 and not line.startswith("{")
+
+    def parse(self, line: str, source: str, lineno: int) -> Event:
+        doc: dict[str, str] = {}
+        for key, value in _PAIR.findall(line):
+            if value.startswith('"'):
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            doc[key] = value
+        if len(doc) < 2:
+            raise ParseError("not a logfmt line (fewer than two key=value pairs)")
+        return event_from_mapping(doc, self._aliases, source, lineno, self.name)

@@ -1,0 +1,154 @@
+"""Map a flat or nested document with ECS names or common aliases onto an ``Event``.
+
+Shared by the JSON-lines and logfmt parsers. A mapping file may add aliases (tried first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from logwarden.errors import ConfigError
+from logwarden.event import Event
+from logwarden.parsers.base import as_int, as_str, outcome_from_status
+from logwarden.timeutil import parse_any
+
+DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
+    "@timestamp": ("@timestamp", "timestamp", "time", "ts", "eventTime", "date", "datetime"),
+    "user.name": ("user.name", "user", "username", "user_name", "actor", "principal", "login"),
+    "source.ip": ("source.ip", "src_ip", "client_ip", "remote_addr", "ip", "sourceIPAddress",
+                  "client.ip", "clientip"),
+    "event.action": ("event.action", "action", "event", "verb", "method", "eventName", "msg"),
+    "event.outcome": ("event.outcome", "outcome", "status", "result"),
+    "resource": ("resource", "url.path", "path", "url", "uri", "object", "target", "table",
+                 "db.table"),
+    "bytes": ("http.response.body.bytes", "bytes", "rows", "size", "bytes_sent", "rows_read"),
+    "user_agent.original": ("user_agent.original", "user_agent", "userAgent", "ua", "http_user_agent"),
+    "http.request.method": ("http.request.method", "method", "http_method", "request_method"),
+    "http.response.status_code": ("http.response.status_code", "status_code", "status"),
+    "url.query": ("url.query", "query", "query_string"),
+    "host.name": ("host.name", "host", "hostname"),
+    "event.id": ("event.id", "id", "event_id", "request_id"),
+    "event.category": ("event.category", "category"),
+}
+
+_SUCCESS = frozenset({"success", "succeeded", "ok", "true", "allow", "allowed", "accepted", "pass"})
+_FAILURE = frozenset({"failure", "failed", "fail", "false", "deny", "denied", "error", "rejected",
+                      "unauthorized", "forbidden"})
+_MISSING = object()
+
+
+def load_alias_file(path: Path) -> dict[str, tuple[str, ...]]:
+    """A YAML mapping ``ECS name: [alias, ...]``; its aliases are tried before the defaults."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"mapping file {path}: {exc}") from None
+    doc = (doc or {}).get("aliases", doc or {})
+    if not isinstance(doc, dict):
+        raise ConfigError(f"mapping file {path}: expected 'ECS name: [aliases]'")
+    unknown = sorted(set(doc) - set(DEFAULT_ALIASES))
+    if unknown:
+        raise ConfigError(f"mapping file {path}: unknown field(s) {unknown}; "
+                          f"known: {sorted(DEFAULT_ALIASES)}")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, aliases in doc.items():
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ConfigError(f"mapping file {path}: {name}: expected a list of field names")
+        out[name] = tuple(aliases)
+    return out
+
+
+def merge_aliases(extra: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    return {name: tuple(extra.get(name, ())) + aliases for name, aliases in DEFAULT_ALIASES.items()}
+
+
+class AliasIndex:
+    """Reverse index ``alias -> [(field, rank)]`` so a document is mapped in one pass over
+    its own keys instead of one probe per alias per field."""
+
+    def __init__(self, aliases: Mapping[str, tuple[str, ...]]) -> None:
+        self.fields = tuple(aliases)
+        self._index: dict[str, list[tuple[str, int]]] = {}
+        for name, names in aliases.items():
+            for rank, alias in enumerate(names):
+                self._index.setdefault(alias, []).append((name, rank))
+
+    def resolve(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """ECS field -> the value of its best-ranked alias present in ``doc``."""
+        best: dict[str, tuple[int, Any]] = {}
+        index = self._index
+        for key, value in _flat_items(doc):
+            hits = index.get(key)
+            if hits is None or value is None or value == "" or isinstance(value, dict | list):
+                continue
+            for name, rank in hits:
+                current = best.get(name)
+                if current is None or rank < current[0]:
+                    best[name] = (rank, value)
+        return {name: value for name, (_, value) in best.items()}
+
+
+def _flat_items(doc: Mapping[str, Any], prefix: str = "", depth: int = 0) -> Any:
+    for key, value in doc.items():
+        if isinstance(value, dict) and depth < 3:
+            yield from _flat_items(value, f"{prefix}{key}.", depth + 1)
+        else:
+            yield f"{prefix}{key}" if prefix else key, value
+
+
+def normalize_outcome(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "success" if value else "failure"
+    code = as_int(value) if not isinstance(value, str) or value.isdigit() else None
+    if code is not None and 100 <= code < 600:
+        return outcome_from_status(code)
+    text = str(value).strip().lower()
+    if text in _SUCCESS:
+        return "success"
+    if text in _FAILURE:
+        return "failure"
+    return "unknown" if text == "unknown" else None
+
+
+def event_from_mapping(doc: Mapping[str, Any], index: AliasIndex,
+                       source: str, lineno: int, dataset: str) -> Event:
+    f = index.resolve(doc)
+    raw_ts = f.get("@timestamp")
+    ts = parse_any(raw_ts) if raw_ts is not None else None  # TimestampError: bad_timestamp
+    status = as_int(f.get("http.response.status_code"))
+    if status is not None and not 100 <= status < 600:
+        status = None
+    method = as_str(f.get("http.request.method"))
+    resource = as_str(f.get("resource"))
+    path = query = None
+    if resource and resource.startswith("/"):
+        path, _, q = resource.partition("?")
+        query = q or None
+    return Event(
+        timestamp=ts,
+        source=source,
+        line=lineno,
+        dataset=dataset,
+        action=as_str(f.get("event.action")),
+        outcome=normalize_outcome(f.get("event.outcome")),
+        category=as_str(f.get("event.category")),
+        user_name=as_str(f.get("user.name")),
+        source_ip=as_str(f.get("source.ip")),
+        user_agent=as_str(f.get("user_agent.original")),
+        http_method=method.upper() if method and method.isalpha() and len(method) <= 7 else None,
+        url_path=path,
+        url_query=as_str(f.get("url.query")) or query,
+        status_code=status,
+        bytes=as_int(f.get("bytes")),
+        resource=resource,
+        host_name=as_str(f.get("host.name")),
+        event_id=as_str(f.get("event.id")),
+    )

@@ -1,0 +1,271 @@
+"""The logging standard: a YAML profile, and the per-source checker that enforces it.
+
+Every input line ends as exactly one of: a compliant event; an event processed after
+redaction (with a ``secret`` violation); or a violation with the line dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+
+from logwarden import secrets
+from logwarden.errors import ConfigError, ParseError, TimestampError
+from logwarden.event import ECS_FIELDS, Event
+from logwarden.parsers import PARSERS, Parser
+from logwarden.timeutil import parse_duration, utcnow
+from logwarden.violation import Violation, excerpt
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimestampPolicy(_Strict):
+    require_timezone: bool = True
+    max_future_skew: Duration = timedelta(minutes=5)
+    max_age: Duration | None = timedelta(days=7)
+    age_reference: Literal["source", "wallclock"] = "source"
+
+
+class TimestampOverride(_Strict):
+    require_timezone: bool | None = None
+    max_future_skew: Duration | None = None
+    max_age: Duration | None = None
+    age_reference: Literal["source", "wallclock"] | None = None
+
+
+def _check_fields(value: list[str]) -> list[str]:
+    for entry in value:
+        for name in entry.split("|"):
+            if name not in ECS_FIELDS:
+                raise ValueError(f"unknown field {name!r}; known: {sorted(ECS_FIELDS)}")
+    return value
+
+
+class SourcePolicy(_Strict):
+    required: list[str] | None = None
+    timestamp: TimestampOverride = TimestampOverride()
+    secrets_expected: list[str] = []
+
+    _fields = field_validator("required")(lambda v: v if v is None else _check_fields(v))
+
+    @field_validator("secrets_expected")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - set(secrets.SECRET_KINDS)
+        if unknown:
+            raise ValueError(f"unknown secret kind(s) {sorted(unknown)}; known: {secrets.SECRET_KINDS}")
+        return value
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    controls: list[str] = []
+    timestamp: TimestampPolicy = TimestampPolicy()
+    required: list[str] = ["@timestamp", "event.action"]
+    sources: dict[str, SourcePolicy] = {}
+
+    _fields = field_validator("required")(_check_fields)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: dict[str, SourcePolicy]) -> dict[str, SourcePolicy]:
+        unknown = set(value) - set(PARSERS)
+        if unknown:
+            raise ValueError(f"unknown source type(s) {sorted(unknown)}; known: {list(PARSERS)}")
+        return value
+
+    def policy_for(self, dataset: str) -> tuple[tuple[tuple[str, ...], ...], TimestampPolicy, frozenset[str]]:
+        """Required field groups, timestamp policy and expected secret kinds for a source type."""
+        src = self.sources.get(dataset, SourcePolicy())
+        required = tuple(tuple(e.split("|")) for e in (src.required or self.required))
+        overrides = {k: v for k, v in src.timestamp.model_dump().items() if v is not None}
+        ts = self.timestamp.model_copy(update=overrides)
+        return required, ts, frozenset(src.secrets_expected)
+
+
+def load_profile(path: Path | None = None) -> Profile:
+    """The profile at ``path``, or the shipped default."""
+    if path is None:
+        text = resources.files("logwarden").joinpath("data/standard-default.yaml").read_text()
+        where = "<default standard>"
+    else:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"standard profile {path}: {exc.strerror}") from None
+        where = str(path)
+    try:
+        return Profile.model_validate(yaml.safe_load(text) or {})
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"standard profile {where}: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"standard profile {where}: {problems}") from None
+
+
+@dataclass
+class Scorecard:
+    """Per-source compliance figures; plain values so it snapshots and merges."""
+
+    source: str
+    dataset: str | None = None
+    lines: int = 0
+    events: int = 0
+    compliant: int = 0
+    violations: Counter[str] = field(default_factory=Counter)
+    dropped: int = 0
+    redacted: int = 0
+
+    @property
+    def compliance_rate(self) -> float:
+        return self.compliant / self.lines if self.lines else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "dataset": self.dataset,
+            "lines": self.lines,
+            "events": self.events,
+            "compliant": self.compliant,
+            "dropped": self.dropped,
+            "redacted": self.redacted,
+            "violations": dict(sorted(self.violations.items())),
+            "compliance_rate": round(self.compliance_rate, 6),
+        }
+
+
+Outcome = tuple[Event | None, Violation | None]  # never (None, None)
+
+
+class SourceChecker:
+    """Parses and checks the lines of one source, in order.
+
+    State (newest timestamp seen, whether a raw private key block is open, the scorecard) is
+    per source and plain, so it snapshots for recovery.
+    """
+
+    def __init__(self, profile: Profile, parser: Parser, source: str,
+                 now: Callable[[], datetime] = utcnow) -> None:
+        self.source = source
+        self._parser = parser
+        self._now = now
+        self._required, self._ts, self._expected = profile.policy_for(parser.name)
+        self.newest: datetime | None = None
+        self.in_key_block = False
+        self.scorecard = Scorecard(source, parser.name)
+
+    def check_lines(self, lines: list[str], first_lineno: int) -> Iterator[Event | Violation]:
+        """Events and violations of consecutive lines, in line order."""
+        now = self._now()
+        for offset, raw in enumerate(lines):
+            event, violation = self.check_line(raw, first_lineno + offset, now)
+            if violation is not None:
+                yield violation
+            if event is not None:
+                yield event
+
+    def check_line(self, raw: str, lineno: int, now: datetime | None = None) -> Outcome:
+        card = self.scorecard
+        card.lines += 1
+        event, violation = self._check(raw, lineno, now or self._now())
+        if violation is not None:
+            card.violations[violation.reason] += 1
+            if event is None:
+                card.dropped += 1
+            else:
+                card.redacted += 1
+        if event is not None:
+            card.events += 1
+            card.compliant += violation is None
+        return event, violation
+
+    def _check(self, raw: str, lineno: int, now: datetime) -> Outcome:
+        if self.in_key_block:
+            if secrets.closes_private_key(raw):
+                self.in_key_block = False
+            return None, self._violation(lineno, "secret", "line inside a private key block",
+                                         secrets.marker("private_key"), kinds=("private_key",))
+        found = secrets.redact(raw)
+        if secrets.opens_private_key(raw):
+            self.in_key_block = True
+        text = found.text if found is not None else raw
+        kinds = found.kinds if found is not None else ()
+        if not text.strip():
+            return None, self._violation(lineno, "malformed", "empty line", "")
+        try:
+            event = self._parser.parse(text, self.source, lineno)
+        except TimestampError as exc:
+            return None, self._violation(lineno, "bad_timestamp", str(exc), text, kinds=kinds)
+        except ParseError as exc:
+            return None, self._violation(lineno, "malformed", f"{self._parser.name}: {exc}",
+                                         text, kinds=kinds)
+        problem = self._check_time(event, now)
+        if problem is not None:
+            return None, self._violation(lineno, "bad_timestamp", problem, text, event, kinds)
+        missing = [" or ".join(group) for group in self._required
+                   if all(event.get(name) is None for name in group)]
+        if missing:
+            return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}",
+                                         text, event, kinds)
+        reported = tuple(k for k in kinds if k not in self._expected)
+        if reported:
+            violation = self._violation(lineno, "secret", f"redacted {', '.join(reported)}",
+                                        text, event, reported)
+            violation.action = "redacted"
+            return event, violation
+        return event, None
+
+    def _check_time(self, event: Event, now: datetime) -> str | None:
+        ts = event.timestamp
+        if ts is None:
+            return "timestamp missing"
+        if ts.tzinfo is None:
+            if self._ts.require_timezone:
+                return f"timestamp {ts.isoformat()} has no timezone"
+            ts = event.timestamp = ts.replace(tzinfo=UTC)
+        if ts - now > self._ts.max_future_skew:
+            return f"timestamp {ts.isoformat()} is {_human(ts - now)} in the future"
+        if self._ts.max_age is not None:
+            reference = now if self._ts.age_reference == "wallclock" else self.newest
+            if reference is not None and reference - ts > self._ts.max_age:
+                return (f"timestamp {ts.isoformat()} is {_human(reference - ts)} older than "
+                        f"{'now' if self._ts.age_reference == 'wallclock' else 'the newest event of this source'}")
+        if self.newest is None or ts > self.newest:
+            self.newest = ts
+        return None
+
+    def _violation(self, lineno: int, reason: str, detail: str, text: str,
+                   event: Event | None = None, kinds: tuple[str, ...] = ()) -> Violation:
+        return Violation(self.source, lineno, reason, detail, "dropped", excerpt(text),
+                         self._parser.name, event.timestamp if event else None,
+                         event.id if event else None, kinds)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"newest": self.newest, "in_key_block": self.in_key_block,
+                "scorecard": self.scorecard}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.newest = state["newest"]
+        self.in_key_block = state["in_key_block"]
+        self.scorecard = state["scorecard"]
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds}s"
