@@ -35,7 +35,8 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str, int], ...] = (
      r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^/\s:@\"']{1,256}:([^/\s@\"']{1,256})@", 1),
     ("password_param", ("pass", "pwd", "secret", "token", "api_key", "apikey", "api-key",
                         "private_key"),
-     r"(?i)(?<![A-Za-z0-9])(?:password|passwd|pwd|passphrase|secret|client_?secret|token"
+     # (?!pwd=/): sudo logs the working directory as PWD=/home/...
+     r"(?i)(?<![A-Za-z0-9])(?!pwd\s*=\s*/)(?:password|passwd|pwd|passphrase|secret|client_?secret|token"
      r"|access_?token|refresh_?token|auth_?token|session_?token|id_?token|api_?key|api-key"
      r"|private_?key)"
      r"\"?\s*[=:]\s*\"?([^\s&\"',;}\]]{1,512})", 1),

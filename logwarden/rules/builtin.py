@@ -11,10 +11,16 @@ from logwarden.rules.threshold import ThresholdRule
 LOGIN_ACTIONS = frozenset({"ssh_login", "ConsoleLogin", "login", "signin", "authenticate"})
 
 
+# sshd logs one attempt several times (Failed password + pam_unix + Invalid user): count one.
+_ECHOES = frozenset({"pam_auth", "ssh_invalid_user", "pam_user_unknown"})
+
+
 def _failed_login(e: Event) -> bool:
-    return e.outcome == "failure" and (e.action in LOGIN_ACTIONS or (
-        e.category == "authentication" and e.action not in ("pam_auth", "ssh_invalid_user",
-                                                              "pam_user_unknown")))
+    if e.outcome != "failure":
+        return False
+    if e.status_code in (401, 403) and e.url_path and "login" in e.url_path.lower():
+        return True  # a web form or API login refused
+    return e.action in LOGIN_ACTIONS or (e.category == "authentication" and e.action not in _ECHOES)
 
 
 AUTH_BRUTEFORCE = ThresholdRule(
