@@ -43,7 +43,9 @@ class FlowConfig:
     profile: Profile
     parser_options: ParserOptions
     rules: list[Rule]
-    allowed_lateness: timedelta = timedelta(minutes=5)
+    # None: a replay of finite inputs, folded in exact event-time order at their end;
+    # a duration: live streams, with this much event-time disorder tolerated.
+    allowed_lateness: timedelta | None = None
     scorecard_interval: timedelta | None = None  # periodic scorecards while following
     now: Callable[[], datetime] = utcnow
 
@@ -131,7 +133,8 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         alerts, late = engine.on_events([e for _, e in values])
         # While following, a key that goes quiet still gets its buffer folded and its bursts
         # closed once the allowed lateness has passed in wall-clock time.
-        self._wake = utcnow() + self._config.allowed_lateness if engine.state.buffer else None
+        lateness = self._config.allowed_lateness
+        self._wake = utcnow() + lateness if lateness is not None and engine.state.buffer else None
         out: list[Alert | Violation] = [*late, *alerts]
         return out, self.DISCARD if engine.idle() else self.RETAIN
 

@@ -44,7 +44,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         profile=load_profile(settings.standard_profile),
         parser_options=options,
         rules=list(BUILTIN_RULES),
-        allowed_lateness=settings.allowed_lateness,
+        allowed_lateness=settings.allowed_lateness if follow else None,
         scorecard_interval=settings.scorecard_interval if follow else None,
     )
     result = RunResult()

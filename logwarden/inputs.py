@@ -38,6 +38,10 @@ def sniff_file(path: str, options: ParserOptions) -> str:
     """Detect the format of a file from its first lines; a clear error when nothing fits."""
     with _open(path) as f:
         head = [f.readline().rstrip("\r\n") for _ in range(SNIFF_LINES * 5)]
+    if head and head[0].lstrip().startswith("{") and '"Records"' in "".join(head[:3]):
+        for name, cls in PARSERS.items():  # whole documents: {"Records": [...]}
+            if getattr(cls, "expand_document", None) and expand_document(path, name):
+                return name
     fmt = detect_format(head, options)
     if fmt is None:
         if not any(line.strip() for line in head):

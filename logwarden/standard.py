@@ -193,14 +193,13 @@ class SourceChecker:
         return event, violation
 
     def _check(self, raw: str, lineno: int, now: datetime) -> Outcome:
-        if self.in_key_block:
-            if secrets.closes_private_key(raw):
-                self.in_key_block = False
-            return None, self._violation(lineno, "secret", "line inside a private key block",
+        opens = secrets.opens_private_key(raw)
+        if self.in_key_block or opens:
+            # A raw multi-line key: every line of the block is dropped, none is echoed.
+            self.in_key_block = not secrets.closes_private_key(raw)
+            return None, self._violation(lineno, "secret", "line of a private key block",
                                          secrets.marker("private_key"), kinds=("private_key",))
         found = secrets.redact(raw)
-        if secrets.opens_private_key(raw):
-            self.in_key_block = True
         text = found.text if found is not None else raw
         kinds = found.kinds if found is not None else ()
         if not text.strip():

@@ -12,12 +12,13 @@ RULE_TYPES: dict[str, type] = {
 
 
 def group_keys(rules: list[Rule], event: Event) -> list[tuple[str, tuple[str, Event]]]:
-    """``(field=value, (field, event))`` for each distinct group-by field the event has."""
+    """``(field=value, (field, event))`` for each distinct group-by field of the rules to which
+    the event is relevant (an event no rule could use goes no further)."""
     out: list[tuple[str, tuple[str, Event]]] = []
     seen: set[str] = set()
     for rule in rules:
         name = rule.meta.group_by
-        if name in seen:
+        if name in seen or not rule.meta.enabled or not rule.relevant(event):
             continue
         seen.add(name)
         value = event.get(name)

@@ -28,6 +28,10 @@ class Rule(Protocol):
     type: ClassVar[str]
     meta: RuleMeta
 
+    def relevant(self, event: Event) -> bool:
+        """Could this event change the rule's state? Others never reach the rule stage."""
+        ...
+
     def init(self) -> Any:
         """A fresh per-key state (plain, picklable)."""
         ...

@@ -31,6 +31,9 @@ class ThresholdRule:
     count: int
     window: timedelta
 
+    def relevant(self, event: Event) -> bool:
+        return self.where(event)
+
     def init(self) -> ThresholdState:
         return ThresholdState(deque(maxlen=self.count))
 

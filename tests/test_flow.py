@@ -1,0 +1,123 @@
+"""The Bytewax flow itself: 1 vs 2 workers, secrets never in any output, the CLI contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from bytewax.testing import TestingSink, cluster_main, run_main
+
+from flows.main import FlowConfig, Sinks, build_flow
+from logwarden.connectors.files import LogFileSource
+from logwarden.inputs import resolve_inputs
+from logwarden.parsers import ParserOptions
+from logwarden.rules.builtin import BUILTIN_RULES
+from logwarden.simulate import SECRETS, simulate
+from logwarden.standard import load_profile
+
+END = datetime(2026, 11, 25, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    simulate(out, days=1, seed=3, end=END)
+    return out
+
+
+def _inputs(sim: Path) -> list[str]:
+    return sorted(str(p) for p in sim.rglob("*.*") if p.name != "labels.jsonl")
+
+
+def _run(sim: Path, workers: int, batch_size: int = 200) -> dict[str, list[dict]]:
+    options = ParserOptions()
+    config = FlowConfig(profile=load_profile(), parser_options=options, rules=list(BUILTIN_RULES))
+    out: dict[str, list] = {"alerts": [], "violations": [], "scorecards": []}
+    source = LogFileSource(resolve_inputs(_inputs(sim), None, options), batch_size)
+    flow = build_flow(config, source, Sinks(*(
+        [TestingSink(out[name])] for name in ("alerts", "violations", "scorecards"))))
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    return {name: sorted((v.to_dict() for _, v in values), key=lambda d: orjson.dumps(d, option=orjson.OPT_SORT_KEYS))
+            for name, values in out.items()}
+
+
+def test_one_and_two_workers_give_the_same_outputs(sim: Path) -> None:
+    one = _run(sim, 1)
+    two = _run(sim, 2, batch_size=97)
+    assert one == two
+    assert one["alerts"] and one["violations"] and len(one["scorecards"]) == 5
+
+
+def test_planted_violations_and_attacks_are_found(sim: Path) -> None:
+    out = _run(sim, 1)
+    labels = [orjson.loads(line) for line in (sim / "labels.jsonl").read_text().splitlines()]
+    found = {(v["source"], v["line"]): v for v in out["violations"]}
+    for label in (lb for lb in labels if lb["type"] == "violation"):
+        v = found[(label["source"], label["line"])]
+        assert v["reason"] == label["reason"], label
+    entities = {a["entity"] for a in out["alerts"]}
+    for label in (lb for lb in labels if lb["type"] == "attack" and lb["rules"]):
+        assert label["entity"] in entities, label["name"]
+    # benign: the admins' occasional failed logins raise nothing
+    assert entities == {lb["entity"] for lb in labels if lb["type"] == "attack" and lb["rules"]}
+
+
+def test_no_planted_secret_reaches_any_output(sim: Path, tmp_path: Path) -> None:
+    alerts, violations, card = tmp_path / "a.jsonl", tmp_path / "v.jsonl", tmp_path / "card.json"
+    args = [sys.executable, "-m", "logwarden.cli", "run", "--alerts", str(alerts),
+            "--violations", str(violations), "--scorecard", str(card)]
+    for path in _inputs(sim):
+        args += ["--input", path]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    outputs = {"stdout": proc.stdout, "stderr": proc.stderr, "alerts": alerts.read_text(),
+               "violations": violations.read_text(), "scorecard": card.read_text()}
+    planted = [orjson.loads(line) for line in (sim / "labels.jsonl").read_text().splitlines()]
+    kinds = {lb["secret_kind"] for lb in planted if "secret_kind" in lb}
+    assert kinds == set(SECRETS)  # every kind was planted
+    for label in (lb for lb in planted if "secret" in lb):
+        for name, text in outputs.items():
+            assert label["secret"] not in text, f"{label['secret_kind']} leaked into {name}"
+        recorded = [v for v in map(orjson.loads, outputs["violations"].splitlines())
+                    if (v["source"], v["line"]) == (label["source"], label["line"])]
+        assert [v["secret_kinds"] for v in recorded] == [[label["secret_kind"]]]
+    assert "ALERT" in proc.stdout and "compliant" in proc.stdout
+
+
+def test_cli_reads_stdin_with_format_and_rejects_bad_input(tmp_path: Path) -> None:
+    lines = "".join(f"Nov 24 10:00:{k:02d} h sshd[1]: Failed password for root from 192.0.2.1 "
+                    f"port 22 ssh2\n" for k in range(12))
+    out = tmp_path / "a.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "run", "-i", "-", "--format",
+                           "syslog", "--alerts", str(out)], input=lines, capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    records = [orjson.loads(x) for x in out.read_text().splitlines()]
+    assert {r["entity"] for r in records} == {"192.0.2.1"}
+    assert {"alert_id", "rule_id", "severity", "entity", "start", "end", "count", "summary",
+            "evidence", "tags"} <= set(records[0])
+    for bad, message in ((["-i", "-"], "needs --format"),
+                         (["-i", str(tmp_path / "nope.log")], "no such file"),
+                         (["-i", str(out), "--format", "nginx9"], "unknown format")):
+        proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "run", *bad], input="",
+                              capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+        assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_settings_come_from_the_environment_and_are_validated(tmp_path: Path) -> None:
+    env = {**os.environ, "LOGWARDEN_BATCH_SIZE": "0"}
+    log = tmp_path / "x.log"
+    log.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+                          check=False)
+    assert proc.returncode == 2 and "batch_size" in proc.stderr

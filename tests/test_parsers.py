@@ -1,0 +1,237 @@
+"""Table tests per parser on real-looking lines, the real samples, and properties."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logwarden.errors import ParseError
+from logwarden.inputs import LineReader, sniff_file
+from logwarden.parsers import PARSERS, ParserOptions, build_parser, detect_format
+from logwarden.standard import SourceChecker, load_profile
+from tests.conftest import NOW, real_file
+
+UTC_TS = datetime(2024, 3, 30, 15, 54, 19, tzinfo=UTC)
+
+CASES = [
+    # (format, line, expected fields)
+    ("combined",
+     '83.149.9.216 - bob [30/Mar/2024:15:54:19 +0000] "POST /login?next=/a HTTP/1.1" 401 512 '
+     '"-" "curl/8.0"',
+     {"source.ip": "83.149.9.216", "user.name": "bob", "http.request.method": "POST",
+      "url.path": "/login", "url.query": "next=/a", "http.response.status_code": 401,
+      "event.outcome": "failure", "user_agent.original": "curl/8.0", "@timestamp": UTC_TS}),
+    ("combined",  # common log format: no referer/agent, no user, timezone offset
+     '10.0.0.1 - - [30/Mar/2024:17:54:19 +0200] "GET / HTTP/1.0" 200 -',
+     {"source.ip": "10.0.0.1", "user.name": None, "http.response.body.bytes": None,
+      "event.outcome": "success", "@timestamp": UTC_TS}),
+    ("combined",  # escaped quote inside the request
+     r'1.2.3.4 - - [30/Mar/2024:15:54:19 +0000] "GET /a\"b HTTP/1.1" 404 0 "-" "x"',
+     {"url.path": '/a\\"b', "http.response.status_code": 404}),
+    ("syslog", "Mar 30 15:54:19 web1 sshd[123]: Failed password for invalid user admin from "
+               "1.2.3.4 port 22 ssh2",
+     {"event.action": "ssh_login", "event.outcome": "failure", "user.name": "admin",
+      "source.ip": "1.2.3.4", "host.name": "web1", "user.invalid": True}),
+    ("syslog", "Mar 30 15:54:19 web1 sshd[123]: Accepted publickey for deploy from 10.0.0.5 "
+               "port 50022 ssh2",
+     {"event.action": "ssh_login", "event.outcome": "success", "ssh.method": "publickey"}),
+    ("syslog", "Mar 30 15:54:19 web1 sshd[123]: Connection closed by 5.6.7.8 port 4022 [preauth]",
+     {"event.action": "ssh_disconnect", "source.ip": "5.6.7.8"}),
+    ("syslog", "Mar 30 15:54:19 web1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; "
+               "COMMAND=/bin/cat /etc/shadow",
+     {"event.action": "sudo_command", "event.outcome": "success", "user.name": "alice",
+      "user.target.name": "root", "process.command_line": "/bin/cat /etc/shadow"}),
+    ("syslog", "Mar 30 15:54:19 web1 sudo: bob : 3 incorrect password attempts ; TTY=pts/1 ; "
+               "PWD=/ ; USER=root ; COMMAND=/usr/bin/id",
+     {"event.action": "sudo_command", "event.outcome": "failure"}),
+    ("syslog", "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= "
+               "uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 user=root",
+     {"event.action": "pam_auth", "source.ip": "218.188.2.4", "user.name": "root"}),
+    ("syslog", "Mar  3 09:00:00 h su: FAILED SU (to root) bob on pts/1",
+     {"event.action": "su", "event.outcome": "failure", "user.target.name": "root"}),
+    ("syslog", "<34>1 2024-03-30T15:54:19Z host1 sshd 123 - - Failed password for root from "
+               "1.2.3.4 port 22 ssh2",
+     {"@timestamp": UTC_TS, "event.outcome": "failure", "host.name": "host1"}),
+    ("syslog", "2024-03-30T17:54:19+02:00 host1 sshd[9]: Invalid user oracle from 1.2.3.4 port 22",
+     {"@timestamp": UTC_TS, "event.action": "ssh_invalid_user", "user.name": "oracle"}),
+    ("json", '{"@timestamp":"2024-03-30T15:54:19Z","user":"bob","src_ip":"1.2.3.4",'
+             '"action":"login","status":"failed","path":"/login","bytes":12}',
+     {"@timestamp": UTC_TS, "user.name": "bob", "source.ip": "1.2.3.4", "event.action": "login",
+      "event.outcome": "failure", "url.path": "/login", "http.response.body.bytes": 12}),
+    ("json", '{"ts":1711814059,"user":{"name":"al"},"source":{"ip":"9.9.9.9"},'
+             '"event":{"action":"read","outcome":"success"},"rows":5}',
+     {"@timestamp": UTC_TS, "user.name": "al", "source.ip": "9.9.9.9", "event.action": "read",
+      "http.response.body.bytes": 5}),
+    ("json", '{"time":1711814059000,"principal":"svc","client_ip":"::1","verb":"get","result":200}',
+     {"@timestamp": UTC_TS, "user.name": "svc", "source.ip": "::1", "event.outcome": "success"}),
+    ("logfmt", 'ts=2024-03-30T15:54:19Z level=info user="bob smith" action=login status=failed '
+               'src_ip=1.2.3.4',
+     {"@timestamp": UTC_TS, "user.name": "bob smith", "event.outcome": "failure"}),
+    ("k8s_audit",
+     '{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a1","verb":"create",'
+     '"user":{"username":"system:serviceaccount:web:deployer","groups":["system:serviceaccounts"]},'
+     '"sourceIPs":["10.0.0.8"],"objectRef":{"resource":"clusterrolebindings","name":"pwn"},'
+     '"requestURI":"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",'
+     '"responseStatus":{"code":201},"requestReceivedTimestamp":"2024-03-30T15:54:19Z",'
+     '"requestObject":{"roleRef":{"name":"cluster-admin"},"subjects":[{"name":"deployer"}]}}',
+     {"event.id": "a1", "event.action": "create", "event.outcome": "success",
+      "user.name": "system:serviceaccount:web:deployer", "resource": "clusterrolebindings/pwn",
+      "k8s.request.role_ref": "cluster-admin", "orchestrator.resource.type": "clusterrolebindings"}),
+    ("k8s_audit",
+     '{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a2","verb":"create",'
+     '"user":{"username":"bob"},"objectRef":{"resource":"pods","subresource":"exec",'
+     '"namespace":"prod","name":"db-0"},"requestURI":"/api/v1/namespaces/prod/pods/db-0/exec?command=sh",'
+     '"responseStatus":{"code":403},"requestReceivedTimestamp":"2024-03-30T15:54:19Z"}',
+     {"resource": "prod/pods/exec/db-0", "url.query": "command=sh", "event.outcome": "failure",
+      "orchestrator.namespace": "prod"}),
+    ("cloudtrail",
+     '{"eventVersion":"1.08","eventTime":"2024-03-30T15:54:19Z","eventSource":"signin.amazonaws.com",'
+     '"eventName":"ConsoleLogin","sourceIPAddress":"1.2.3.4","eventID":"e1",'
+     '"userIdentity":{"type":"IAMUser","userName":"mallory","accountId":"1"},'
+     '"responseElements":{"ConsoleLogin":"Failure"},"additionalEventData":{"MFAUsed":"No"}}',
+     {"event.id": "e1", "event.action": "ConsoleLogin", "event.outcome": "failure",
+      "user.name": "mallory", "aws.cloudtrail.mfa_used": "No", "cloud.provider": "aws"}),
+    ("cloudtrail",
+     '{"eventTime":"2024-03-30T15:54:19Z","eventSource":"s3.amazonaws.com","eventName":"GetObject",'
+     '"userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/R/i-1",'
+     '"sessionContext":{"sessionIssuer":{"userName":"R"}}},"errorCode":"AccessDenied",'
+     '"requestParameters":{"bucketName":"b","key":"k.csv"},"sourceIPAddress":"1.2.3.4"}',
+     {"user.name": "R", "resource": "b/k.csv", "event.outcome": "failure"}),
+]
+
+
+@pytest.mark.parametrize(("fmt", "line", "expected"), CASES)
+def test_parser_table(fmt: str, line: str, expected: dict, options: ParserOptions) -> None:
+    event = build_parser(fmt, options).parse(line, "src", 7)
+    assert event.line == 7 and event.source == "src" and event.dataset == fmt
+    for name, value in expected.items():
+        assert event.get(name) == value, name
+
+
+@pytest.mark.parametrize(("fmt", "line", "fragment"), [
+    ("combined", "garbage", "combined"),
+    ("combined", '1.2.3.4 - - [99/Foo/2024:15:54:19 +0000] "GET / HTTP/1.1" 200 1', "timestamp"),
+    ("syslog", "just words", "syslog"),
+    ("json", "{not json", "JSON"),
+    ("json", "[1, 2]", "object"),
+    ("json", '{"ts": "tomorrow", "user": "x"}', "timestamp"),
+    ("logfmt", "a=1", "logfmt"),
+    ("k8s_audit", '{"apiVersion": "v1"}', "audit"),
+    ("cloudtrail", '{"eventName": "X"}', "CloudTrail"),
+    ("json", "", "JSON"),
+])
+def test_parser_errors_are_specific(fmt: str, line: str, fragment: str, options: ParserOptions) -> None:
+    with pytest.raises(ParseError, match=fragment):
+        build_parser(fmt, options).parse(line, "src", 1)
+
+
+def test_syslog_year_is_closest_before_now_or_setting() -> None:
+    line = "Dec 31 23:59:59 h sshd[1]: Connection closed by 1.2.3.4 port 1 [preauth]"
+    jan = ParserOptions(now=datetime(2026, 1, 2, tzinfo=UTC))
+    assert build_parser("syslog", jan).parse(line, "s", 1).timestamp.year == 2025
+    fixed = ParserOptions(syslog_year=2019, now=NOW)
+    assert build_parser("syslog", fixed).parse(line, "s", 1).timestamp.year == 2019
+
+
+@pytest.mark.parametrize(("rel", "fmt"), [
+    ("ssh/OpenSSH_2k.log", "syslog"),
+    ("ssh/Linux_2k.log", "syslog"),
+    ("web/apache_access_2015.log", "combined"),
+    ("cloudtrail/ec2_proxy_s3_exfiltration_2020-09-14011940.json", "cloudtrail"),
+])
+def test_real_samples_detect_and_parse(rel: str, fmt: str, options: ParserOptions) -> None:
+    path = str(real_file(rel))
+    assert sniff_file(path, options) == fmt
+    parser = build_parser(fmt, options)
+    lines = [line for chunk in LineReader(path, fmt, 1000).chunks() for line in chunk.lines]
+    parsed = 0
+    for i, line in enumerate(lines, 1):
+        try:
+            parser.parse(line, path, i)
+            parsed += 1
+        except ParseError:
+            pass
+    assert len(lines) > 100
+    assert parsed / len(lines) >= 0.99
+
+
+def test_real_sshd_auth_lines_carry_who_and_where(options: ParserOptions) -> None:
+    path = real_file("ssh/OpenSSH_2k.log")
+    parser = build_parser("syslog", options)
+    failed = [e for i, line in enumerate(path.read_text().splitlines(), 1)
+              if (e := parser.parse(line, "s", i)).action == "ssh_login"]
+    assert len(failed) > 500
+    assert all(e.source_ip and e.user_name for e in failed)
+
+
+def test_fail2ban_labelled_auth_lines_parse(options: ParserOptions) -> None:
+    """The wide sample of real sshd/pam line variants: syslog lines among them parse."""
+    import csv
+
+    path = real_file("labelled-lines/fail2ban_labeled_lines.csv")
+    parser = build_parser("syslog", options)
+    lines = [row["log_line"] for row in csv.DictReader(path.open())
+             if row["service_file"] in ("sshd", "pam-generic", "sshd-ddos")]
+    headed = [line for line in lines if parser.sniff(line)]
+    assert len(headed) > 20
+    ok = sum(1 for line in headed if _parses(parser, line))
+    assert ok / len(headed) >= 0.99
+
+
+def _parses(parser, line: str) -> bool:  # noqa: ANN001
+    try:
+        parser.parse(line, "s", 1)
+    except ParseError:
+        return False
+    return True
+
+
+def test_whole_cloudtrail_records_file(tmp_path, options: ParserOptions) -> None:  # noqa: ANN001
+    doc = ('{"Records": [{"eventTime": "2024-03-30T15:54:19Z", "eventSource": "s3.amazonaws.com",'
+           ' "eventName": "ListBuckets", "userIdentity": {"userName": "a"}, "sourceIPAddress": "1.1.1.1"},'
+           '\n {"eventTime": "2024-03-30T15:55:19Z", "eventSource": "s3.amazonaws.com",'
+           ' "eventName": "GetObject", "userIdentity": {"userName": "b"}, "sourceIPAddress": "1.1.1.2"}]}')
+    path = tmp_path / "trail.json"
+    path.write_text(doc)
+    assert sniff_file(str(path), options) == "cloudtrail"
+    chunks = list(LineReader(str(path), "cloudtrail", 1000).chunks())
+    events = [build_parser("cloudtrail", options).parse(line, str(path), i + 1)
+              for i, line in enumerate(chunks[0].lines)]
+    assert [e.user_name for e in events] == ["a", "b"]
+
+
+def test_detect_format_prefers_the_format_that_parses(options: ParserOptions) -> None:
+    assert detect_format(["a=1 b=2 c=3 user=x ts=2024-01-01T00:00:00Z"], options) == "logfmt"
+    assert detect_format(["not a log line"], options) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.sampled_from(list(PARSERS)), line=st.text(max_size=300))
+def test_any_line_gives_exactly_one_event_or_violation(fmt: str, line: str) -> None:
+    """Never an exception: every line is an event, a redacted event plus its violation, or a
+    violation with the line dropped."""
+    checker = SourceChecker(load_profile(), build_parser(fmt, ParserOptions(now=NOW)), "s",
+                            now=lambda: NOW)
+    event, violation = checker.check_line(line.replace("\n", " "), 1)
+    assert event is not None or violation is not None
+    if event is not None and violation is not None:
+        assert violation.action == "redacted"
+    if event is None:
+        assert violation is not None and violation.action == "dropped"
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.sampled_from(list(PARSERS)),
+       line=st.one_of(st.text(max_size=200),
+                      st.from_regex(r'\{"[a-z@]{1,10}": ?("[^"]{0,20}"|\d{1,12}|null|\[\]|\{\})\}',
+                                    fullmatch=True),
+                      st.from_regex(r"[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d \S{1,8} \S{1,10}: .{0,40}",
+                                    fullmatch=True)))
+def test_parsers_raise_only_parse_error(fmt: str, line: str) -> None:
+    try:
+        build_parser(fmt, ParserOptions(now=NOW)).parse(line, "s", 1)
+    except ParseError:
+        pass

@@ -1,0 +1,121 @@
+"""The threshold rule and the per-key engine: early firing, updates, lateness, bounds."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from logwarden.event import Event
+from logwarden.rules import group_keys, rules_for_key
+from logwarden.rules.builtin import AUTH_BRUTEFORCE, BUILTIN_RULES
+from logwarden.rules.engine import KeyEngine
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+KEY = "source.ip=203.0.113.5"
+
+
+def failed(sec: float, line: int, ip: str = "203.0.113.5", source: str = "auth.log") -> Event:
+    return Event(T0 + timedelta(seconds=sec), source, line, "syslog", action="ssh_login",
+                 outcome="failure", category="authentication", user_name="root", source_ip=ip)
+
+
+def engine(lateness: timedelta | None = timedelta(seconds=30)) -> KeyEngine:
+    return KeyEngine(KEY, rules_for_key(BUILTIN_RULES, KEY), lateness)
+
+
+def run(events: list[Event], lateness: timedelta = timedelta(seconds=30)) -> list:
+    e = engine(lateness)
+    alerts, late = e.on_events(events)
+    return alerts + e.flush(), late
+
+
+def test_fires_on_the_event_that_makes_it_true_then_updates_the_same_alert() -> None:
+    e = engine(timedelta(0))
+    first, _ = e.on_events([failed(k * 5, k + 1) for k in range(9)])
+    assert first == []
+    fired, _ = e.on_events([failed(45, 10)])
+    assert len(fired) == 1 and fired[0].count == 10 and fired[0].revision == 0
+    more, _ = e.on_events([failed(50 + k, 11 + k) for k in range(5)])
+    assert more == []  # the burst goes on: no new alert
+    final = e.flush()
+    assert len(final) == 1 and final[0].alert_id == fired[0].alert_id
+    assert final[0].count == 15 and final[0].revision == 1 and final[0].end == T0 + timedelta(seconds=54)
+    assert final[0].entity == "203.0.113.5" and final[0].rule_id == AUTH_BRUTEFORCE.meta.id
+    assert len(final[0].evidence) == 5
+
+
+def test_slow_failures_never_fire() -> None:
+    alerts, _ = run([failed(k * 60, k + 1) for k in range(30)])  # one a minute: 5 per window
+    assert alerts == []
+
+
+def test_a_new_burst_after_a_quiet_gap_is_a_new_alert() -> None:
+    events = [failed(k, k + 1) for k in range(10)] + [failed(3600 + k, 100 + k) for k in range(10)]
+    alerts, _ = run(events)
+    assert len({a.alert_id for a in alerts}) == 2
+
+
+def test_alert_ids_are_stable_across_runs_and_input_order() -> None:
+    events = [failed(k * 3, k + 1) for k in range(20)]
+    shuffled = events[:]
+    random.Random(1).shuffle(shuffled)
+    a, _ = run(events, timedelta(minutes=5))
+    b, _ = run(shuffled, timedelta(minutes=5))
+    assert [x.to_dict() for x in a] == [x.to_dict() for x in b]
+
+
+def test_events_later_than_the_allowed_lateness_become_late_event_violations() -> None:
+    e = engine(timedelta(seconds=10))
+    e.on_events([failed(0, 1), failed(100, 2)])  # the watermark is now at 90s
+    _, late = e.on_events([failed(50, 3)])
+    assert len(late) == 1 and late[0].reason == "late_event" and late[0].line == 3
+    _, ok = e.on_events([failed(95, 4)])  # within the lateness: accepted
+    assert ok == []
+
+
+def test_state_pickles_and_resumes_identically() -> None:
+    events = [failed(k * 4, k + 1) for k in range(25)]
+    whole, _ = run(events)
+    e = engine()
+    part1, _ = e.on_events(events[:12])
+    resumed = KeyEngine(KEY, e.rules, e.lateness, pickle.loads(pickle.dumps(e.state)))
+    part2, _ = resumed.on_events(events[12:])
+    assert [a.to_dict() for a in part1 + part2 + resumed.flush()] == [a.to_dict() for a in whole]
+
+
+def test_replay_mode_folds_in_event_time_order_whatever_the_arrival() -> None:
+    events = [failed(k * 3, k + 1) for k in range(30)]
+    late_first = events[15:] + events[:15]  # one file read far ahead of another
+    a, late_a = run(events, None)
+    b, late_b = run(late_first, None)
+    assert late_a == late_b == []
+    assert [x.to_dict() for x in a] == [x.to_dict() for x in b] and a
+
+
+def test_replay_buffer_is_capped() -> None:
+    e = KeyEngine(KEY, rules_for_key(BUILTIN_RULES, KEY), None, replay_cap=1000)
+    e.on_events([failed(k, k + 1) for k in range(5000)])
+    assert len(e.state.buffer) <= 1001
+
+
+def test_per_key_state_is_bounded_and_idle_keys_are_freed() -> None:
+    e = engine(timedelta(0))
+    e.on_events([failed(k * 0.01, k + 1) for k in range(10_000)])
+    state = e.state.rule_states[AUTH_BRUTEFORCE.meta.id]
+    assert len(state.recent) <= AUTH_BRUTEFORCE.count and not e.state.buffer
+    quiet = engine(timedelta(0))
+    quiet.on_events([failed(0, 1)])
+    quiet.on_events([Event(T0 + timedelta(hours=1), "a", 2, "syslog", action="ssh_login",
+                           outcome="success", source_ip="203.0.113.5")])
+    assert quiet.idle()
+
+
+@pytest.mark.parametrize(("event", "keys"), [
+    (failed(0, 1), ["source.ip=203.0.113.5"]),
+    (Event(T0, "s", 1, "json", action="read"), []),
+])
+def test_group_keys(event: Event, keys: list[str]) -> None:
+    assert [k for k, _ in group_keys(BUILTIN_RULES, event)] == keys

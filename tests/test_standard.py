@@ -1,0 +1,151 @@
+"""The logging standard: every reason, the age/skew policy, profile errors, scorecards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from logwarden import secrets
+from logwarden.errors import ConfigError
+from logwarden.parsers import ParserOptions, build_parser
+from logwarden.standard import SourceChecker, load_profile
+from tests.conftest import NOW
+
+
+def checker(fmt: str = "json", profile_path: Path | None = None) -> SourceChecker:
+    return SourceChecker(load_profile(profile_path), build_parser(fmt, ParserOptions(now=NOW)),
+                         "app.jsonl", now=lambda: NOW)
+
+
+def j(**doc: object) -> str:
+    base = {"@timestamp": "2026-11-26T11:00:00Z", "user": "bob", "ip": "1.2.3.4",
+            "action": "read", "outcome": "success"}
+    base.update(doc)
+    return orjson.dumps({k: v for k, v in base.items() if v is not None}).decode()
+
+
+@pytest.mark.parametrize(("line", "reason", "detail"), [
+    (j(), None, None),
+    ("", "malformed", "empty line"),
+    ("{oops", "malformed", "invalid JSON"),
+    (j(user=None, ip=None), "missing_field", "user.name or source.ip"),
+    (j(action=None), "missing_field", "event.action"),
+    (j(outcome=None), "missing_field", "event.outcome"),
+    (j(**{"@timestamp": None}), "bad_timestamp", "missing"),
+    (j(**{"@timestamp": "last tuesday"}), "bad_timestamp", "unparseable"),
+    (j(**{"@timestamp": "2026-11-26T11:00:00"}), "bad_timestamp", "no timezone"),
+    (j(**{"@timestamp": "2026-11-26T13:00:00Z"}), "bad_timestamp", "in the future"),
+    (j(note="key AKIAZ7QXWK3PLM4RT2VB"), "secret", "aws_access_key_id"),
+])
+def test_each_line_ends_as_one_outcome(line: str, reason: str | None, detail: str | None) -> None:
+    c = checker()
+    event, violation = c.check_line(line, 3)
+    if reason is None:
+        assert event is not None and violation is None
+        assert event.timestamp is not None and event.timestamp.tzinfo is UTC
+        return
+    assert violation is not None and violation.reason == reason and detail in violation.detail
+    assert violation.source == "app.jsonl" and violation.line == 3
+    assert (event is not None) == (reason == "secret")
+    assert violation.action == ("redacted" if reason == "secret" else "dropped")
+
+
+def test_age_is_judged_against_the_newest_event_of_the_source() -> None:
+    """Replaying a year-old archive works with the defaults; disorder beyond max_age does not."""
+    c = checker()
+    old = datetime(2025, 1, 10, 9, 0, tzinfo=UTC)
+    for k in range(3):
+        event, violation = c.check_line(j(**{"@timestamp": (old + timedelta(hours=k)).isoformat()}), k + 1)
+        assert violation is None and event is not None
+    _, violation = c.check_line(j(**{"@timestamp": (old - timedelta(days=9)).isoformat()}), 4)
+    assert violation is not None and violation.reason == "bad_timestamp"
+    assert "older than the newest event of this source" in violation.detail
+
+
+def test_wallclock_age_reference(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: strict\ntimestamp: {age_reference: wallclock, max_age: 1d}\n"
+                       "required: ['@timestamp', 'event.action']\n")
+    c = checker(profile_path=profile)
+    _, violation = c.check_line(j(**{"@timestamp": "2026-11-20T00:00:00Z"}), 1)
+    assert violation is not None and "older than now" in violation.detail
+
+
+def test_syslog_without_zone_is_read_as_utc_by_default() -> None:
+    c = checker("syslog")
+    event, violation = c.check_line("Nov 26 10:00:00 h sshd[1]: Connection closed by 1.2.3.4 port 2", 1)
+    assert violation is None and event is not None
+    assert event.timestamp == datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def test_raw_private_key_block_is_never_echoed() -> None:
+    c = checker()
+    lines = ["-----BEGIN OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA",
+             "QyNTUxOQAAACBdZ2N0", "-----END OPENSSH PRIVATE KEY-----", j()]
+    out = [c.check_line(line, i + 1) for i, line in enumerate(lines)]
+    for event, violation in out[:4]:
+        assert event is None and violation.reason == "secret"
+        assert "b3Blbn" not in violation.excerpt and "QyNTUx" not in violation.excerpt
+    assert out[4][0] is not None and out[4][1] is None
+
+
+@pytest.mark.parametrize(("doc", "fragment"), [
+    ("name: x\nrequired: ['user.nmae']\n", "unknown field 'user.nmae'"),
+    ("name: x\nsources: {nginx2: {}}\n", "unknown source type"),
+    ("name: x\ntimestamp: {max_age: forever}\n", "not a duration"),
+    ("name: x\ntreshold: 3\n", "treshold"),
+    ("name: x\nsources: {json: {secrets_expected: [passwords]}}\n", "unknown secret kind"),
+    ("name: [unclosed\n", "standard profile"),
+])
+def test_profile_errors_name_the_problem(tmp_path: Path, doc: str, fragment: str) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(doc)
+    with pytest.raises(ConfigError, match="profile") as err:
+        load_profile(path)
+    assert fragment in str(err.value) and str(path) in str(err.value)
+
+
+def test_scorecard_counts_every_line() -> None:
+    c = checker()
+    lines = [j(), j(user=None, ip=None), j(note="password=hunter2"), "{bad"]
+    list(c.check_lines(lines, 1))
+    card = c.scorecard.to_dict()
+    assert card["lines"] == 4 and card["events"] == 2 and card["compliant"] == 1
+    assert card["dropped"] == 2 and card["redacted"] == 1
+    assert card["violations"] == {"malformed": 1, "missing_field": 1, "secret": 1}
+    assert card["compliance_rate"] == 0.25
+
+
+@pytest.mark.parametrize(("kind", "line"), [
+    ("aws_access_key_id", "id=AKIAZ7QXWK3PLM4RT2VB"),
+    ("aws_access_key_id", '"accessKeyId":"ASIA5FLZVX4OI4ZDQJOL"'),
+    ("github_token", "token ghp_R7kPq2ZxV9mW4nL8sT1yB6cD3fG5hJ0aQeUu"),
+    ("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijkl"),
+    ("stripe_key", "sk_live_51HkQ2eLr8mZp4Tx9Wv"),
+    ("slack_token", "xoxb-123456789012-abcdefghij"),
+    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2ln"),
+    ("bearer_token", "Authorization: Bearer mF9.k2Pq-Zx7Lw3Nb8Vc"),
+    ("url_password", "postgres://app:Tr0ub4dor-3@db1:5432/app"),
+    ("password_param", "GET /login?user=a&password=hunter2 HTTP/1.1"),
+    ("password_param", '{"api_key": "k-123456"}'),
+    ("password_param", "sessionToken=abc123"),
+    ("private_key", "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY-----"),
+])
+def test_secret_kinds_are_redacted(kind: str, line: str) -> None:
+    found = secrets.redact(line)
+    assert found is not None and kind in found.kinds
+    assert secrets.marker(kind) in found.text
+
+
+@pytest.mark.parametrize("line", [
+    "Failed password for root from 1.2.3.4 port 22 ssh2",
+    "sudo: alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls",
+    '{"NextToken": "AAIAAUCZLcGdOTmf"}',
+    '"principalId":"AIDAICAK2CN5MGHIIDIHA"',
+    "GET /blog/tags/puppet?flav=rss20 HTTP/1.1",
+])
+def test_ordinary_lines_are_not_redacted(line: str) -> None:
+    assert secrets.redact(line) is None
