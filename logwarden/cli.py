@@ -20,7 +20,7 @@ InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="log file, or
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
 
 
-def _settings(**overrides: object):  # noqa: ANN202 - returns Settings, imported lazily
+def _settings(**overrides: object):
     from logwarden.settings import Settings
 
     try:
@@ -30,7 +30,7 @@ def _settings(**overrides: object):  # noqa: ANN202 - returns Settings, imported
         raise LogwardenError(f"invalid settings: {problems}") from None
 
 
-def _print_alert(alert) -> None:  # noqa: ANN001
+def _print_alert(alert) -> None:
     prefix = "ALERT " if alert.revision == 0 else "update"
     typer.echo(f"{prefix} {alert.one_line()}")
 
@@ -60,7 +60,7 @@ def run(
         _write_scorecard(scorecard, result.scorecards)
 
 
-def _write_scorecard(path: Path, cards) -> None:  # noqa: ANN001
+def _write_scorecard(path: Path, cards) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps([c.to_dict() for c in cards], option=orjson.OPT_INDENT_2))
 

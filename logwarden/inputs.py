@@ -29,7 +29,7 @@ def _open(path: str) -> io.TextIOBase:
     if path == STDIN:
         return sys.stdin  # type: ignore[return-value]
     try:
-        return open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+        return open(path, encoding="utf-8", errors="replace", newline="")
     except OSError as exc:
         raise ConfigError(f"input {path}: {exc.strerror}") from None
 

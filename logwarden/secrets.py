@@ -31,7 +31,7 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str, int], ...] = (
     ("jwt", ("eyj",), r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", 0),
     ("bearer_token", ("bearer ", "basic "),
      r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9\-._~+/]{8,}=*)", 1),
-    ("url_password", ("@",),
+    ("url_password", ("://",),
      r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^/\s:@\"']{1,256}:([^/\s@\"']{1,256})@", 1),
     ("password_param", ("pass", "pwd", "secret", "token", "api_key", "apikey", "api-key",
                         "private_key"),
@@ -43,6 +43,8 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str, int], ...] = (
 )
 
 _COMPILED = tuple((kind, re.compile(pattern), group) for kind, _, pattern, group in _PATTERNS)
+# A second substring a pattern's match must also contain (URL credentials need "@" too).
+_ALSO = {"url_password": "@"}
 # One regex of every literal trigger, run over the lowercased line: a single C-level scan.
 _TRIGGER_TO_PATTERN = {t: i for i, (_, triggers, _, _) in enumerate(_PATTERNS) for t in triggers}
 _TRIGGERS = re.compile("|".join(re.escape(t) for t in sorted(_TRIGGER_TO_PATTERN, key=len, reverse=True)))
@@ -69,6 +71,8 @@ def redact(line: str) -> Redaction | None:
     text = line
     for i in sorted({_TRIGGER_TO_PATTERN[t] for t in hits}):
         kind, pattern, group = _COMPILED[i]
+        if kind in _ALSO and _ALSO[kind] not in line:
+            continue
         text, n = _sub(pattern, group, kind, text)
         if n:
             found.append(kind)

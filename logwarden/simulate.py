@@ -23,7 +23,8 @@ ADMINS = ["alice", "dave"]
 OFFICE_IPS = [f"10.20.{i}.{j}" for i in range(1, 4) for j in (11, 23, 37, 52)]
 BROWSERS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.2 Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
 ]
 CRAWLER = ("66.249.66.1", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
@@ -109,7 +110,7 @@ def _routine(rng: random.Random, files: dict[str, _File], day: datetime) -> None
 
 
 def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: datetime) -> None:
-    web, auth, api, k8s, cloud = (files[n] for n in files)
+    web, auth, _, k8s, cloud = (files[n] for n in files)
     # SSH brute force from one address, ending in a successful root login.
     ip = "203.0.113.50"
     label = {"type": "attack", "name": "ssh_bruteforce", "entity": ip,
@@ -123,7 +124,7 @@ def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: dat
     # Password spray: one address, many user names, one try each.
     ip2 = "198.51.100.77"
     t1 = t0 + timedelta(hours=2)
-    for k, user in enumerate(USERS + ["admin", "oracle", "test", "ubuntu", "postgres"]):
+    for k, user in enumerate([*USERS, "admin", "oracle", "test", "ubuntu", "postgres"]):
         ts = t1 + timedelta(seconds=k * 7)
         auth.add(ts, _sshd(ts, f"Failed password for invalid user {user} from {ip2} port {50000 + k} ssh2"),
                  {"type": "attack", "name": "password_spray", "entity": ip2,
@@ -171,7 +172,7 @@ def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: dat
               {"type": "attack", "name": "console_login_without_mfa", "entity": "mallory", "rules": []})
 
 
-# (label reason, secret kind or None, the line builder)
+# One planted value per secret kind; the tests assert none of them reaches any output.
 SECRETS = {
     "aws_access_key_id": "AKIAZ7QXWK3PLM4RT2VB",
     "github_token": "ghp_" + "R7kPq2ZxV9mW4nL8sT1yB6cD3fG5hJ0aQeUu",
@@ -206,10 +207,11 @@ def _violations(rng: random.Random, api: _File, t0: datetime) -> None:
     plant(6, {**base, "@timestamp": ts(6), "aws_key": SECRETS["aws_access_key_id"]}, "secret", "aws_access_key_id")
     plant(7, {**base, "@timestamp": ts(7), "note": f"pushed with {SECRETS['github_token']}"}, "secret", "github_token")
     plant(8, {**base, "@timestamp": ts(8), "note": f"charge via {SECRETS['stripe_key']}"}, "secret", "stripe_key")
-    plant(9, {**base, "@timestamp": ts(9), "authorization": f"Bearer {SECRETS['bearer_token']}"}, "secret", "bearer_token")
+    bearer = f"Bearer {SECRETS['bearer_token']}"
+    plant(9, {**base, "@timestamp": ts(9), "authorization": bearer}, "secret", "bearer_token")
     plant(10, {**base, "@timestamp": ts(10), "session": SECRETS["jwt"]}, "secret", "jwt")
-    plant(11, {**base, "@timestamp": ts(11), "dsn": f"postgres://app:{SECRETS['url_password']}@db1:5432/app"},
-          "secret", "url_password")
+    dsn = f"postgres://app:{SECRETS['url_password']}@db1:5432/app"
+    plant(11, {**base, "@timestamp": ts(11), "dsn": dsn}, "secret", "url_password")
     plant(12, {**base, "@timestamp": ts(12), "path": f"/api/v1/login?user=erin&password={SECRETS['password_param']}"},
           "secret", "password_param")
     plant(13, {**base, "@timestamp": ts(13), "key": "-----BEGIN RSA PRIVATE KEY-----\n"

@@ -181,7 +181,7 @@ def test_fail2ban_labelled_auth_lines_parse(options: ParserOptions) -> None:
     assert ok / len(headed) >= 0.99
 
 
-def _parses(parser, line: str) -> bool:  # noqa: ANN001
+def _parses(parser, line: str) -> bool:
     try:
         parser.parse(line, "s", 1)
     except ParseError:
@@ -189,7 +189,7 @@ def _parses(parser, line: str) -> bool:  # noqa: ANN001
     return True
 
 
-def test_whole_cloudtrail_records_file(tmp_path, options: ParserOptions) -> None:  # noqa: ANN001
+def test_whole_cloudtrail_records_file(tmp_path, options: ParserOptions) -> None:
     doc = ('{"Records": [{"eventTime": "2024-03-30T15:54:19Z", "eventSource": "s3.amazonaws.com",'
            ' "eventName": "ListBuckets", "userIdentity": {"userName": "a"}, "sourceIPAddress": "1.1.1.1"},'
            '\n {"eventTime": "2024-03-30T15:55:19Z", "eventSource": "s3.amazonaws.com",'

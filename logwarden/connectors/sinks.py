@@ -17,7 +17,7 @@ Keyed = tuple[str, Any]
 class _JsonLinesPartition(StatefulSinkPartition[Any, None]):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "ab")  # noqa: SIM115
+        self._f = open(path, "ab")
 
     @override
     def write_batch(self, values: list[Any]) -> None:

@@ -6,7 +6,13 @@ from typing import Any, ClassVar
 
 from logwarden.errors import ParseError
 from logwarden.event import Event
-from logwarden.parsers.base import ParserOptions, as_int, as_str, load_json_object, outcome_from_status
+from logwarden.parsers.base import (
+    ParserOptions,
+    as_int,
+    as_str,
+    load_json_object,
+    outcome_from_status,
+)
 from logwarden.timeutil import parse_any
 
 

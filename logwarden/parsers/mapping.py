@@ -83,7 +83,10 @@ class AliasIndex:
         """ECS field -> the value of its best-ranked alias present in ``doc``."""
         best: dict[str, tuple[int, Any]] = {}
         index = self._index
-        for key, value in _flat_items(doc):
+        items: Any = doc.items()
+        if any(isinstance(v, dict) for v in doc.values()):
+            items = _flat_items(doc)  # nested ECS objects: {"user": {"name": ...}}
+        for key, value in items:
             hits = index.get(key)
             if hits is None or value is None or value == "" or isinstance(value, dict | list):
                 continue

@@ -1,0 +1,57 @@
+"""The commands the README and the container files run, run here outside a container."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_without_redis_or_slack(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "demo", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "ALERT" in proc.stdout and "compliant" in proc.stdout
+    alerts = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert {"203.0.113.50", "198.51.100.77", "192.0.2.200"} <= {a["entity"] for a in alerts}
+    assert (tmp_path / "violations.jsonl").stat().st_size > 0
+
+
+def test_follow_tails_a_growing_file_and_alerts(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("Nov 24 09:00:00 h sshd[1]: Accepted publickey for alice from 10.0.0.1 port 2 ssh2\n")
+    out = tmp_path / "alerts.jsonl"
+    env = {**os.environ, "LOGWARDEN_ALLOWED_LATENESS": "1s", "LOGWARDEN_FOLLOW_POLL": "100ms"}
+    proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log),
+                             "--follow", "--alerts", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        with log.open("a") as f:
+            for k in range(12):
+                f.write(f"Nov 24 10:00:{k:02d} h sshd[2]: Failed password for root from "
+                        f"192.0.2.7 port {k} ssh2\n")
+        records: list[dict] = []
+        for _ in range(300):  # bounded wait: up to 30 s
+            if out.exists() and out.stat().st_size:
+                records = [orjson.loads(x) for x in out.read_text().splitlines()]
+                if records:
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert records and records[0]["entity"] == "192.0.2.7" and records[0]["count"] >= 10
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_help_is_the_container_healthcheck() -> None:
+    proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, check=False)
+    assert proc.returncode == 0 and "run" in proc.stdout and "demo" in proc.stdout
