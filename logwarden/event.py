@@ -60,6 +60,14 @@ class Event:
             return getter(self)
         return self.extra.get(name) if self.extra else None
 
+    @staticmethod
+    def getter(name: str) -> Callable[[Event], Any]:
+        """A fast accessor for one ECS field, for code that reads it for every event."""
+        found = _GETTERS.get(name)
+        if found is not None:
+            return found
+        return lambda e: e.extra.get(name) if e.extra else None
+
     def to_dict(self) -> dict[str, Any]:
         """ECS document with only the fields that are set."""
         out: dict[str, Any] = {}

@@ -12,6 +12,7 @@ alerts, Slack, Redis, the audit trail, our own logs) can ever see the secret.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # (kind, literal triggers, pattern, group): a pattern runs only when one of its lowercase
@@ -43,11 +44,32 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str, int], ...] = (
 )
 
 _COMPILED = tuple((kind, re.compile(pattern), group) for kind, _, pattern, group in _PATTERNS)
-# A second substring a pattern's match must also contain (URL credentials need "@" too).
-_ALSO = {"url_password": "@"}
-# One regex of every literal trigger, run over the lowercased line: a single C-level scan.
+# Cheap second checks before a pattern's substitution runs: URL credentials need an "@"; a
+# password parameter needs its key followed by "=" or ":" ("Failed password for" has neither).
+_GATES: dict[str, Callable[[str], bool]] = {
+    "url_password": lambda line: "@" in line,
+    "password_param": re.compile(r"(?i)(?:pass|pwd|secret|token|key)[a-z]*\"?\s*[=:]").search,  # type: ignore[dict-item]
+}
 _TRIGGER_TO_PATTERN = {t: i for i, (_, triggers, _, _) in enumerate(_PATTERNS) for t in triggers}
-_TRIGGERS = re.compile("|".join(re.escape(t) for t in sorted(_TRIGGER_TO_PATTERN, key=len, reverse=True)))
+
+
+def _trie(words: list[str]) -> str:
+    """A regex of literal words factored by prefix (``a(?:kia|sia)``): the engine then branches
+    on one character per position instead of trying every word (about 2x faster here)."""
+    groups: dict[str, list[str]] = {}
+    ends = False
+    for w in words:
+        if w:
+            groups.setdefault(w[0], []).append(w[1:])
+        else:
+            ends = True
+    alts = [re.escape(c) + _trie(rest) for c, rest in sorted(groups.items())]
+    body = "" if not alts else alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+    return f"(?:{body})?" if ends and body else body
+
+
+# One regex of every literal trigger, run over the lowercased line: a single C-level scan.
+_TRIGGERS = re.compile(_trie(sorted(_TRIGGER_TO_PATTERN)))
 SECRET_KINDS = tuple(kind for kind, _, _, _ in _PATTERNS)
 _MARKER_PREFIX = "[REDACTED:"
 
@@ -64,14 +86,16 @@ class Redaction:
 
 def redact(line: str) -> Redaction | None:
     """Return the redacted line and what was found, or None when the line is clean."""
-    hits = _TRIGGERS.findall(line.lower())
-    if not hits:
+    lowered = line.lower()
+    if _TRIGGERS.search(lowered) is None:  # almost every line stops here
         return None
+    hits = _TRIGGERS.findall(lowered)
     found: list[str] = []
     text = line
     for i in sorted({_TRIGGER_TO_PATTERN[t] for t in hits}):
         kind, pattern, group = _COMPILED[i]
-        if kind in _ALSO and _ALSO[kind] not in line:
+        gate = _GATES.get(kind)
+        if gate is not None and not gate(line):
             continue
         text, n = _sub(pattern, group, kind, text)
         if n:

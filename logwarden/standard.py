@@ -163,6 +163,8 @@ class SourceChecker:
         self._parser = parser
         self._now = now
         self._required, self._ts, self._expected = profile.policy_for(parser.name)
+        self._required_getters = [(" or ".join(group), [Event.getter(n) for n in group])
+                                  for group in self._required]
         self.newest: datetime | None = None
         self.in_key_block = False
         self.scorecard = Scorecard(source, parser.name)
@@ -214,8 +216,8 @@ class SourceChecker:
         problem = self._check_time(event, now)
         if problem is not None:
             return None, self._violation(lineno, "bad_timestamp", problem, text, event, kinds)
-        missing = [" or ".join(group) for group in self._required
-                   if all(event.get(name) is None for name in group)]
+        missing = [label for label, getters in self._required_getters
+                   if all(get(event) is None for get in getters)]
         if missing:
             return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}",
                                          text, event, kinds)

@@ -38,7 +38,7 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
 _SUCCESS = frozenset({"success", "succeeded", "ok", "true", "allow", "allowed", "accepted", "pass"})
 _FAILURE = frozenset({"failure", "failed", "fail", "false", "deny", "denied", "error", "rejected",
                       "unauthorized", "forbidden"})
-_MISSING = object()
+_MAX_PLANS = 256
 
 
 def load_alias_file(path: Path) -> dict[str, tuple[str, ...]]:
@@ -78,16 +78,45 @@ class AliasIndex:
         for name, names in aliases.items():
             for rank, alias in enumerate(names):
                 self._index.setdefault(alias, []).append((name, rank))
+        # The lines of one source nearly always share a key set: map it once, then each line
+        # costs one dict lookup per field. Bounded, as a source with free-form keys could
+        # otherwise grow it without end.
+        self._plans: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
 
     def resolve(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """ECS field -> the value of its best-ranked alias present in ``doc``."""
+        keys = tuple(doc)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[keys] = plan
+        out: dict[str, Any] = {}
+        for name, candidates in plan:
+            for key in candidates:
+                value = doc[key]
+                if value is None or value == "":
+                    continue
+                if isinstance(value, dict | list):
+                    if isinstance(value, dict):  # nested ECS objects: {"user": {"name": ...}}
+                        return self._resolve_nested(doc)
+                    continue
+                out[name] = value
+                break
+        return out
+
+    def _plan(self, keys: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+        ranked: dict[str, list[tuple[int, str]]] = {}
+        for key in keys:
+            for name, rank in self._index.get(key, ()):
+                ranked.setdefault(name, []).append((rank, key))
+        return [(name, [key for _, key in sorted(pairs)]) for name, pairs in ranked.items()]
+
+    def _resolve_nested(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         best: dict[str, tuple[int, Any]] = {}
-        index = self._index
-        items: Any = doc.items()
-        if any(isinstance(v, dict) for v in doc.values()):
-            items = _flat_items(doc)  # nested ECS objects: {"user": {"name": ...}}
-        for key, value in items:
-            hits = index.get(key)
+        for key, value in _flat_items(doc):
+            hits = self._index.get(key)
             if hits is None or value is None or value == "" or isinstance(value, dict | list):
                 continue
             for name, rank in hits:
