@@ -12,7 +12,7 @@ from logwarden.alerts import Alert
 from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
-from logwarden.rules.builtin import BUILTIN_RULES
+from logwarden.rules.loader import RuleSet, default_rule_files, load_rules
 from logwarden.settings import Settings
 from logwarden.standard import Scorecard, load_profile
 
@@ -28,6 +28,11 @@ def parser_options(settings: Settings) -> ParserOptions:
     return ParserOptions(syslog_year=settings.syslog_year, json_aliases=aliases)
 
 
+def load_rule_set(settings: Settings) -> RuleSet:
+    """The rules in force; raises ``RuleLoadError`` listing every problem, before any input."""
+    return load_rules(list(settings.rules) if settings.rules else default_rule_files())
+
+
 def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_path: Path | None,
              violations_path: Path | None, follow: bool = False,
              on_alert: Callable[[Alert], None] | None = None) -> RunResult:
@@ -38,12 +43,13 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from logwarden.connectors.files import LogFileSource
     from logwarden.connectors.sinks import CallbackSink, JsonLinesSink
 
+    rule_set = load_rule_set(settings)
     options = parser_options(settings)
     resolved = resolve_inputs(inputs, fmt, options)
     config = FlowConfig(
         profile=load_profile(settings.standard_profile),
         parser_options=options,
-        rules=list(BUILTIN_RULES),
+        rules=rule_set.enabled(),
         allowed_lateness=settings.allowed_lateness if follow else None,
         scorecard_interval=settings.scorecard_interval if follow else None,
     )

@@ -15,6 +15,10 @@ from logwarden.errors import LogwardenError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit-ready access-log policy enforcer and anomaly monitor.")
+rules_app = typer.Typer(no_args_is_help=True, help="Validate and test rule files.")
+app.add_typer(rules_app, name="rules")
+RulesOpt = Annotated[list[Path] | None,
+                     typer.Option("--rules", help="rule file (repeatable; default: the shipped pack)")]
 
 InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="log file, or - for stdin (repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
@@ -47,12 +51,13 @@ def run(
     standard: Annotated[Path | None, typer.Option(help="logging-standard profile (YAML)")] = None,
     mapping: Annotated[Path | None, typer.Option(help="extra JSON/logfmt field aliases (YAML)")] = None,
     syslog_year: Annotated[int | None, typer.Option(help="year of RFC 3164 syslog lines")] = None,
+    rules: RulesOpt = None,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
     from logwarden.app import print_scorecards, run_flow
 
     settings = _settings(workers=workers, standard_profile=standard, json_mapping=mapping,
-                         syslog_year=syslog_year)
+                         syslog_year=syslog_year, rules=rules or None)
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
                       follow=follow, on_alert=_print_alert)
     print_scorecards(result.scorecards)
@@ -113,6 +118,41 @@ def show_scorecard(path: Annotated[Path, typer.Argument(help="a scorecard JSON f
         d.pop("compliance_rate", None)
         cards.append(Scorecard(**d))
     print_scorecards(cards)
+
+
+@rules_app.command("validate")
+def rules_validate(paths: Annotated[list[Path] | None, typer.Argument(help="rule files")] = None) -> None:
+    """Load the rule files and report every problem at once (file:line rule-id: message)."""
+    from logwarden.rules.loader import default_rule_files, load_rules
+
+    files = paths or default_rule_files()
+    rule_set = load_rules(files)
+    enabled = len(rule_set.enabled())
+    typer.echo(f"ok: {len(rule_set.rules)} rules ({enabled} enabled) in {', '.join(map(str, files))}")
+
+
+@rules_app.command("test")
+def rules_test(paths: Annotated[list[Path] | None, typer.Argument(help="rule files")] = None) -> None:
+    """Run every rule's examples through the real engine; each rule needs a positive and a
+    negative example. Exits 1 on any failure."""
+    from logwarden.rules.evaluate import run_examples
+    from logwarden.rules.loader import default_rule_files, load_rules
+
+    rule_set = load_rules(paths or default_rule_files())
+    results = run_examples(rule_set.rules, rule_set.examples)
+    failed = 0
+    for rule in rule_set.rules:
+        mine = [r for r in results if r.rule_id == rule.meta.id]
+        for r in mine:
+            failed += not r.ok
+            typer.echo(f"{'ok  ' if r.ok else 'FAIL'} {rule.meta.id} example {r.index + 1} "
+                       f"(expect {r.expect}, got {r.alerts} alert(s))")
+        if {r.expect for r in mine} != {"alert", "none"}:
+            failed += 1
+            typer.echo(f"FAIL {rule.meta.id}: needs at least one positive and one negative example")
+    typer.echo(f"{sum(r.ok for r in results)} of {len(results)} examples passed")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

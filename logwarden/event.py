@@ -68,6 +68,25 @@ class Event:
             return found
         return lambda e: e.extra.get(name) if e.extra else None
 
+    @classmethod
+    def from_ecs(cls, doc: dict[str, Any], source: str = "<example>", line: int = 0) -> Event:
+        """An event from an ECS document (rule examples, canaries); unknown names go to extra."""
+        from logwarden.timeutil import parse_any
+
+        event = cls(timestamp=None, source=source, line=line, dataset=str(doc.get("event.dataset", "example")))
+        for name, value in doc.items():
+            attr = _ATTRS.get(name) if name not in ("log.file.path", "log.file.line") else None
+            if name == "@timestamp":
+                event.timestamp = parse_any(value) if value is not None else None
+            elif name == "event.id":
+                event.event_id = str(value)
+            elif attr is not None:
+                setattr(event, attr, value)
+            elif name not in ("log.file.path", "log.file.line"):
+                event.extra = event.extra or {}
+                event.extra[name] = value
+        return event
+
     def to_dict(self) -> dict[str, Any]:
         """ECS document with only the fields that are set."""
         out: dict[str, Any] = {}
@@ -80,30 +99,43 @@ class Event:
         return out
 
 
-def _attr(name: str) -> Callable[[Event], Any]:
-    return attrgetter(name)
-
-
-# ECS name -> accessor; the single place that maps our attributes to ECS.
-_GETTERS: dict[str, Callable[[Event], Any]] = {
-    "@timestamp": _attr("timestamp"),
-    "event.id": lambda e: e.id,
-    "event.action": _attr("action"),
-    "event.outcome": _attr("outcome"),
-    "event.category": _attr("category"),
-    "event.dataset": _attr("dataset"),
-    "user.name": _attr("user_name"),
-    "source.ip": _attr("source_ip"),
-    "user_agent.original": _attr("user_agent"),
-    "http.request.method": _attr("http_method"),
-    "url.path": _attr("url_path"),
-    "url.query": _attr("url_query"),
-    "http.response.status_code": _attr("status_code"),
-    "http.response.body.bytes": _attr("bytes"),
-    "resource": _attr("resource"),
-    "host.name": _attr("host_name"),
-    "log.file.path": _attr("source"),
-    "log.file.line": _attr("line"),
+# ECS name -> attribute: the single place that maps our attributes to ECS names.
+_ATTRS: dict[str, str] = {
+    "@timestamp": "timestamp",
+    "event.action": "action",
+    "event.outcome": "outcome",
+    "event.category": "category",
+    "event.dataset": "dataset",
+    "user.name": "user_name",
+    "source.ip": "source_ip",
+    "user_agent.original": "user_agent",
+    "http.request.method": "http_method",
+    "url.path": "url_path",
+    "url.query": "url_query",
+    "http.response.status_code": "status_code",
+    "http.response.body.bytes": "bytes",
+    "resource": "resource",
+    "host.name": "host_name",
+    "log.file.path": "source",
+    "log.file.line": "line",
 }
+_GETTERS: dict[str, Callable[[Event], Any]] = {name: attrgetter(attr) for name, attr in _ATTRS.items()}
+_GETTERS["event.id"] = lambda e: e.id
 
 ECS_FIELDS = frozenset(_GETTERS)
+# Names the parsers put into ``extra``; with ECS_FIELDS, what rule conditions may name
+# (plus any ``labels.*`` a user maps in). A typo in a rule is then a load error.
+EXTRA_FIELDS = frozenset({
+    "user.invalid", "user.roles", "user.target.name", "ssh.method", "event.repeat_count",
+    "event.provider", "process.command_line", "process.tty",
+    "orchestrator.type", "orchestrator.namespace", "orchestrator.resource.type",
+    "orchestrator.resource.name", "orchestrator.api_version", "k8s.audit.stage", "k8s.audit.level",
+    "k8s.request.role_ref", "k8s.request.subjects",
+    "cloud.provider", "cloud.region", "cloud.account.id", "aws.cloudtrail.user_identity.type",
+    "aws.cloudtrail.user_identity.arn", "aws.cloudtrail.error_code", "aws.cloudtrail.read_only",
+    "aws.cloudtrail.mfa_used", "aws.s3.bucket.name",
+})
+
+
+def known_field(name: str) -> bool:
+    return name in ECS_FIELDS or name in EXTRA_FIELDS or name.startswith("labels.")

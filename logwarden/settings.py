@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOGWARDEN_", env_file=".env",
                                       env_file_encoding="utf-8", extra="forbid", frozen=True)
 
+    rules: list[Path] | None = Field(None, description="rule files, in order; default: the shipped pack")
     standard_profile: Path | None = Field(None, description="logging-standard YAML; default: shipped")
     json_mapping: Path | None = Field(None, description="YAML of extra JSON/logfmt field aliases")
     syslog_year: int | None = Field(None, description="year for RFC 3164 lines; default: inferred")

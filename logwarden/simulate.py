@@ -49,9 +49,14 @@ def simulate(out: Path, days: int = 1, seed: int = 7, end: datetime | None = Non
     files = {name: _File(name) for name in
              ("web/access.log", "auth/auth.log", "app/api.jsonl", "k8s/audit.jsonl",
               "cloud/cloudtrail.jsonl")}
+    outage = (end - timedelta(hours=11), end - timedelta(hours=9))  # 13:00-15:00 UTC, last day
     for day in range(days):
         day_start = start + timedelta(days=day)
-        _routine(rng, files, day_start)
+        _routine(rng, files, day_start, outage if day == days - 1 else None)
+    files["app/api.jsonl"].add(outage[0], _json({
+        "@timestamp": _iso(outage[0]), "user": "erin", "src_ip": "10.20.1.11", "action": "read",
+        "method": "GET", "outcome": "success", "path": "/api/v1/items"}),
+        {"type": "attack", "name": "log_source_silent", "entity": "<path>", "rules": ["log-source-silent"]})
     _attacks(rng, files, start + timedelta(hours=10 + rng.random()), end)
     _violations(rng, files["app/api.jsonl"], start + timedelta(hours=12))
     return _write(out, files)
@@ -61,7 +66,8 @@ def _office_time(rng: random.Random, day_start: datetime) -> datetime:
     return day_start + timedelta(hours=rng.uniform(8, 18.5))
 
 
-def _routine(rng: random.Random, files: dict[str, _File], day: datetime) -> None:
+def _routine(rng: random.Random, files: dict[str, _File], day: datetime,
+             quiet: tuple[datetime, datetime] | None = None) -> None:
     web, auth, api, k8s, cloud = (files[n] for n in files)
     for _ in range(1500):
         ts = _office_time(rng, day)
@@ -87,6 +93,8 @@ def _routine(rng: random.Random, files: dict[str, _File], day: datetime) -> None
                                                      "COMMAND=/usr/bin/systemctl restart nginx"))
     for _ in range(2500):
         ts = _office_time(rng, day)
+        if quiet and quiet[0] <= ts < quiet[1]:
+            continue  # the planted outage of the API gateway's log
         user = rng.choice(USERS)
         action, method = rng.choice([("read", "GET"), ("list", "GET"), ("update", "PUT"), ("login", "POST")])
         api.add(ts, _json({"@timestamp": _iso(ts), "user": user, "src_ip": rng.choice(OFFICE_IPS),
@@ -98,7 +106,8 @@ def _routine(rng: random.Random, files: dict[str, _File], day: datetime) -> None
             ts = day + timedelta(hours=hour, minutes=5)
             api.add(ts, _json({"@timestamp": _iso(ts), "user": "svc-etl", "src_ip": "10.30.0.5",
                                "action": "read", "method": "GET", "outcome": "success",
-                               "path": "/api/v1/export", "rows": 2_500_000}))
+                               "path": "/api/v1/export", "rows": 2_500_000,
+                               "user_agent": "etl-runner/2.1"}))
     for _ in range(400):
         ts = _office_time(rng, day)
         k8s.add(ts, _json(_k8s_event(ts, "get", "system:serviceaccount:web:deployer", "pods",
@@ -110,11 +119,11 @@ def _routine(rng: random.Random, files: dict[str, _File], day: datetime) -> None
 
 
 def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: datetime) -> None:
-    web, auth, _, k8s, cloud = (files[n] for n in files)
+    web, auth, api, k8s, cloud = (files[n] for n in files)
     # SSH brute force from one address, ending in a successful root login.
     ip = "203.0.113.50"
     label = {"type": "attack", "name": "ssh_bruteforce", "entity": ip,
-             "rules": ["auth.bruteforce.source_ip"]}
+             "rules": ["ssh-bruteforce", "ssh-bruteforce-then-success"]}
     for k in range(40):
         ts = t0 + timedelta(seconds=k * 5)
         auth.add(ts, _sshd(ts, f"Failed password for root from {ip} port {40000 + k} ssh2"),
@@ -128,12 +137,17 @@ def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: dat
         ts = t1 + timedelta(seconds=k * 7)
         auth.add(ts, _sshd(ts, f"Failed password for invalid user {user} from {ip2} port {50000 + k} ssh2"),
                  {"type": "attack", "name": "password_spray", "entity": ip2,
-                  "rules": ["auth.bruteforce.source_ip"]} if k == 0 else None)
+                  "rules": ["password-spray", "ssh-bruteforce"]} if k == 0 else None)
     # Audit logging stopped via sudo.
     t2 = t0 + timedelta(hours=3)
     auth.add(t2, _syslog(t2, "db1", "sudo", "mallory : TTY=pts/3 ; PWD=/tmp ; USER=root ; "
                                               "COMMAND=/usr/bin/systemctl stop auditd"),
-             {"type": "attack", "name": "audit_disabled_sudo", "entity": "mallory", "rules": []})
+             {"type": "attack", "name": "audit_disabled_sudo", "entity": "mallory",
+              "rules": ["audit-daemon-stopped"]})
+    t2b = t2 + timedelta(minutes=2)
+    auth.add(t2b, _syslog(t2b, "db1", "sudo", "mallory : TTY=pts/3 ; PWD=/tmp ; USER=root ; "
+                                                "COMMAND=/bin/cat /etc/shadow"),
+             {"type": "attack", "name": "read_shadow", "entity": "mallory", "rules": ["sudo-read-shadow"]})
     # Web login brute force and a scanner.
     ip3 = "192.0.2.200"
     t3 = t0 + timedelta(hours=1)
@@ -141,17 +155,18 @@ def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: dat
         ts = t3 + timedelta(seconds=k * 3)
         web.add(ts, _clf(ip3, "-", ts, "POST", "/login", 401, 512, "python-requests/2.31"),
                 {"type": "attack", "name": "web_login_bruteforce", "entity": ip3,
-                 "rules": ["auth.bruteforce.source_ip"]} if k == 0 else None)
+                 "rules": ["web-login-bruteforce"]} if k == 0 else None)
     ip4 = "192.0.2.99"
     t4 = t0 + timedelta(hours=4)
     for k in range(60):
         ts = t4 + timedelta(seconds=k)
         web.add(ts, _clf(ip4, "-", ts, "GET", f"/{rng.choice(['admin', 'wp-admin', '.env', 'backup'])}{k}.php",
                          404, 162, "Mozilla/5.00 (Nikto/2.1.6)"),
-                {"type": "attack", "name": "web_scan", "entity": ip4, "rules": []} if k == 0 else None)
+                {"type": "attack", "name": "web_scan", "entity": ip4,
+                 "rules": ["web-404-burst", "web-path-enumeration", "scanner-user-agent"]} if k == 0 else None)
     ts = t4 + timedelta(minutes=5)
     web.add(ts, _clf(ip4, "-", ts, "GET", "/items?id=1%27%20OR%201=1--", 500, 0, "sqlmap/1.7"),
-            {"type": "attack", "name": "sqli", "entity": ip4, "rules": []})
+            {"type": "attack", "name": "sqli", "entity": ip4, "rules": ["sqli-or-traversal"]})
     # Kubernetes: a binding to cluster-admin by someone outside the admin groups.
     t5 = t0 + timedelta(hours=5)
     ev = _k8s_event(t5, "create", "system:serviceaccount:web:deployer", "clusterrolebindings",
@@ -160,16 +175,49 @@ def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: dat
     ev["requestObject"] = {"kind": "ClusterRoleBinding", "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
                            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "web"}]}
     k8s.add(t5, _json(ev), {"type": "attack", "name": "k8s_cluster_admin_binding",
-                            "entity": "system:serviceaccount:web:deployer", "rules": []})
+                            "entity": "system:serviceaccount:web:deployer",
+                            "rules": ["k8s-cluster-admin-binding"]})
+    runner = "system:serviceaccount:ci:runner"
+    for k in range(25):  # secrets enumeration across namespaces
+        ts = t5 + timedelta(minutes=20, seconds=k * 3)
+        ns = ["web", "db", "payments", "kube-system", "monitoring"][k % 5]
+        k8s.add(ts, _json(_k8s_event(ts, "list", runner, "secrets", ns, "", 200, rng)),
+                {"type": "attack", "name": "k8s_secrets_enumeration", "entity": runner,
+                 "rules": ["k8s-secrets-enumeration"]} if k == 0 else None)
+    ts = t5 + timedelta(minutes=40)
+    ev = _k8s_event(ts, "create", "bob", "pods", "payments", "db-0", 101, rng)
+    ev["objectRef"]["subresource"] = "exec"
+    ev["requestURI"] += "/exec?command=sh&stdin=true&tty=true"
+    k8s.add(ts, _json(ev), {"type": "attack", "name": "k8s_exec", "entity": "bob",
+                            "rules": ["k8s-exec-into-pod"]})
+    for k in range(60):  # benign: a deploy burst patching deployments
+        ts = t5 - timedelta(hours=1) + timedelta(seconds=k)
+        k8s.add(ts, _json(_k8s_event(ts, "patch", "system:serviceaccount:web:deployer", "deployments",
+                                     "web", f"svc-{k}", 200, rng)))
     # CloudTrail: logging stopped, console login without MFA.
     t6 = t0 + timedelta(hours=6)
     cloud.add(t6, _json(_trail(t6, "StopLogging", "mallory", "198.51.100.23", rng)),
-              {"type": "attack", "name": "cloudtrail_stop_logging", "entity": "mallory", "rules": []})
+              {"type": "attack", "name": "cloudtrail_stop_logging", "entity": "mallory",
+               "rules": ["cloudtrail-logging-disabled"]})
+    for k in range(4):  # console password guessing before the successful login below
+        ts = t6 - timedelta(minutes=6) + timedelta(seconds=k * 20)
+        failed = _trail(ts, "ConsoleLogin", "mallory", "198.51.100.23", rng)
+        failed["responseElements"] = {"ConsoleLogin": "Failure"}
+        failed["errorMessage"] = "Failed authentication"
+        cloud.add(ts, _json(failed))
     login = _trail(t6 - timedelta(minutes=3), "ConsoleLogin", "mallory", "198.51.100.23", rng)
     login["responseElements"] = {"ConsoleLogin": "Success"}
     login["additionalEventData"] = {"MFAUsed": "No"}
     cloud.add(t6 - timedelta(minutes=3), _json(login),
-              {"type": "attack", "name": "console_login_without_mfa", "entity": "mallory", "rules": []})
+              {"type": "attack", "name": "console_login_without_mfa", "entity": "mallory",
+               "rules": ["console-login-without-mfa", "console-bruteforce-then-success"]})
+    # A service account's credentials used from a new address with a new client.
+    t7 = t0 + timedelta(hours=7)
+    api.add(t7, _json({"@timestamp": _iso(t7), "user": "svc-etl", "src_ip": "203.0.113.77",
+                       "action": "read", "method": "GET", "outcome": "success",
+                       "path": "/api/v1/export", "rows": 40_000_000, "user_agent": "curl/8.4.0"}),
+            {"type": "attack", "name": "service_account_new_address", "entity": "svc-etl",
+             "rules": ["service-account-new-address", "service-account-new-client"]})
 
 
 # One planted value per secret kind; the tests assert none of them reaches any output.
@@ -230,8 +278,9 @@ def _write(out: Path, files: dict[str, _File]) -> dict[Path, int]:
             for lineno, (ts, line, label) in enumerate(f.records, 1):
                 fh.write(line + "\n")
                 if label is not None:
-                    labels.append(orjson.dumps({**label, "source": str(path), "line": lineno,
-                                                "time": _iso(ts)}) + b"\n")
+                    entity = str(path) if label.get("entity") == "<path>" else label.get("entity")
+                    labels.append(orjson.dumps({**label, "entity": entity, "source": str(path),
+                                                "line": lineno, "time": _iso(ts)}) + b"\n")
         written[path] = len(f.records)
     (out / "labels.jsonl").write_bytes(b"".join(labels))
     written[out / "labels.jsonl"] = len(labels)

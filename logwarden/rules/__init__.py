@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from logwarden.event import Event
 from logwarden.rules.base import Rule, RuleMeta
+from logwarden.rules.cardinality import CardinalityRule
+from logwarden.rules.match import MatchRule
+from logwarden.rules.new_term import NewTermRule
+from logwarden.rules.sequence import SequenceRule
+from logwarden.rules.silence import SilenceRule
+from logwarden.rules.spike import SpikeRule
 from logwarden.rules.threshold import ThresholdRule
 
 RULE_TYPES: dict[str, type] = {
+    "match": MatchRule,
     "threshold": ThresholdRule,
+    "cardinality": CardinalityRule,
+    "sequence": SequenceRule,
+    "new_term": NewTermRule,
+    "spike": SpikeRule,
+    "silence": SilenceRule,
 }
 
 

@@ -8,10 +8,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from logwarden.alerts import MAX_EVIDENCE, Alert, make_alert_id
 from logwarden.event import Event
 
 Predicate = Callable[[Event], bool]
+
+
+class Params(BaseModel):
+    """Base of every rule type's parameter model: unknown parameters are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,10 @@ class RuleMeta:
 
 
 class Rule(Protocol):
+    """A rule type: a frozen dataclass built from ``meta`` and its validated ``Params``."""
+
     type: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
     meta: RuleMeta
 
     def relevant(self, event: Event) -> bool:
@@ -42,6 +53,11 @@ class Rule(Protocol):
 
     def close(self, state: Any, entity: str, watermark: datetime | None) -> Alert | None:
         """Finish what the watermark (None: end of input) has closed; a final update or None."""
+        ...
+
+    @classmethod
+    def build(cls, meta: RuleMeta, where: Predicate, params: Any) -> Rule:
+        """The rule from its metadata, compiled condition and validated ``Params``."""
         ...
 
     def idle(self, state: Any, watermark: datetime) -> bool:
@@ -84,3 +100,45 @@ class Burst:
 
 def window_expired(last: datetime, watermark: datetime | None, window: timedelta) -> bool:
     return watermark is None or watermark - last > window
+
+
+@dataclass
+class BurstState:
+    """The part of every rule's state that tracks an alert in progress."""
+
+    burst: Burst | None = None
+
+
+def extend_burst(state: BurstState, ts: datetime, ref: str, window: timedelta) -> bool:
+    """Add the event to the open burst if it continues it (within ``window`` of its end)."""
+    burst = state.burst
+    if burst is not None and ts - burst.end <= window:
+        burst.add(ts, ref)
+        return True
+    return False
+
+
+def close_burst(state: BurstState, meta: RuleMeta, entity: str, watermark: datetime | None,
+                window: timedelta, summary: Callable[[Burst], str]) -> Alert | None:
+    """Close a burst the watermark has passed; its final update when it grew since reported."""
+    burst = state.burst
+    if burst is None or not window_expired(burst.end, watermark, window):
+        return None
+    state.burst = None
+    if burst.count == burst.reported_count:
+        return None
+    return burst.alert(meta, entity, summary(burst))
+
+
+def describe(e: Event) -> str:
+    """A one-line account of an event for alert summaries (from already-redacted fields)."""
+    who = e.user_name or e.source_ip or "?"
+    what = e.action or "event"
+    parts = [f"{what} by {who}"]
+    if e.user_name and e.source_ip:
+        parts.append(f"from {e.source_ip}")
+    if e.resource and e.resource != e.host_name:
+        parts.append(f"on {e.resource}")
+    elif e.url_path:
+        parts.append(f"on {e.url_path}")
+    return " ".join(parts)

@@ -10,44 +10,54 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+from pydantic import BeforeValidator, Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, Predicate, RuleMeta, window_expired
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.timeutil import parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class ThresholdParams(Params):
+    count: int = Field(ge=1, le=100_000)
+    window: Duration
 
 
 @dataclass
-class ThresholdState:
+class ThresholdState(BurstState):
     recent: deque[tuple[datetime, str]] = field(default_factory=deque)
-    burst: Burst | None = None
 
 
 @dataclass(frozen=True)
 class ThresholdRule:
     type: ClassVar[str] = "threshold"
+    Params: ClassVar[type[ThresholdParams]] = ThresholdParams
     meta: RuleMeta
     where: Predicate
     count: int
     window: timedelta
 
+    @classmethod
+    def build(cls, meta: RuleMeta, where: Predicate, params: ThresholdParams) -> ThresholdRule:
+        return cls(meta, where, params.count, params.window)
+
     def relevant(self, event: Event) -> bool:
         return self.where(event)
 
     def init(self) -> ThresholdState:
-        return ThresholdState(deque(maxlen=self.count))
+        return ThresholdState(recent=deque(maxlen=self.count))
 
     def fold(self, state: ThresholdState, entity: str, event: Event) -> Alert | None:
         if not self.where(event):
             return None
         ts, ref = event.timestamp, event.id
         assert ts is not None  # the standard check guarantees a timestamp
-        burst = state.burst
-        if burst is not None:
-            if ts - burst.end <= self.window:
-                burst.add(ts, ref)
-                return None
-            state.burst = None  # the previous burst ended; its final update came from close()
+        if extend_burst(state, ts, ref, self.window):
+            return None
         state.recent.append((ts, ref))
         if len(state.recent) == self.count and ts - state.recent[0][0] <= self.window:
             state.burst = Burst.open(self.meta, entity, list(state.recent))
@@ -56,18 +66,11 @@ class ThresholdRule:
         return None
 
     def close(self, state: ThresholdState, entity: str, watermark: datetime | None) -> Alert | None:
-        burst = state.burst
-        if burst is None or not window_expired(burst.end, watermark, self.window):
-            return None
-        state.burst = None
-        if burst.count == burst.reported_count:
-            return None
-        return burst.alert(self.meta, entity, self._summary(burst))
+        return close_burst(state, self.meta, entity, watermark, self.window, self._summary)
 
     def idle(self, state: ThresholdState, watermark: datetime) -> bool:
-        return state.burst is None and (
-            not state.recent or watermark - state.recent[-1][0] > self.window)
+        return state.burst is None and (not state.recent or watermark - state.recent[-1][0] > self.window)
 
     def _summary(self, burst: Burst) -> str:
         minutes = max((burst.end - burst.start).total_seconds() / 60, 0)
-        return f"{burst.count} {self.meta.description.lower()} in {minutes:.1f} min"
+        return f"{burst.count} events ({self.meta.description.lower()}) in {minutes:.1f} min"

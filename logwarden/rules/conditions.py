@@ -1,0 +1,134 @@
+"""Conditions on one event, written as data and compiled once into predicates.
+
+    {field: event.action, equals: ssh_login}
+    {field: url.query, regex: "(?i)union\\s+select"}
+    {field: source.ip, cidr: [10.0.0.0/8, 192.168.0.0/16]}
+    {field: http.response.status_code, gte: 400}
+    {all: [...]}, {any: [...]}, {not: {...}}
+
+A condition that cannot apply (unknown operator, bad regex or CIDR, an operator without a
+field) is a load error, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any
+
+from logwarden.event import Event, known_field
+
+Predicate = Callable[[Event], bool]
+OPERATORS = ("equals", "in", "regex", "cidr", "gt", "gte", "lt", "lte", "contains", "startswith",
+             "exists")
+
+
+class ConditionError(ValueError):
+    """A condition is invalid; the message says what and the loader adds where."""
+
+
+def always(_: Event) -> bool:
+    return True
+
+
+def compile_condition(spec: Any) -> Predicate:
+    if spec is None:
+        return always
+    if not isinstance(spec, dict):
+        raise ConditionError(f"a condition is a mapping, got {type(spec).__name__}")
+    combinators = {"all", "any", "not"} & set(spec)
+    if combinators:
+        if len(spec) != 1:
+            raise ConditionError(f"'{next(iter(combinators))}' stands alone in its mapping, "
+                                 f"found also {sorted(set(spec) - combinators)}")
+        kind, inner = next(iter(spec.items()))
+        if kind == "not":
+            pred = compile_condition(inner)
+            return lambda e: not pred(e)
+        if not isinstance(inner, list) or not inner:
+            raise ConditionError(f"'{kind}' takes a non-empty list of conditions")
+        preds = [compile_condition(c) for c in inner]
+        if kind == "all":
+            return lambda e: all(p(e) for p in preds)
+        return lambda e: any(p(e) for p in preds)
+    if "field" not in spec:
+        raise ConditionError(f"condition needs 'field' (or all/any/not): {spec}")
+    ops = set(spec) - {"field"}
+    unknown = ops - set(OPERATORS)
+    if unknown:
+        raise ConditionError(f"unknown operator(s) {sorted(unknown)}; known: {', '.join(OPERATORS)}")
+    if len(ops) != 1:
+        raise ConditionError(f"condition on {spec['field']!r} needs exactly one operator, got {sorted(ops)}")
+    op = ops.pop()
+    if not known_field(str(spec["field"])):
+        raise ConditionError(f"unknown field {spec['field']!r} (ECS names, parser fields, or labels.*)")
+    get = Event.getter(str(spec["field"]))
+    return _operator(op, spec[op], get, str(spec["field"]))
+
+
+def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str) -> Predicate:
+    if op == "equals":
+        return lambda e: _eq(get(e), arg)
+    if op == "in":
+        if not isinstance(arg, list):
+            raise ConditionError(f"'in' on {field!r} takes a list")
+        values = frozenset(str(v) for v in arg)
+        return lambda e: (v := get(e)) is not None and (
+            any(str(x) in values for x in v) if isinstance(v, list) else str(v) in values)
+    if op == "regex":
+        try:
+            rx = re.compile(str(arg))
+        except re.error as exc:
+            raise ConditionError(f"bad regex for {field!r}: {exc}") from None
+        return lambda e: (v := get(e)) is not None and rx.search(str(v)) is not None
+    if op == "cidr":
+        nets = []
+        for text in arg if isinstance(arg, list) else [arg]:
+            try:
+                nets.append(ipaddress.ip_network(str(text), strict=False))
+            except ValueError as exc:
+                raise ConditionError(f"bad CIDR for {field!r}: {exc}") from None
+        return lambda e: _in_nets(get(e), nets)
+    if op in ("gt", "gte", "lt", "lte"):
+        if isinstance(arg, bool) or not isinstance(arg, int | float):
+            raise ConditionError(f"'{op}' on {field!r} takes a number")
+        compare = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}[op]
+        return lambda e: (n := _num(get(e))) is not None and compare(n, float(arg))
+    if op == "contains":
+        needle = str(arg)
+        return lambda e: (v := get(e)) is not None and (
+            needle in v if isinstance(v, list) else needle in str(v))
+    if op == "startswith":
+        prefixes = tuple(str(a) for a in arg) if isinstance(arg, list) else (str(arg),)
+        return lambda e: (v := get(e)) is not None and str(v).startswith(prefixes)
+    if not isinstance(arg, bool):
+        raise ConditionError(f"'exists' on {field!r} takes true or false")
+    return lambda e: (get(e) is not None) is arg
+
+
+def _eq(value: Any, arg: Any) -> bool:
+    if value is None:
+        return arg is None
+    if isinstance(value, list):
+        return any(_eq(v, arg) for v in value)
+    return value == arg or str(value) == str(arg)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _in_nets(value: Any, nets: list[Any]) -> bool:
+    if value is None:
+        return False
+    try:
+        addr = ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return any(addr in net for net in nets)

@@ -1,0 +1,240 @@
+"""Loading rule files: every problem at once, each with file:line and rule id.
+
+A rule file holds ``rules:`` (new rules) and, in local files, ``overrides:`` (disable a
+shipped rule, change its parameters, severity or tags, add exceptions) so the shipped pack is
+never edited. ``logwarden run`` refuses to start on any problem, with the same messages as
+``logwarden rules validate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from logwarden.alerts import SEVERITIES
+from logwarden.errors import ConfigError
+from logwarden.event import known_field
+from logwarden.rules import RULE_TYPES
+from logwarden.rules.base import Rule, RuleMeta
+from logwarden.rules.conditions import ConditionError, Predicate, compile_condition
+
+COMMON = ("id", "type", "description", "severity", "tags", "enabled", "group_by", "where",
+          "exceptions", "examples")
+OVERRIDABLE = ("enabled", "severity", "tags", "description", "exceptions")
+
+
+def default_rule_files() -> list[Path]:
+    """The shipped pack: ``rules/default.yaml`` of a checkout, or where the image installs it."""
+    for candidate in (Path(__file__).resolve().parents[2] / "rules" / "default.yaml",
+                      Path("/usr/share/logwarden/rules/default.yaml")):
+        if candidate.is_file():
+            return [candidate]
+    raise ConfigError("the shipped rule pack rules/default.yaml was not found; pass --rules")
+
+
+class RuleLoadError(ConfigError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the rules:\n" + "\n".join(problems))
+
+
+class _LineDict(dict[str, Any]):
+    line = 0
+    key_lines: dict[str, int] = {}
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    out = _LineDict(loader.construct_mapping(node, deep=True))
+    out.line = node.start_mark.line + 1
+    out.key_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule]
+    files: list[Path]
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    version: str = ""  # SHA-256 over the files, in order: which rule set was in force
+
+    def enabled(self) -> list[Rule]:
+        return [r for r in self.rules if r.meta.enabled]
+
+
+@dataclass
+class _Raw:
+    doc: _LineDict
+    path: Path
+
+
+def load_rules(paths: list[Path]) -> RuleSet:
+    problems: list[str] = []
+    raws: dict[str, _Raw] = {}
+    overrides: list[_Raw] = []
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
+            continue
+        digest.update(path.name.encode() + b"\0" + text.encode())
+        try:
+            doc = yaml.load(text, Loader=_Loader) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problems.append(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML: {exc}")
+            continue
+        if not isinstance(doc, dict) or set(doc) - {"rules", "overrides"}:
+            problems.append(f"{path}:1: a rule file has 'rules:' and/or 'overrides:' at the top")
+            continue
+        for kind in ("rules", "overrides"):
+            items = doc.get(kind) or []
+            if not isinstance(items, list):
+                problems.append(f"{path}:{doc.key_lines.get(kind, 1)}: '{kind}' is a list")
+                continue
+            for item in items:
+                if not isinstance(item, _LineDict) or not isinstance(item.get("id"), str):
+                    line = item.line if isinstance(item, _LineDict) else "?"
+                    problems.append(f"{path}:{line}: every entry needs an 'id'")
+                    continue
+                if kind == "overrides":
+                    overrides.append(_Raw(item, path))
+                elif item["id"] in raws:
+                    first = raws[item["id"]]
+                    problems.append(f"{path}:{item.line} {item['id']}: duplicate id (first at "
+                                    f"{first.path}:{first.doc.line}); use 'overrides:' to change it")
+                else:
+                    raws[item["id"]] = _Raw(item, path)
+    for ov in overrides:
+        _apply_override(ov, raws, problems)
+    rules: list[Rule] = []
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for rid, raw in raws.items():
+        rule = _build(raw, problems)
+        if rule is not None:
+            rules.append(rule)
+            examples[rid] = list(raw.doc.get("examples") or [])
+    if problems:
+        raise RuleLoadError(problems)
+    return RuleSet(rules, list(paths), examples, digest.hexdigest())
+
+
+def _apply_override(ov: _Raw, raws: dict[str, _Raw], problems: list[str]) -> None:
+    rid = ov.doc["id"]
+    where = f"{ov.path}:{ov.doc.line} {rid}"
+    target = raws.get(rid)
+    if target is None:
+        problems.append(f"{where}: override of an unknown rule")
+        return
+    rtype = RULE_TYPES.get(str(target.doc.get("type")))
+    params = set(rtype.Params.model_fields) if rtype else set()
+    merged = _LineDict(target.doc)
+    merged.line, merged.key_lines = target.doc.line, dict(target.doc.key_lines)
+    for key, value in ov.doc.items():
+        if key == "id":
+            continue
+        if key not in OVERRIDABLE and key not in params:
+            problems.append(f"{ov.path}:{ov.doc.key_lines.get(key, ov.doc.line)} {rid}: "
+                            f"cannot override {key!r}; overridable: {', '.join(OVERRIDABLE)} and the "
+                            f"rule's parameters")
+            continue
+        merged[key] = [*(target.doc.get(key) or []), *value] if key == "exceptions" else value
+        merged.key_lines[key] = ov.doc.key_lines.get(key, ov.doc.line)
+    raws[rid] = _Raw(merged, target.path if ov.path == target.path else ov.path)
+
+
+def _build(raw: _Raw, problems: list[str]) -> Rule | None:
+    doc, path = raw.doc, raw.path
+    rid = doc["id"]
+
+    def problem(key: str | None, msg: str) -> None:
+        line = doc.key_lines.get(key, doc.line) if key else doc.line
+        problems.append(f"{path}:{line} {rid}: {msg}")
+
+    before = len(problems)
+    rtype = RULE_TYPES.get(str(doc.get("type")))
+    if rtype is None:
+        problem("type", f"unknown type {doc.get('type')!r}; known: {', '.join(RULE_TYPES)}")
+    for key in ("description", "severity", "group_by"):
+        if not isinstance(doc.get(key), str) or not doc.get(key):
+            problem(key if key in doc else None, f"'{key}' is required (a string)")
+    if doc.get("severity") not in SEVERITIES and isinstance(doc.get("severity"), str):
+        problem("severity", f"severity {doc['severity']!r} is not one of {', '.join(SEVERITIES)}")
+    if isinstance(doc.get("group_by"), str) and not known_field(doc["group_by"]):
+        problem("group_by", f"unknown field {doc['group_by']!r}")
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        problem("tags", "'tags' is a list of strings")
+    if not isinstance(doc.get("enabled", True), bool):
+        problem("enabled", "'enabled' is true or false")
+    where = _condition(doc.get("where"), "where", problem)
+    exceptions: list[Predicate] = []
+    excs = doc.get("exceptions") or []
+    if not isinstance(excs, list):
+        problem("exceptions", "'exceptions' is a list of conditions")
+        excs = []
+    for exc in excs:
+        pred = _condition(exc, "exceptions", problem)
+        if pred is not None:
+            exceptions.append(pred)
+    _check_examples(doc.get("examples"), problem)
+    if rtype is None:
+        return None
+    params = {k: v for k, v in doc.items() if k not in COMMON}
+    try:
+        validated = rtype.Params.model_validate(params)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else None
+            msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "missing":
+                msg = f"missing parameter for a {rtype.type} rule"
+            problem(key, f"{msg} {key!r}" if key else msg)
+        return None
+    if len(problems) > before or where is None:
+        return None
+    meta = RuleMeta(rid, doc["description"], doc["severity"], doc["group_by"], tuple(tags),
+                    doc.get("enabled", True))
+    predicate = where if not exceptions else _without(where, exceptions)
+    try:
+        return rtype.build(meta, predicate, validated)
+    except (ConditionError, ConfigError) as exc:
+        problem(None, str(exc))
+        return None
+
+
+def _condition(spec: Any, key: str, problem: Any) -> Predicate | None:
+    try:
+        return compile_condition(spec)
+    except ConditionError as exc:
+        problem(key, f"{key}: {exc}")
+        return None
+
+
+def _without(where: Predicate, exceptions: list[Predicate]) -> Predicate:
+    return lambda e: where(e) and not any(x(e) for x in exceptions)
+
+
+def _check_examples(examples: Any, problem: Any) -> None:
+    if examples is None:
+        return
+    if not isinstance(examples, list):
+        problem("examples", "'examples' is a list")
+        return
+    for ex in examples:
+        valid = isinstance(ex, dict) and ex.get("expect") in ("alert", "none") and isinstance(ex.get("events"), list)
+        if not valid:
+            problem("examples", "each example has 'expect: alert|none' and a list of 'events'")

@@ -1,0 +1,97 @@
+"""``new_term``: a value of ``field`` never seen for this key after its learning period (a
+service account used from a new address or client).
+
+Terms seen during the first ``learn`` of a key's activity are learned silently. Known terms
+can be seeded with ``known: {entity: [terms]}`` or from a baseline JSON-lines file of
+``{"entity": ..., "term": ...}`` (``seed_file``). Each key keeps at most ``max_terms`` terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import orjson
+from pydantic import Field
+
+from logwarden.alerts import Alert, make_alert_id
+from logwarden.errors import ConfigError
+from logwarden.event import Event
+from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.threshold import Duration
+
+
+class NewTermParams(Params):
+    field: str
+    learn: Duration = timedelta(days=7)
+    known: dict[str, list[str]] = {}
+    seed_file: Path | None = None
+    max_terms: int = Field(1000, ge=1)
+
+
+@dataclass
+class NewTermState:
+    terms: set[str] = field(default_factory=set)
+    started: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewTermRule:
+    type: ClassVar[str] = "new_term"
+    Params: ClassVar[type[NewTermParams]] = NewTermParams
+    meta: RuleMeta
+    where: Predicate
+    field: str
+    learn: timedelta
+    known: dict[str, frozenset[str]]
+    max_terms: int
+
+    @classmethod
+    def build(cls, meta: RuleMeta, where: Predicate, params: NewTermParams) -> NewTermRule:
+        known = {k: set(v) for k, v in params.known.items()}
+        if params.seed_file is not None:
+            try:
+                for line in params.seed_file.read_text().splitlines():
+                    if line.strip():
+                        doc = orjson.loads(line)
+                        known.setdefault(str(doc["entity"]), set()).add(str(doc["term"]))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"seed_file {params.seed_file}: {exc}") from None
+        return cls(meta, where, params.field, params.learn,
+                   {k: frozenset(v) for k, v in known.items()}, params.max_terms)
+
+    def relevant(self, event: Event) -> bool:
+        return self.where(event) and event.get(self.field) is not None
+
+    def init(self) -> NewTermState:
+        return NewTermState()
+
+    def fold(self, state: NewTermState, entity: str, event: Event) -> Alert | None:
+        value = event.get(self.field)
+        if value is None or not self.where(event):
+            return None
+        term, ts = str(value), event.timestamp
+        assert ts is not None
+        if state.started is None:
+            state.started = ts
+            state.terms.update(self.known.get(entity, ()))
+            if entity in self.known:  # a seeded key has nothing left to learn
+                state.started = ts - self.learn - timedelta(seconds=1)
+        if term in state.terms:
+            return None
+        if len(state.terms) < self.max_terms:
+            state.terms.add(term)
+        if ts - state.started <= self.learn:
+            return None
+        alert_id = make_alert_id(self.meta.id, entity, f"{self.field}={term}")
+        return Alert(alert_id, self.meta.id, self.meta.severity, entity, ts, ts, 1,
+                     f"{self.meta.description}: {self.field} {term!r} never seen for {entity}",
+                     [event.id], list(self.meta.tags), 0, self.meta.description)
+
+    def close(self, state: NewTermState, entity: str, watermark: datetime | None) -> Alert | None:
+        return None
+
+    def idle(self, state: NewTermState, watermark: datetime) -> bool:
+        return False  # the learned terms are the state: kept while the key lives

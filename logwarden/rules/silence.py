@@ -1,0 +1,98 @@
+"""``silence``: a log source (or any key) that normally emits events goes quiet for longer
+than ``max_gap`` during its active hours (UTC, e.g. ``"08-18"``). Quiet outside the active
+hours is expected: a source that is always quiet at night never fires at night.
+
+Detected in event time when the source speaks again (the gap between two of its events),
+so replays find every outage in the archive; the alert spans the silent period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from pydantic import field_validator
+
+from logwarden.alerts import Alert, make_alert_id
+from logwarden.event import Event
+from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.threshold import Duration
+
+
+class SilenceParams(Params):
+    max_gap: Duration
+    active_hours: str = "00-24"
+
+    @field_validator("active_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        start, _, end = value.partition("-")
+        if not (start.isdigit() and end.isdigit() and 0 <= int(start) < int(end) <= 24):
+            raise ValueError(f"active_hours is 'HH-HH' in UTC with start < end, got {value!r}")
+        return value
+
+
+@dataclass
+class SilenceState:
+    last: datetime | None = None
+    last_ref: str = ""
+
+
+@dataclass(frozen=True)
+class SilenceRule:
+    type: ClassVar[str] = "silence"
+    Params: ClassVar[type[SilenceParams]] = SilenceParams
+    meta: RuleMeta
+    where: Predicate
+    max_gap: timedelta
+    start_hour: int
+    end_hour: int
+
+    @classmethod
+    def build(cls, meta: RuleMeta, where: Predicate, params: SilenceParams) -> SilenceRule:
+        start, _, end = params.active_hours.partition("-")
+        return cls(meta, where, params.max_gap, int(start), int(end))
+
+    def relevant(self, event: Event) -> bool:
+        return self.where(event)
+
+    def init(self) -> SilenceState:
+        return SilenceState()
+
+    def fold(self, state: SilenceState, entity: str, event: Event) -> Alert | None:
+        if not self.where(event):
+            return None
+        ts = event.timestamp
+        assert ts is not None
+        last, last_ref = state.last, state.last_ref
+        state.last, state.last_ref = ts, event.id
+        if last is None or ts - last <= self.max_gap:
+            return None
+        quiet = self.active_time(last, ts)
+        if quiet <= self.max_gap:
+            return None
+        hours = quiet.total_seconds() / 3600
+        return Alert(make_alert_id(self.meta.id, entity, last_ref), self.meta.id, self.meta.severity,
+                     entity, last, ts, 1,
+                     f"{self.meta.description}: no events for {hours:.1f}h of active hours "
+                     f"({self.start_hour:02d}-{self.end_hour:02d} UTC)",
+                     [last_ref, event.id], list(self.meta.tags), 0, self.meta.description)
+
+    def active_time(self, start: datetime, end: datetime) -> timedelta:
+        """How much of [start, end) falls within the active hours."""
+        total = timedelta(0)
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            lo = max(start, day + timedelta(hours=self.start_hour))
+            hi = min(end, day + timedelta(hours=self.end_hour))
+            if hi > lo:
+                total += hi - lo
+            day += timedelta(days=1)
+        return total
+
+    def close(self, state: SilenceState, entity: str, watermark: datetime | None) -> Alert | None:
+        return None
+
+    def idle(self, state: SilenceState, watermark: datetime) -> bool:
+        return False  # a source's last event is the state
