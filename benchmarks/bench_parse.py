@@ -78,14 +78,15 @@ def main() -> None:
     from flows.main import FlowConfig, Sinks, build_flow
     from logwarden.connectors.files import LogFileSource
     from logwarden.connectors.sinks import JsonLinesSink
-    from logwarden.rules.builtin import BUILTIN_RULES
+    from logwarden.rules.loader import default_rule_files, load_rules
 
     inputs = []
     for fmt, lines in files.items():
         path = work / f"mixed.{fmt}"
         path.write_text("\n".join(lines) + "\n")
         inputs.append((str(path), fmt))
-    config = FlowConfig(profile=profile, parser_options=options, rules=list(BUILTIN_RULES))
+    config = FlowConfig(profile=profile, parser_options=options,
+                        rules=load_rules(default_rule_files()).enabled())
 
     def flow() -> None:
         out = work / "violations.jsonl"

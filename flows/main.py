@@ -5,10 +5,12 @@ different sources and sinks::
 
     chunks     = input                      # RawChunk (up to batch_size lines of one source)
     by_source  = key_on source              # (source, RawChunk)
-    checked    = stateful_batch standard    # (source, Event | Violation | Scorecard)
-    events     = branch Event               # (source, Event)
-    by_group   = flat_map group keys        # (field=value, Event)
+    checked    = stateful_batch standard    # (source, Routed | Violation | Scorecard)
+    by_group   = flat_map_batch to_rules    # (field=value, (field, Event))
     decided    = stateful_batch rules       # (field=value, Alert | Violation)
+
+Events no rule could use never leave the standard step, and every split after it works on
+whole batches (one Python call per batch, not per item).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -29,7 +31,7 @@ from logwarden.alerts import Alert
 from logwarden.event import Event
 from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions, build_parser
-from logwarden.rules import Rule, group_keys, rules_for_key
+from logwarden.rules import Rule, RuleIndex, group_keys, rules_for_key
 from logwarden.rules.engine import KeyEngine, KeyState
 from logwarden.standard import Profile, Scorecard, SourceChecker
 from logwarden.timeutil import utcnow
@@ -57,6 +59,13 @@ class Sinks:
     scorecards: list[Sink[Any]]
 
 
+class Routed(NamedTuple):
+    """An event on its way to the rules of one group key."""
+
+    key: str  # field=value
+    value: tuple[str, Event]  # (field, event)
+
+
 class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
     """Per source: parse and check its chunks in order (one ``SourceChecker``)."""
 
@@ -65,6 +74,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         self._checker: SourceChecker | None = None
         self._resume = resume
         self._next_card: datetime | None = None
+        self._index = RuleIndex(config.rules)
 
     def _checker_for(self, chunk: RawChunk) -> SourceChecker:
         if self._checker is None:
@@ -77,8 +87,13 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
 
     def on_batch(self, values: list[RawChunk]) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
+        rules = self._index
         for chunk in values:
-            out.extend(self._checker_for(chunk).check_lines(chunk.lines, chunk.first_line))
+            for item in self._checker_for(chunk).check_lines(chunk.lines, chunk.first_line):
+                if type(item) is Event:
+                    out.extend(Routed(key, value) for key, value in group_keys(rules, item))
+                else:
+                    out.append(item)
         interval = self._config.scorecard_interval
         if interval is not None and self._next_card is None:
             self._next_card = self._config.now() + interval
@@ -163,17 +178,13 @@ def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
     by_source = op.key_on("by_source", chunks, lambda c: c.source)  # (source, RawChunk)
     checked = op.stateful_batch("standard", by_source,
                                 lambda resume: _StandardLogic(config, resume))
-    # (source, Event | Violation | Scorecard)
-    split = op.branch("is_event", checked, lambda kv: isinstance(kv[1], Event))
-    events = op.map_value("event", split.trues, lambda e: e)  # (source, Event)
-    notes = split.falses  # (source, Violation | Scorecard)
-    by_group = op.flat_map("group_keys", events,
-                           lambda kv: group_keys(config.rules, kv[1]))  # (field=value, (field, Event))
-    decided = op.stateful_batch("rules", by_group,
-                                lambda resume: _RulesLogic(config, resume))
+    # (source, Routed | Violation | Scorecard)
+    by_group = op.flat_map_batch("to_rules", checked,
+                                 lambda batch: [v for _, v in batch if type(v) is Routed])
+    # (field=value, (field, Event))
+    decided = op.stateful_batch("rules", by_group, lambda resume: _RulesLogic(config, resume))
     # (field=value, Alert | Violation)
-
-    everything = op.merge("decisions", notes, decided)
+    everything = op.merge("decisions", checked, decided)
     _out(everything, Violation, sinks.violations, "violations")
     _out(everything, Alert, sinks.alerts, "alerts")
     _out(everything, Scorecard, sinks.scorecards, "scorecards")
@@ -181,6 +192,8 @@ def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
 
 
 def _out(stream: Any, kind: type, sinks: list[Sink[Any]], name: str) -> None:
-    picked = op.filter(f"only_{name}", stream, lambda kv: isinstance(kv[1], kind))
+    if not sinks:
+        return
+    picked = op.flat_map_batch(f"only_{name}", stream, lambda batch: [kv for kv in batch if type(kv[1]) is kind])
     for i, sink in enumerate(sinks):
         op.output(f"{name}_{i}", picked, sink)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from logwarden.event import Event
 from logwarden.rules.base import Rule, RuleMeta
+from logwarden.rules.conditions import needs_of
 from logwarden.rules.cardinality import CardinalityRule
 from logwarden.rules.match import MatchRule
 from logwarden.rules.new_term import NewTermRule
@@ -23,12 +24,52 @@ RULE_TYPES: dict[str, type] = {
 }
 
 
-def group_keys(rules: list[Rule], event: Event) -> list[tuple[str, tuple[str, Event]]]:
+class RuleIndex:
+    """The enabled rules, indexed by a value each requires (``event.action`` in {...}), so an
+    event is tried only against rules it could satisfy. Built once per rule set."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = [r for r in rules if r.meta.enabled]
+        self._always: list[Rule] = []
+        self._by: dict[str, dict[str, list[Rule]]] = {}
+        for rule in self.rules:
+            needs = rule_needs(rule)
+            if needs is None:
+                self._always.append(rule)
+                continue
+            field, values = needs
+            for value in values:
+                self._by.setdefault(field, {}).setdefault(value, []).append(rule)
+        self._getters = [(Event.getter(f), table) for f, table in self._by.items()]
+        self._order = {r.meta.id: i for i, r in enumerate(self.rules)}
+
+    def candidates(self, event: Event) -> list[Rule]:
+        found = list(self._always)
+        for get, table in self._getters:
+            value = get(event)
+            if value is not None:
+                hit = table.get(value if type(value) is str else str(value))
+                if hit:
+                    found.extend(hit)
+        if len(found) > 1:
+            found.sort(key=lambda r: self._order[r.meta.id])
+        return found
+
+
+def rule_needs(rule: Rule) -> tuple[str, frozenset[str]] | None:
+    custom = getattr(rule, "needs", None)
+    if custom is not None:
+        return custom() if callable(custom) else custom
+    return needs_of(rule.where)  # type: ignore[attr-defined]
+
+
+def group_keys(rules: list[Rule] | RuleIndex, event: Event) -> list[tuple[str, tuple[str, Event]]]:
     """``(field=value, (field, event))`` for each distinct group-by field of the rules to which
     the event is relevant (an event no rule could use goes no further)."""
+    candidates = rules.candidates(event) if isinstance(rules, RuleIndex) else rules
     out: list[tuple[str, tuple[str, Event]]] = []
     seen: set[str] = set()
-    for rule in rules:
+    for rule in candidates:
         name = rule.meta.group_by
         if name in seen or not rule.meta.enabled or not rule.relevant(event):
             continue
@@ -44,4 +85,4 @@ def rules_for_key(rules: list[Rule], key: str) -> list[Rule]:
     return [r for r in rules if r.meta.group_by == name and r.meta.enabled]
 
 
-__all__ = ["RULE_TYPES", "Rule", "RuleMeta", "group_keys", "rules_for_key"]
+__all__ = ["RULE_TYPES", "Rule", "RuleIndex", "RuleMeta", "group_keys", "rules_for_key"]

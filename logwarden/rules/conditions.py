@@ -20,6 +20,9 @@ from typing import Any
 from logwarden.event import Event, known_field
 
 Predicate = Callable[[Event], bool]
+# A value a predicate requires: (field, values) when it can only be true if the field's value
+# is one of ``values``. Rules are indexed by it, so most rules are never tried on an event.
+Needs = tuple[str, frozenset[str]]
 OPERATORS = ("equals", "in", "regex", "cidr", "gt", "gte", "lt", "lte", "contains", "startswith",
              "exists")
 
@@ -30,6 +33,26 @@ class ConditionError(ValueError):
 
 def always(_: Event) -> bool:
     return True
+
+
+def needs_of(pred: Predicate) -> Needs | None:
+    return getattr(pred, "needs", None)
+
+
+def _with_needs(pred: Predicate, needs: Needs | None) -> Predicate:
+    if needs is not None:
+        pred.needs = needs  # type: ignore[attr-defined]
+    return pred
+
+
+def _chain(preds: list[Predicate], all_of: bool) -> Predicate:
+    """``p1(e) and p2(e) and ...`` (or ``or``) as nested closures: no generator per call."""
+    if len(preds) == 1:
+        return preds[0]
+    head, rest = preds[0], _chain(preds[1:], all_of)
+    if all_of:
+        return lambda e: head(e) and rest(e)
+    return lambda e: head(e) or rest(e)
 
 
 def compile_condition(spec: Any) -> Predicate:
@@ -50,8 +73,9 @@ def compile_condition(spec: Any) -> Predicate:
             raise ConditionError(f"'{kind}' takes a non-empty list of conditions")
         preds = [compile_condition(c) for c in inner]
         if kind == "all":
-            return lambda e: all(p(e) for p in preds)
-        return lambda e: any(p(e) for p in preds)
+            needs = next((n for n in map(needs_of, preds) if n is not None), None)
+            return _with_needs(_chain(preds, True), needs)
+        return _chain(preds, False)
     if "field" not in spec:
         raise ConditionError(f"condition needs 'field' (or all/any/not): {spec}")
     ops = set(spec) - {"field"}
@@ -69,13 +93,18 @@ def compile_condition(spec: Any) -> Predicate:
 
 def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str) -> Predicate:
     if op == "equals":
+        if isinstance(arg, str):  # the common case: compare strings directly
+            return _with_needs(lambda e: (v := get(e)) == arg or (
+                v is not None and type(v) is not str and _eq(v, arg)), (field, frozenset([arg])))
         return lambda e: _eq(get(e), arg)
     if op == "in":
         if not isinstance(arg, list):
             raise ConditionError(f"'in' on {field!r} takes a list")
         values = frozenset(str(v) for v in arg)
-        return lambda e: (v := get(e)) is not None and (
-            any(str(x) in values for x in v) if isinstance(v, list) else str(v) in values)
+        return _with_needs(lambda e: (v := get(e)) is not None and (
+            v in values if type(v) is str else
+            any(str(x) in values for x in v) if isinstance(v, list) else str(v) in values),
+            (field, values))
     if op == "regex":
         try:
             rx = re.compile(str(arg))

@@ -10,7 +10,7 @@ from typing import Any
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules import group_keys, rules_for_key
+from logwarden.rules import RuleIndex, group_keys, rules_for_key
 from logwarden.rules.base import Rule
 from logwarden.rules.engine import KeyEngine
 from logwarden.timeutil import parse_duration
@@ -21,8 +21,9 @@ EXAMPLE_BASE = datetime(2024, 1, 2, 10, 0, tzinfo=UTC)
 def evaluate(rules: list[Rule], events: list[Event]) -> list[Alert]:
     """All alerts the rules raise over the events (the final record of each alert id last)."""
     by_key: dict[str, list[Event]] = defaultdict(list)
+    index = RuleIndex(rules)
     for event in events:
-        for key, (_, e) in group_keys(rules, event):
+        for key, (_, e) in group_keys(index, event):
             by_key[key].append(e)
     alerts: list[Alert] = []
     for key in sorted(by_key):

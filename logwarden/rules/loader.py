@@ -21,7 +21,7 @@ from logwarden.errors import ConfigError
 from logwarden.event import known_field
 from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
-from logwarden.rules.conditions import ConditionError, Predicate, compile_condition
+from logwarden.rules.conditions import ConditionError, Predicate, compile_condition, needs_of
 
 COMMON = ("id", "type", "description", "severity", "tags", "enabled", "group_by", "where",
           "exceptions", "examples")
@@ -225,7 +225,13 @@ def _condition(spec: Any, key: str, problem: Any) -> Predicate | None:
 
 
 def _without(where: Predicate, exceptions: list[Predicate]) -> Predicate:
-    return lambda e: where(e) and not any(x(e) for x in exceptions)
+    def pred(e: Any) -> bool:
+        return where(e) and not any(x(e) for x in exceptions)
+
+    needs = needs_of(where)
+    if needs is not None:
+        pred.needs = needs  # type: ignore[attr-defined]
+    return pred
 
 
 def _check_examples(examples: Any, problem: Any) -> None:

@@ -13,7 +13,7 @@ from pydantic import Field
 from logwarden.alerts import Alert
 from logwarden.event import Event
 from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
-from logwarden.rules.conditions import compile_condition
+from logwarden.rules.conditions import compile_condition, needs_of
 from logwarden.rules.threshold import Duration
 
 
@@ -48,6 +48,15 @@ class SequenceRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event) and (self.first(event) or self.then(event))
+
+    def needs(self) -> tuple[str, frozenset[str]] | None:
+        """An event is relevant only if it can match ``first`` or ``then``."""
+        a, b = needs_of(self.first), needs_of(self.then)
+        if needs_of(self.where) is not None:
+            return needs_of(self.where)
+        if a is not None and b is not None and a[0] == b[0]:
+            return a[0], a[1] | b[1]
+        return None
 
     def init(self) -> SequenceState:
         return SequenceState(firsts=deque(maxlen=self.count))
