@@ -10,6 +10,8 @@ FROM python:3.11.7-slim-bookworm
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/logwarden logwarden
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The shipped rule pack, where `logwarden` looks for it outside a source checkout.
+COPY rules/default.yaml /usr/share/logwarden/rules/default.yaml
 USER logwarden
 WORKDIR /var/lib/logwarden
 ENV PYTHONUNBUFFERED=1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from logwarden.alerts import Alert
+from logwarden.incidents.store import IncidentStore
 from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
@@ -21,6 +22,8 @@ from logwarden.standard import Scorecard, load_profile
 class RunResult:
     scorecards: list[Scorecard] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    store: IncidentStore | None = None
+    undelivered: int = 0
 
 
 def parser_options(settings: Settings) -> ParserOptions:
@@ -44,6 +47,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from logwarden.connectors.sinks import CallbackSink, JsonLinesSink
 
     rule_set = load_rule_set(settings)
+    from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
+
+    store = build_store(settings)
+    notifier = build_notifier(settings)
     options = parser_options(settings)
     resolved = resolve_inputs(inputs, fmt, options)
     config = FlowConfig(
@@ -53,14 +60,16 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         allowed_lateness=settings.allowed_lateness if follow else None,
         scorecard_interval=settings.scorecard_interval if follow else None,
     )
-    result = RunResult()
+    result = RunResult(store=store)
 
     def take_alert(alert: Alert) -> None:
         result.alerts.append(alert)
         if on_alert is not None:
             on_alert(alert)
 
-    alert_sinks: list[Any] = [CallbackSink(take_alert)]
+    from logwarden.connectors.sinks import IncidentSink
+
+    alert_sinks: list[Any] = [CallbackSink(take_alert), IncidentSink(store.apply)]
     violation_sinks: list[Any] = []
     for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
         if path is not None:
@@ -71,9 +80,36 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     source = LogFileSource(resolved, settings.batch_size, follow, settings.follow_poll)
     flow = build_flow(config, source, Sinks(alerts=alert_sinks, violations=violation_sinks,
                                             scorecards=[CallbackSink(result.scorecards.append)]))
-    cli_main(flow, workers_per_process=settings.workers)
+    dispatcher = stop = thread = None
+    if notifier is not None:
+        import threading
+
+        from logwarden.incidents.dispatch import Dispatcher
+
+        dispatcher = Dispatcher(store, notifier, dispatch_policy(settings))
+        stop = threading.Event()
+        thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatch", daemon=True)
+        thread.start()
+    try:
+        cli_main(flow, workers_per_process=settings.workers)
+    finally:
+        if dispatcher is not None and stop is not None and thread is not None:
+            stop.set()
+            thread.join()
+            dispatcher.drain(settings.notify_drain_timeout.total_seconds())
+            result.undelivered = len(store.outbox())
     result.scorecards.sort(key=lambda c: c.source)
     return result
+
+
+def print_incidents(store: IncidentStore, out: Any = None) -> None:
+    out = out or sys.stdout
+    incidents = store.list()
+    if not incidents:
+        return
+    print(f"\n{'incident':<15} {'state':<13} {'severity':<9} {'count':>6}  rule / entity", file=out)
+    for i in sorted(incidents, key=lambda x: x.first_seen):
+        print(f"{i.id:<15} {i.state:<13} {i.severity:<9} {i.count:>6}  {i.rule_id} {i.entity}", file=out)
 
 
 def print_scorecards(cards: list[Scorecard], out: Any = None) -> None:

@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit-ready access-log policy enforcer and anomaly monitor.")
 rules_app = typer.Typer(no_args_is_help=True, help="Validate and test rule files.")
 app.add_typer(rules_app, name="rules")
+incidents_app = typer.Typer(no_args_is_help=True, help="Incidents in Redis (LOGWARDEN_REDIS_URL).")
+app.add_typer(incidents_app, name="incidents")
 RulesOpt = Annotated[list[Path] | None,
                      typer.Option("--rules", help="rule file (repeatable; default: the shipped pack)")]
 
@@ -54,13 +56,18 @@ def run(
     rules: RulesOpt = None,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
-    from logwarden.app import print_scorecards, run_flow
+    from logwarden.app import print_incidents, print_scorecards, run_flow
 
     settings = _settings(workers=workers, standard_profile=standard, json_mapping=mapping,
                          syslog_year=syslog_year, rules=rules or None)
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
                       follow=follow, on_alert=_print_alert)
     print_scorecards(result.scorecards)
+    if result.store is not None:
+        print_incidents(result.store)
+    if result.undelivered:
+        typer.echo(f"warning: {result.undelivered} incident notification(s) not delivered yet; they stay in "
+                   "the outbox (logwarden incidents notify)", err=True)
     if scorecard is not None:
         _write_scorecard(scorecard, result.scorecards)
 
@@ -91,7 +98,7 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-w")] = 1,
 ) -> None:
     """Simulate a day of an organisation's logs and run the flow on them (no Redis, no Slack)."""
-    from logwarden.app import print_scorecards, run_flow
+    from logwarden.app import print_incidents, print_scorecards, run_flow
     from logwarden.simulate import simulate as make
 
     base = out or Path(tempfile.mkdtemp(prefix="logwarden-demo-"))
@@ -103,8 +110,12 @@ def demo(
     result = run_flow(settings, inputs, None, alerts_path=base / "alerts.jsonl",
                       violations_path=base / "violations.jsonl", on_alert=_print_alert)
     print_scorecards(result.scorecards)
+    if result.store is not None:
+        print_incidents(result.store)
     fired = {a.alert_id for a in result.alerts}
-    typer.echo(f"\n{len(fired)} alert(s); outputs in {base} (alerts.jsonl, violations.jsonl)")
+    where = "in Redis" if settings.redis_url else "in memory"
+    typer.echo(f"\n{len(fired)} alert(s), {len(result.store.list()) if result.store else 0} incident(s) "
+               f"{where}; outputs in {base} (alerts.jsonl, violations.jsonl)")
 
 
 @app.command("scorecard")
@@ -152,6 +163,128 @@ def rules_test(paths: Annotated[list[Path] | None, typer.Argument(help="rule fil
             typer.echo(f"FAIL {rule.meta.id}: needs at least one positive and one negative example")
     typer.echo(f"{sum(r.ok for r in results)} of {len(results)} examples passed")
     if failed:
+        raise typer.Exit(1)
+
+
+def _store():
+    from logwarden.incidents.setup import build_store
+
+    return build_store(_settings(), require_redis=True)
+
+
+def _who(by: str | None) -> str:
+    import getpass
+
+    return by or getpass.getuser()
+
+
+@incidents_app.command("list")
+def incidents_list(state: Annotated[str | None, typer.Option(help="open | acknowledged | resolved")] = None,
+                   rule: Annotated[str | None, typer.Option(help="rule id")] = None,
+                   as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
+    """List incidents, oldest first."""
+    from logwarden.app import print_incidents
+
+    store = _store()
+    incidents = store.list(state=state, rule=rule)
+    if as_json:
+        for i in incidents:
+            typer.echo(orjson.dumps(i.public()).decode())
+        return
+    if not incidents:
+        typer.echo("no incidents")
+        return
+
+    class _Only:  # print_incidents takes a store; show the filtered list
+        @staticmethod
+        def list():
+            return incidents
+
+    print_incidents(_Only())  # type: ignore[arg-type]
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: str) -> None:
+    """One incident with its history, as JSON."""
+    from logwarden.errors import LogwardenError as _E
+
+    inc = _store().get(incident_id)
+    if inc is None:
+        raise _E(f"no incident {incident_id!r}")
+    typer.echo(orjson.dumps(inc.public(), option=orjson.OPT_INDENT_2).decode())
+
+
+@incidents_app.command("ack")
+def incidents_ack(incident_id: str, by: Annotated[str | None, typer.Option(help="who (default: $USER)")] = None,
+                  note: Annotated[str, typer.Option(help="why")] = "") -> None:
+    """Acknowledge: stops re-notification, keeps counting."""
+    inc = _store().ack(incident_id, _who(by), note)
+    typer.echo(f"{inc.id} {inc.state}")
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(incident_id: str, by: Annotated[str | None, typer.Option(help="who (default: $USER)")] = None,
+                      note: Annotated[str, typer.Option(help="why")] = "") -> None:
+    """Resolve an incident; a new alert of the same fingerprint opens a new one."""
+    inc = _store().resolve(incident_id, _who(by), note)
+    typer.echo(f"{inc.id} {inc.state}")
+
+
+@incidents_app.command("silence")
+def incidents_silence(
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h, 1d")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    rule: Annotated[str | None, typer.Option(help="silence this rule id")] = None,
+    entity: Annotated[str | None, typer.Option(help="silence this principal")] = None,
+    match: Annotated[str | None, typer.Option(help="glob over 'rule_id|entity'")] = None,
+    by: Annotated[str | None, typer.Option(help="author (default: $USER)")] = None,
+) -> None:
+    """Silence notifications by rule, principal or pattern, for a while."""
+    from logwarden.errors import LogwardenError as _E
+    from logwarden.timeutil import parse_duration
+
+    chosen = [(k, v) for k, v in (("rule", rule), ("entity", entity), ("match", match)) if v]
+    if len(chosen) != 1:
+        raise _E("give exactly one of --rule, --entity, --match")
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        raise _E(str(exc)) from None
+    silence = _store().add_silence(chosen[0][0], chosen[0][1], length, _who(by), reason)
+    typer.echo(f"{silence.id} silences {silence.matcher}={silence.value} until {silence.public()['expires_at']}")
+
+
+@incidents_app.command("silences")
+def incidents_silences() -> None:
+    """Active silences."""
+    for s in _store().silences():
+        d = s.public()
+        typer.echo(f"{d['id']}  {d['matcher']}={d['value']}  until {d['expires_at']}  by {d['author']}: {d['reason']}")
+
+
+@incidents_app.command("unsilence")
+def incidents_unsilence(silence_id: str) -> None:
+    """Remove a silence."""
+    _store().remove_silence(silence_id)
+    typer.echo(f"{silence_id} removed")
+
+
+@incidents_app.command("notify")
+def incidents_notify(timeout: Annotated[float, typer.Option(help="seconds to keep trying")] = 60) -> None:
+    """Deliver what is waiting in the outbox (after an outage or a crash), then exit."""
+    from logwarden.errors import LogwardenError as _E
+    from logwarden.incidents.dispatch import Dispatcher
+    from logwarden.incidents.setup import build_notifier, dispatch_policy
+
+    settings = _settings()
+    notifier = build_notifier(settings)
+    if notifier is None:
+        raise _E("no notifier configured (LOGWARDEN_SLACK_TOKEN or LOGWARDEN_SLACK_WEBHOOK_URL)")
+    store = _store()
+    empty = Dispatcher(store, notifier, dispatch_policy(settings)).drain(timeout)
+    left = len(store.outbox())
+    typer.echo("outbox empty" if empty else f"{left} notification(s) still waiting")
+    if not empty:
         raise typer.Exit(1)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from logwarden.timeutil import parse_duration
@@ -30,3 +30,23 @@ class Settings(BaseSettings):
     follow_poll: Duration = Field(timedelta(milliseconds=500), description="tail poll interval")
     scorecard_interval: Duration = Field(timedelta(seconds=30),
                                          description="how often a following run writes its scorecard")
+
+    # Incidents (Redis when LOGWARDEN_REDIS_URL is set, else in memory for the run).
+    redis_url: SecretStr | None = Field(None, description="redis:// or rediss:// URL, may hold user:password")
+    redis_prefix: str = Field("logwarden:", description="key prefix in Redis")
+    incident_resolve_after: Duration = Field(timedelta(hours=1), description="auto-resolve after this quiet")
+    incident_repeat_interval: Duration = Field(timedelta(hours=4), description="re-notify a still-firing incident")
+    incident_retention: Duration = Field(timedelta(days=7), description="resolved incidents expire after this")
+
+    # Slack: a bot token and channel, or an incoming webhook.
+    slack_token: SecretStr | None = Field(None, description="bot token (xoxb-...)")
+    slack_channel: str | None = Field(None, description="default channel for the bot token")
+    slack_webhook_url: SecretStr | None = Field(None, description="incoming webhook URL")
+    slack_api_url: str | None = Field(None, description="Web API base URL (gateways, GovSlack, tests)")
+    slack_min_severity: Literal["low", "medium", "high", "critical"] = "low"
+    slack_routes: dict[str, str] = Field(default_factory=dict, description="rule id glob -> channel")
+    slack_digest_threshold: int = Field(5, ge=1, description="more new incidents at once: one digest")
+    slack_min_interval: Duration = Field(timedelta(seconds=1), description="pause between posts to a channel")
+    slack_timeout: Duration = Field(timedelta(seconds=10), description="HTTP timeout of one Slack call")
+    notify_drain_timeout: Duration = Field(timedelta(seconds=60),
+                                           description="how long a finite run waits to deliver at its end")

@@ -83,3 +83,35 @@ class CallbackSink(FixedPartitionedSink[Any, None]):
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CallbackPartition:
         return _CallbackPartition(self._fn)
+
+
+class _IncidentPartition(StatefulSinkPartition[Any, None]):
+    def __init__(self, apply: Callable[[list[Any]], Any]) -> None:
+        self._apply = apply
+
+    @override
+    def write_batch(self, values: list[Any]) -> None:
+        self._apply(values)  # one transaction for the whole batch
+
+    @override
+    def snapshot(self) -> None:
+        return None
+
+
+class IncidentSink(FixedPartitionedSink[Any, None]):
+    """Applies each batch of alerts to the incident store in one transaction."""
+
+    def __init__(self, apply: Callable[[list[Any]], Any]) -> None:
+        self._apply_fn = apply
+
+    @override
+    def list_parts(self) -> list[str]:
+        return ["incidents"]
+
+    @override
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _IncidentPartition:
+        return _IncidentPartition(self._apply_fn)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from logwarden.event import Event
 from logwarden.rules.base import Rule, RuleMeta
-from logwarden.rules.conditions import needs_of
 from logwarden.rules.cardinality import CardinalityRule
+from logwarden.rules.conditions import needs_of
 from logwarden.rules.match import MatchRule
 from logwarden.rules.new_term import NewTermRule
 from logwarden.rules.sequence import SequenceRule

@@ -1,0 +1,193 @@
+"""Delivering the outbox: each changed incident's notification, once.
+
+One pass: take the incidents in the outbox; post the new ones (as one digest per channel when
+many open at once), update or reply to the ones already posted, and mark what was sent. A
+short lease per incident keeps two workers from sending the same thing. 429 waits for
+Retry-After, 5xx and timeouts back off and retry; what still fails stays in the outbox for the
+next pass, so a Slack outage loses nothing. Other failures are recorded on the incident.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+
+from logwarden.alerts import SEVERITIES
+from logwarden.incidents.model import Incident
+from logwarden.incidents.store import IncidentStore
+from logwarden.notify.base import DeliveryError, MessageRef, Notifier
+
+T = TypeVar("T")
+log = structlog.get_logger("logwarden.dispatch")
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    min_severity: str = "low"
+    routes: dict[str, str] = field(default_factory=dict)  # rule id glob -> channel
+    digest_threshold: int = 5  # more new incidents than this in one pass: one digest message
+    min_interval: float = 1.0  # seconds between messages to one channel (Slack: ~1/s)
+    max_attempts: int = 5
+    max_wait: float = 20.0  # longest single wait (Retry-After or backoff) within a pass
+    # A delivery lease outlives one incident's attempts; after a crash, another process takes
+    # over that incident's delivery once the lease has expired.
+    lease_ms: int = 30_000
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+
+class Dispatcher:
+    def __init__(self, store: IncidentStore, notifier: Notifier, policy: DispatchPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.policy = policy or DispatchPolicy()
+        self._sleep = sleep
+        self._owner = uuid.uuid4().hex
+        self._last_post: dict[str, float] = {}
+
+    def run_once(self) -> Report:
+        report = Report()
+        fresh: dict[str | None, list[Incident]] = {}
+        for iid in self.store.outbox():
+            if not self.store.backend.lease(f"deliver:{iid}", self._owner, self.policy.lease_ms):
+                continue
+            try:
+                inc = self.store.get(iid)
+                if inc is None:
+                    self.store.mark_notified(iid, 0, None, 0, notified=False)
+                elif not self._wanted(inc):
+                    self.store.mark_notified(iid, inc.version, None, len(inc.pending), notified=False)
+                elif inc.message is None:
+                    fresh.setdefault(self._channel(inc), []).append(inc)
+                    continue  # keeps its lease until posted below
+                else:
+                    self._follow_up(inc, report)
+            finally:
+                if iid not in {i.id for group in fresh.values() for i in group}:
+                    self.store.backend.release(f"deliver:{iid}", self._owner)
+        for channel, group in fresh.items():
+            try:
+                self._post_new(channel, group, report)
+            finally:
+                for inc in group:
+                    self.store.backend.release(f"deliver:{inc.id}", self._owner)
+        return report
+
+    def drain(self, timeout: float) -> bool:
+        """Pass until the outbox is empty or ``timeout`` seconds went by; True if empty."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.run_once()
+            if not self.store.outbox() or time.monotonic() >= deadline:
+                return not self.store.outbox()
+            self._sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+
+    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                self.store.auto_resolve()
+                self.run_once()
+            except Exception as exc:
+                log.warning("dispatch_pass_failed", error=type(exc).__name__)
+            stop.wait(interval)
+
+    # -- internals -------------------------------------------------------------------------
+    def _wanted(self, inc: Incident) -> bool:
+        if inc.silenced_by is not None and inc.message is None:
+            return False
+        return SEVERITIES.index(inc.severity) >= SEVERITIES.index(self.policy.min_severity)
+
+    def _channel(self, inc: Incident) -> str | None:
+        for pattern, channel in self.policy.routes.items():
+            if fnmatch.fnmatchcase(inc.rule_id, pattern):
+                return channel
+        return None
+
+    def _post_new(self, channel: str | None, group: list[Incident], report: Report) -> None:
+        if len(group) > self.policy.digest_threshold:
+            try:
+                ref = self._attempt(channel, lambda: self.notifier.digest(group, channel), report)
+            except DeliveryError as exc:
+                for inc in group:
+                    self.store.note_failure(inc.id, str(exc))
+                return
+            if ref is not _FAILED:
+                for inc in group:
+                    self.store.mark_notified(inc.id, inc.version, ref, len(inc.pending), notified=True)
+                report.sent += 1
+            return
+        for inc in group:
+            try:
+                ref = self._attempt(channel, lambda inc=inc: self.notifier.post(inc, channel), report)
+            except DeliveryError as exc:
+                self.store.note_failure(inc.id, str(exc))
+                continue
+            if ref is not _FAILED:
+                # Follow-ups recorded before the first post are already reflected in it.
+                self.store.mark_notified(inc.id, inc.version, ref, len(inc.pending), notified=True)
+                report.sent += 1
+
+    def _follow_up(self, inc: Incident, report: Report) -> None:
+        ref: MessageRef = inc.message or {}
+        channel = ref.get("channel")
+        sent_any = False
+        try:
+            if inc.version > inc.notified_version and self.notifier.updates_in_place and not ref.get("digest"):
+                if self._attempt(channel, lambda: self.notifier.update(inc, ref), report) is _FAILED:
+                    return
+                sent_any = True
+            done = 0
+            for event in inc.pending:
+                if self._attempt(channel, lambda event=event: self.notifier.reply(inc, ref, event),
+                                 report) is _FAILED:
+                    break
+                done += 1
+                sent_any = True
+        except DeliveryError as exc:
+            self.store.note_failure(inc.id, str(exc))
+            return
+        all_sent = done == len(inc.pending)
+        self.store.mark_notified(inc.id, inc.version if all_sent else inc.notified_version, None, done,
+                                 notified=sent_any)
+        report.sent += sent_any
+
+    def _attempt(self, channel: str | None, send: Callable[[], T], report: Report) -> T | Any:
+        """Send with classified retries; the result, or _FAILED (left for a later pass)."""
+        key = channel or "<default>"
+        for attempt in range(self.policy.max_attempts):
+            wait = self.policy.min_interval - (time.monotonic() - self._last_post.get(key, -1e9))
+            if wait > 0:
+                self._sleep(wait)
+            try:
+                result = send()
+                self._last_post[key] = time.monotonic()
+                return result
+            except DeliveryError as exc:
+                self._last_post[key] = time.monotonic()
+                if not exc.retryable:
+                    log.warning("notification_rejected", error=str(exc))
+                    report.failed += 1
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else min(0.5 * 2 ** attempt, 30.0)
+                log.info("notification_retry", error=str(exc), attempt=attempt + 1, wait=delay)
+                if delay > self.policy.max_wait:
+                    break
+                self._sleep(delay)
+        report.deferred += 1
+        return _FAILED
+
+
+_FAILED: Any = object()

@@ -1,0 +1,104 @@
+"""Incidents and silences: plain records, stored as JSON."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+STATES = ("open", "acknowledged", "resolved")
+MAX_EVIDENCE = 5
+MAX_HISTORY = 200
+
+
+def incident_id(fingerprint: str, first_alert_id: str) -> str:
+    return "INC-" + hashlib.blake2b(f"{fingerprint}\x00{first_alert_id}".encode(), digest_size=5).hexdigest()
+
+
+def fingerprint_of(rule_id: str, entity: str) -> str:
+    return f"{rule_id}|{entity}"
+
+
+def wall_iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Incident:
+    id: str
+    fingerprint: str
+    rule_id: str
+    severity: str
+    entity: str
+    description: str
+    summary: str
+    tags: list[str]
+    first_seen: str  # event time, ISO 8601 UTC
+    last_seen: str
+    count: int
+    created_at: float  # wall clock, epoch seconds
+    updated_at: float
+    state: str = "open"
+    evidence: list[str] = field(default_factory=list)
+    alerts: dict[str, list[int]] = field(default_factory=dict)  # alert_id -> [revision, count]
+    version: int = 1
+    notified_version: int = 0
+    message: dict[str, Any] | None = None  # where its notification lives (channel, ts, ...)
+    pending: list[dict[str, Any]] = field(default_factory=list)  # follow-ups to send
+    last_notified_at: float | None = None
+    silenced_by: str | None = None
+    explanation: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, at: float, by: str, action: str, note: str = "") -> None:
+        entry = {"at": wall_iso(at), "by": by, "action": action}
+        if note:
+            entry["note"] = note
+        self.history.append(entry)
+        del self.history[:-MAX_HISTORY]
+
+    def to_json(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Incident:
+        return cls(**orjson.loads(text))
+
+    def public(self) -> dict[str, Any]:
+        """What commands and exports show (no delivery internals)."""
+        d = asdict(self)
+        for key in ("alerts", "pending", "notified_version", "version"):
+            d.pop(key)
+        d["created_at"], d["updated_at"] = wall_iso(self.created_at), wall_iso(self.updated_at)
+        if self.last_notified_at is not None:
+            d["last_notified_at"] = wall_iso(self.last_notified_at)
+        return d
+
+
+@dataclass
+class Silence:
+    id: str
+    matcher: str  # rule | entity | match
+    value: str  # rule id, entity, or a glob over "rule_id|entity"
+    author: str
+    reason: str
+    created_at: float
+    expires_at: float
+
+    def matches(self, rule_id: str, entity: str, now: float) -> bool:
+        if now >= self.expires_at:
+            return False
+        if self.matcher == "rule":
+            return rule_id == self.value
+        if self.matcher == "entity":
+            return entity == self.value
+        return fnmatch.fnmatchcase(fingerprint_of(rule_id, entity), self.value)
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"], d["expires_at"] = wall_iso(self.created_at), wall_iso(self.expires_at)
+        return d

@@ -1,0 +1,169 @@
+"""Slack: a bot token (chat.postMessage, then chat.update and thread replies) or an incoming
+webhook (follow-ups as new messages that name the incident). ``build_slack_blocks`` is pure."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from slack_sdk import WebClient, WebhookClient
+from slack_sdk.errors import SlackApiError
+
+from logwarden.incidents.model import Incident
+from logwarden.notify.base import DeliveryError, MessageRef, classify_status
+
+SEVERITY_EMOJI = {"low": ":large_blue_circle:", "medium": ":large_yellow_circle:",
+                  "high": ":large_orange_circle:", "critical": ":red_circle:"}
+STATE_LABEL = {"open": "OPEN", "acknowledged": "ACKNOWLEDGED", "resolved": "RESOLVED"}
+DIGEST_LINES = 40
+DIGEST_CHARS = 2800  # a section block holds 3000 characters
+
+
+def escape(text: object) -> str:
+    """Slack mrkdwn escaping: ``<!channel>`` and ``<http://x|y>`` arrive as literal text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def build_slack_blocks(incident: Incident) -> dict[str, Any]:
+    """The Block Kit message for an incident (``text`` is the notification fallback)."""
+    i = incident
+    state = STATE_LABEL.get(i.state, i.state.upper())
+    head = f"{SEVERITY_EMOJI.get(i.severity, '')} {i.severity.upper()} · {escape(i.rule_id)} · {state}".strip()
+    fields = [
+        {"type": "mrkdwn", "text": f"*Principal*\n`{escape(i.entity)}`"},
+        {"type": "mrkdwn", "text": f"*Count*\n{i.count}"},
+        {"type": "mrkdwn", "text": f"*First seen*\n{escape(i.first_seen)}"},
+        {"type": "mrkdwn", "text": f"*Last seen*\n{escape(i.last_seen)}"},
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(i.description)}*\n{escape(i.summary)}"}},
+        {"type": "section", "fields": fields},
+    ]
+    if i.explanation:
+        why = f"*Why unusual*\n{escape(i.explanation)}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
+    if i.evidence:
+        lines = "\n".join(f"• `{escape(ref)}`" for ref in i.evidence[:5])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Evidence* (redacted)\n{lines}"}})
+    context = [f"Incident `{escape(i.id)}`"]
+    if i.tags:
+        context.append("Controls: " + ", ".join(escape(t) for t in i.tags))
+    if i.state == "open":
+        context.append(f"Acknowledge: `logwarden incidents ack {escape(i.id)} --by <you>`")
+    else:
+        who = next((h for h in reversed(i.history) if h["action"] == i.state), None)
+        if who:
+            context.append(f"{state.title()} by {escape(who['by'])} at {escape(who['at'])}")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+    text = f"[{i.severity.upper()}] {i.rule_id} {i.entity}: {i.summary} ({state}, {i.id})"
+    return {"text": escape(text)[:3000], "blocks": blocks}
+
+
+def build_reply(incident: Incident, event: dict[str, Any]) -> dict[str, Any]:
+    kind = event.get("kind", "")
+    i = incident
+    if kind == "renotify":
+        line = f"Still firing: {i.count} events, last seen {i.last_seen}"
+    else:
+        line = f"{kind.title()} by {event.get('by', '?')}" + (f": {event['note']}" if event.get("note") else "")
+    text = f"{i.id} [{i.rule_id} {i.entity}] {line}"
+    return {"text": escape(text), "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}]}
+
+
+def build_digest(incidents: list[Incident]) -> dict[str, Any]:
+    """One message for many new incidents: as many lines as fit, then how many more."""
+    lines: list[str] = []
+    size = 0
+    for i in incidents[:DIGEST_LINES]:
+        line = f"• {SEVERITY_EMOJI.get(i.severity, '')} `{escape(i.id)}` {escape(i.rule_id)} `{escape(i.entity)}` ({i.count})"
+        if size + len(line) > DIGEST_CHARS:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    if len(lines) < len(incidents):
+        lines.append(f"… and {len(incidents) - len(lines)} more (`logwarden incidents list`)")
+    title = f"{len(incidents)} new incidents"
+    return {"text": title, "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
+
+
+def _api_error(exc: Exception, what: str) -> DeliveryError:
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = getattr(response, "status_code", 0) or 0
+        headers = getattr(response, "headers", {}) or {}
+        retry_after = headers.get("Retry-After") or headers.get("retry-after")
+        if status == 200:  # Slack said ok: false (e.g. channel_not_found): not retryable
+            error = response.get("error", "error") if hasattr(response, "get") else "error"
+            return DeliveryError(f"{what}: Slack answered {error}", False)
+        return classify_status(status, retry_after, what)
+    # Timeouts, refused connections, broken answers: worth another try. Only the type is
+    # reported: exception texts can carry URLs.
+    return DeliveryError(f"{what}: {type(exc).__name__}", True)
+
+
+class SlackBot:
+    name: ClassVar[str] = "slack_bot"
+    updates_in_place: ClassVar[bool] = True
+
+    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: float = 10) -> None:
+        kwargs: dict[str, Any] = {"token": token, "timeout": int(max(timeout, 1)), "retry_handlers": []}
+        if base_url:
+            kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
+        self._client = WebClient(**kwargs)
+        self._channel = channel
+
+    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, method)(**kwargs)
+        except Exception as exc:
+            raise _api_error(exc, what) from None
+
+    def post(self, incident: Incident, channel: str | None) -> MessageRef:
+        msg = build_slack_blocks(incident)
+        resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel, **msg)
+        return {"channel": resp["channel"], "ts": resp["ts"]}
+
+    def update(self, incident: Incident, ref: MessageRef) -> None:
+        self._call("chat.update", "chat_update", channel=ref["channel"], ts=ref["ts"], **build_slack_blocks(incident))
+
+    def reply(self, incident: Incident, ref: MessageRef, event: dict[str, Any]) -> None:
+        self._call("chat.postMessage", "chat_postMessage", channel=ref["channel"], thread_ts=ref["ts"],
+                   **build_reply(incident, event))
+
+    def digest(self, incidents: list[Incident], channel: str | None) -> MessageRef:
+        resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel,
+                          **build_digest(incidents))
+        return {"channel": resp["channel"], "ts": resp["ts"], "digest": True}
+
+
+class SlackWebhook:
+    name: ClassVar[str] = "slack_webhook"
+    updates_in_place: ClassVar[bool] = False
+
+    def __init__(self, url: str, timeout: float = 10) -> None:
+        self._client = WebhookClient(url, timeout=int(max(timeout, 1)), retry_handlers=[])
+
+    def _send(self, payload: dict[str, Any]) -> None:
+        try:
+            resp = self._client.send(text=payload["text"], blocks=payload["blocks"])
+        except Exception as exc:
+            raise DeliveryError(f"webhook: {type(exc).__name__}", True) from None
+        if resp.status_code != 200:
+            raise classify_status(resp.status_code, (resp.headers or {}).get("Retry-After")
+                                  or (resp.headers or {}).get("retry-after"), "webhook")
+
+    def post(self, incident: Incident, channel: str | None) -> MessageRef:
+        self._send(build_slack_blocks(incident))
+        return {"webhook": True}
+
+    def update(self, incident: Incident, ref: MessageRef) -> None:
+        return None  # a webhook cannot edit; state changes go out as replies
+
+    def reply(self, incident: Incident, ref: MessageRef, event: dict[str, Any]) -> None:
+        self._send(build_reply(incident, event))
+
+    def digest(self, incidents: list[Incident], channel: str | None) -> MessageRef:
+        self._send(build_digest(incidents))
+        return {"webhook": True, "digest": True}
