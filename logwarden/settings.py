@@ -15,10 +15,12 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class Settings(BaseSettings):
-    """Every setting also reads ``LOGWARDEN_<NAME>`` from the environment (or a ``.env`` file)."""
+    """Every setting also reads ``LOGWARDEN_<NAME>`` from the environment.
 
-    model_config = SettingsConfigDict(env_prefix="LOGWARDEN_", env_file=".env",
-                                      env_file_encoding="utf-8", extra="forbid", frozen=True)
+    No ``.env`` file is read: docker compose injects its env file as environment variables, and
+    a dotenv source would reject the compose-only variables (``REDIS_PASSWORD``) it shares."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGWARDEN_", extra="forbid", frozen=True)
 
     rules: list[Path] | None = Field(None, description="rule files, in order; default: the shipped pack")
     standard_profile: Path | None = Field(None, description="logging-standard YAML; default: shipped")

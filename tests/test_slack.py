@@ -43,7 +43,8 @@ def bot(fake: FakeSlack, token: str = TOKEN, timeout: float = 5) -> SlackBot:
 
 
 def dispatcher(store: IncidentStore, notifier: object, sleeps: Sleeps | None = None, **policy: object) -> Dispatcher:
-    return Dispatcher(store, notifier, DispatchPolicy(min_interval=0, **policy), sleep=sleeps if sleeps is not None else Sleeps())  # type: ignore[arg-type]
+    policy_ = DispatchPolicy(min_interval=0, **policy)  # type: ignore[arg-type]
+    return Dispatcher(store, notifier, policy_, sleep=sleeps if sleeps is not None else Sleeps())  # type: ignore[arg-type]
 
 
 GOLDEN_INCIDENT = Incident(

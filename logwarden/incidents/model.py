@@ -62,7 +62,7 @@ class Incident:
         del self.history[:-MAX_HISTORY]
 
     def to_json(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
+        return orjson.dumps(self).decode()  # orjson serializes dataclasses natively (no asdict copy)
 
     @classmethod
     def from_json(cls, text: str) -> Incident:

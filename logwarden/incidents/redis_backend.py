@@ -77,10 +77,14 @@ class RedisBackend:
                     result = fn(tx)
                     w = tx.writes
                     pipe.multi()
-                    for key in w.deletes:
-                        pipe.delete(key)
+                    if w.deletes:
+                        pipe.delete(*w.deletes)
+                    plain = {k: v for k, (v, ttl) in w.sets.items() if ttl is None}
+                    if plain:
+                        pipe.mset(plain)  # one command for every non-expiring write
                     for key, (value, ttl) in w.sets.items():
-                        pipe.set(key, value, px=ttl)
+                        if ttl is not None:
+                            pipe.set(key, value, px=ttl)
                     for key, members in w.zadds.items():
                         if members:
                             pipe.zadd(key, members)

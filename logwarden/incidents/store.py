@@ -70,24 +70,29 @@ class IncidentStore:
             docs = dict(zip(known, tx.get([self._inc + i for i in known]), strict=True))
             current = {fp: Incident.from_json(docs[i]) for fp, i in ids.items() if i and docs.get(i)}
             changed: dict[str, Incident] = {}
+            created: set[str] = set()
+            memory_ms = int(self.policy.alert_memory.total_seconds() * 1000)
             for alert in ordered:
                 fp = fingerprint_of(alert.rule_id, alert.entity)
                 inc = current.get(fp)
                 if inc is not None and _applied(inc, alert):
                     continue
-                if owner.get(alert.alert_id) not in (None, inc.id if inc else None):
+                known_owner = owner.get(alert.alert_id)
+                if known_owner not in (None, inc.id if inc else None):
                     continue  # a replayed alert of an earlier (resolved) incident
-                owner[alert.alert_id] = None  # decided below; written with the incident
                 if inc is None or inc.state == "resolved":
                     inc = _open(fp, alert, now)
+                    created.add(inc.id)
                 else:
                     _update(inc, alert, now, self.policy)
                 silence = next((s for s in silences if s.matches(alert.rule_id, alert.entity, now)), None)
                 inc.silenced_by = silence.id if silence else None
                 current[fp] = changed[inc.id] = inc
-                tx.set(self._alert + alert.alert_id, inc.id, int(self.policy.alert_memory.total_seconds() * 1000))
+                if known_owner is None:
+                    owner[alert.alert_id] = inc.id
+                    tx.set(self._alert + alert.alert_id, inc.id, memory_ms)
             for inc in changed.values():
-                self._write(tx, inc, now, notify=inc.silenced_by is None)
+                self._write(tx, inc, now, notify=inc.silenced_by is None, index=inc.id in created)
             return list(changed.values())
 
         return self.backend.atomic(tx_fn)
@@ -128,7 +133,7 @@ class IncidentStore:
             inc.version += 1  # the posted message must show the new state
             inc.record(now, by, state, note)
             inc.pending.append({"kind": state, "by": by, "note": note})
-            self._write(tx, inc, now, notify=True)
+            self._write(tx, inc, now, notify=True, index=True)
             return inc
 
         return self.backend.atomic(tx_fn)
@@ -217,13 +222,17 @@ class IncidentStore:
         self.backend.atomic(tx_fn)
 
     # -- internals -------------------------------------------------------------------------
-    def _write(self, tx: Tx, inc: Incident, now: float, notify: bool, bump: bool = True) -> None:
+    def _write(self, tx: Tx, inc: Incident, now: float, notify: bool, bump: bool = True,
+               index: bool = False) -> None:
+        """Store the incident; ``index`` also (re)writes its fingerprint and listing entries,
+        needed when it is created or changes state (a resolved one's keys get the retention)."""
         ttl = int(self.policy.retention.total_seconds() * 1000) if inc.state == "resolved" else None
         if bump:
             inc.updated_at = now
         tx.set(self._inc + inc.id, inc.to_json(), ttl)
-        tx.set(self._fp + inc.fingerprint, inc.id, ttl)
-        tx.zadd(self._index, inc.id, inc.created_at)
+        if index:
+            tx.set(self._fp + inc.fingerprint, inc.id, ttl)
+            tx.zadd(self._index, inc.id, inc.created_at)
         if notify:
             tx.zadd(self._outbox, inc.id, now)
 

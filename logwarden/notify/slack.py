@@ -75,7 +75,8 @@ def build_digest(incidents: list[Incident]) -> dict[str, Any]:
     lines: list[str] = []
     size = 0
     for i in incidents[:DIGEST_LINES]:
-        line = f"• {SEVERITY_EMOJI.get(i.severity, '')} `{escape(i.id)}` {escape(i.rule_id)} `{escape(i.entity)}` ({i.count})"
+        emoji = SEVERITY_EMOJI.get(i.severity, "")
+        line = f"• {emoji} `{escape(i.id)}` {escape(i.rule_id)} `{escape(i.entity)}` ({i.count})"
         if size + len(line) > DIGEST_CHARS:
             break
         lines.append(line)
