@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -57,6 +57,8 @@ class Sinks:
     alerts: list[Sink[Any]]
     violations: list[Sink[Any]]
     scorecards: list[Sink[Any]]
+    decisions: list[Sink[Any]] = field(default_factory=list)  # alerts, violations and scorecards together
+    events: list[Sink[Any]] = field(default_factory=list)  # every compliant (or redacted) event
 
 
 class Routed(NamedTuple):
@@ -69,8 +71,9 @@ class Routed(NamedTuple):
 class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
     """Per source: parse and check its chunks in order (one ``SourceChecker``)."""
 
-    def __init__(self, config: FlowConfig, resume: dict[str, Any] | None) -> None:
+    def __init__(self, config: FlowConfig, resume: dict[str, Any] | None, emit_events: bool = False) -> None:
         self._config = config
+        self._emit_events = emit_events
         self._checker: SourceChecker | None = None
         self._resume = resume
         self._next_card: datetime | None = None
@@ -92,6 +95,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
             for item in self._checker_for(chunk).check_lines(chunk.lines, chunk.first_line):
                 if type(item) is Event:
                     out.extend(Routed(key, value) for key, value in group_keys(rules, item))
+                    if self._emit_events:
+                        out.append(item)
                 else:
                     out.append(item)
         interval = self._config.scorecard_interval
@@ -176,8 +181,9 @@ def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
     flow = Dataflow(flow_id)
     chunks = op.input("read", flow, source)  # RawChunk
     by_source = op.key_on("by_source", chunks, lambda c: c.source)  # (source, RawChunk)
+    emit_events = bool(sinks.events)
     checked = op.stateful_batch("standard", by_source,
-                                lambda resume: _StandardLogic(config, resume))
+                                lambda resume: _StandardLogic(config, resume, emit_events))
     # (source, Routed | Violation | Scorecard)
     by_group = op.flat_map_batch("to_rules", checked,
                                  lambda batch: [v for _, v in batch if type(v) is Routed])
@@ -188,12 +194,15 @@ def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
     _out(everything, Violation, sinks.violations, "violations")
     _out(everything, Alert, sinks.alerts, "alerts")
     _out(everything, Scorecard, sinks.scorecards, "scorecards")
+    _out(everything, Event, sinks.events, "events")
+    _out(everything, (Alert, Violation, Scorecard), sinks.decisions, "decisions")
     return flow
 
 
-def _out(stream: Any, kind: type, sinks: list[Sink[Any]], name: str) -> None:
+def _out(stream: Any, kind: type | tuple[type, ...], sinks: list[Sink[Any]], name: str) -> None:
     if not sinks:
         return
-    picked = op.flat_map_batch(f"only_{name}", stream, lambda batch: [kv for kv in batch if type(kv[1]) is kind])
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    picked = op.flat_map_batch(f"only_{name}", stream, lambda batch: [kv for kv in batch if type(kv[1]) in kinds])
     for i, sink in enumerate(sinks):
         op.output(f"{name}_{i}", picked, sink)

@@ -51,6 +51,9 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
 
     store = build_store(settings)
     notifier = build_notifier(settings)
+    from logwarden.audit.setup import build_trails, record_of, who
+
+    trails = build_trails(settings)
     options = parser_options(settings)
     resolved = resolve_inputs(inputs, fmt, options)
     config = FlowConfig(
@@ -67,9 +70,16 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if on_alert is not None:
             on_alert(alert)
 
-    from logwarden.connectors.sinks import IncidentSink
+    from logwarden.connectors.sinks import AuditSink, IncidentSink
 
-    alert_sinks: list[Any] = [CallbackSink(take_alert), IncidentSink(store.apply)]
+    def apply_alerts(alerts: list[Alert]) -> None:
+        changed = store.apply(alerts)
+        if trails is not None and changed:
+            trails.decisions.append([("incident", None, {"id": i.id, "state": i.state, "rule_id": i.rule_id,
+                                                          "entity": i.entity, "count": i.count, "version": i.version,
+                                                          "by": "logwarden"}) for i in changed])
+
+    alert_sinks: list[Any] = [CallbackSink(take_alert), IncidentSink(apply_alerts)]
     violation_sinks: list[Any] = []
     for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
         if path is not None:
@@ -77,9 +87,24 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             path.write_bytes(b"")  # a run writes its outputs anew
             path.chmod(0o640)
             sinks.append(JsonLinesSink(path))
+    decision_sinks: list[Any] = []
+    event_sinks: list[Any] = []
+    if trails is not None:
+        trails.decisions.append([("run", None, {
+            "by": who(), "inputs": [{"path": p, "format": f} for p, f in resolved],
+            "ruleset_version": rule_set.version, "rule_files": [str(f) for f in rule_set.files],
+            "rules": [r.meta.id for r in rule_set.enabled()], "standard": config.profile.name,
+            "follow": follow})])
+        decision_sinks.append(AuditSink(lambda vals: trails.decisions.append([record_of(v) for v in vals]),
+                                        "audit_decisions"))
+        if trails.events is not None:
+            events_trail = trails.events
+            event_sinks.append(AuditSink(lambda vals: events_trail.append([record_of(v) for v in vals]),
+                                         "audit_events"))
     source = LogFileSource(resolved, settings.batch_size, follow, settings.follow_poll)
     flow = build_flow(config, source, Sinks(alerts=alert_sinks, violations=violation_sinks,
-                                            scorecards=[CallbackSink(result.scorecards.append)]))
+                                            scorecards=[CallbackSink(result.scorecards.append)],
+                                            decisions=decision_sinks, events=event_sinks))
     dispatcher = stop = thread = None
     if notifier is not None:
         import threading
@@ -90,6 +115,19 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         stop = threading.Event()
         thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatch", daemon=True)
         thread.start()
+    retention_stop = None
+    if trails is not None and follow:
+        import threading
+
+        from logwarden.audit.retention import run_retention
+
+        retention_stop = threading.Event()
+
+        def retention_loop() -> None:  # a long-running flow applies retention hourly
+            while not retention_stop.wait(3600):
+                run_retention(settings, "logwarden")
+
+        threading.Thread(target=retention_loop, name="retention", daemon=True).start()
     try:
         cli_main(flow, workers_per_process=settings.workers)
     finally:
@@ -98,6 +136,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             thread.join()
             dispatcher.drain(settings.notify_drain_timeout.total_seconds())
             result.undelivered = len(store.outbox())
+        if retention_stop is not None:
+            retention_stop.set()
+        if trails is not None:
+            trails.seal()  # each run's records end in sealed segments
     result.scorecards.sort(key=lambda c: c.source)
     return result
 

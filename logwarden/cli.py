@@ -19,6 +19,10 @@ rules_app = typer.Typer(no_args_is_help=True, help="Validate and test rule files
 app.add_typer(rules_app, name="rules")
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents in Redis (LOGWARDEN_REDIS_URL).")
 app.add_typer(incidents_app, name="incidents")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail (LOGWARDEN_AUDIT_DIR).")
+app.add_typer(audit_app, name="audit")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention and purge of the audit trail.")
+app.add_typer(retention_app, name="retention")
 RulesOpt = Annotated[list[Path] | None,
                      typer.Option("--rules", help="rule file (repeatable; default: the shipped pack)")]
 
@@ -106,7 +110,13 @@ def demo(
     written = make(logs, days=1, seed=7)
     inputs = sorted(str(p) for p in written if not str(p).endswith("labels.jsonl"))
     typer.echo(f"simulated {sum(written.values())} lines into {logs}")
-    settings = _settings(workers=workers)
+    import os
+
+    from logwarden.audit.setup import demo_key
+
+    audit = {} if os.environ.get("LOGWARDEN_AUDIT_DIR") else {
+        "audit_dir": base / "audit", "audit_key": os.environ.get("LOGWARDEN_AUDIT_KEY") or demo_key(base)}
+    settings = _settings(workers=workers, **audit)
     result = run_flow(settings, inputs, None, alerts_path=base / "alerts.jsonl",
                       violations_path=base / "violations.jsonl", on_alert=_print_alert)
     print_scorecards(result.scorecards)
@@ -116,6 +126,9 @@ def demo(
     where = "in Redis" if settings.redis_url else "in memory"
     typer.echo(f"\n{len(fired)} alert(s), {len(result.store.list()) if result.store else 0} incident(s) "
                f"{where}; outputs in {base} (alerts.jsonl, violations.jsonl)")
+    if settings.audit_dir is not None:
+        typer.echo(f"audit trail in {settings.audit_dir}: check it with "
+                   f"LOGWARDEN_AUDIT_KEY=$(cat {base / 'audit.key'}) logwarden audit verify {settings.audit_dir}")
 
 
 @app.command("scorecard")
@@ -219,6 +232,7 @@ def incidents_ack(incident_id: str, by: Annotated[str | None, typer.Option(help=
                   note: Annotated[str, typer.Option(help="why")] = "") -> None:
     """Acknowledge: stops re-notification, keeps counting."""
     inc = _store().ack(incident_id, _who(by), note)
+    _record("incident", {"command": "ack", "id": inc.id, "state": inc.state, "as": _who(by), "note": note})
     typer.echo(f"{inc.id} {inc.state}")
 
 
@@ -227,6 +241,7 @@ def incidents_resolve(incident_id: str, by: Annotated[str | None, typer.Option(h
                       note: Annotated[str, typer.Option(help="why")] = "") -> None:
     """Resolve an incident; a new alert of the same fingerprint opens a new one."""
     inc = _store().resolve(incident_id, _who(by), note)
+    _record("incident", {"command": "resolve", "id": inc.id, "state": inc.state, "as": _who(by), "note": note})
     typer.echo(f"{inc.id} {inc.state}")
 
 
@@ -251,6 +266,7 @@ def incidents_silence(
     except ValueError as exc:
         raise _E(str(exc)) from None
     silence = _store().add_silence(chosen[0][0], chosen[0][1], length, _who(by), reason)
+    _record("silence", {"command": "silence", **silence.public()})
     typer.echo(f"{silence.id} silences {silence.matcher}={silence.value} until {silence.public()['expires_at']}")
 
 
@@ -266,6 +282,7 @@ def incidents_silences() -> None:
 def incidents_unsilence(silence_id: str) -> None:
     """Remove a silence."""
     _store().remove_silence(silence_id)
+    _record("silence", {"command": "unsilence", "id": silence_id})
     typer.echo(f"{silence_id} removed")
 
 
@@ -286,6 +303,158 @@ def incidents_notify(timeout: Annotated[float, typer.Option(help="seconds to kee
     typer.echo("outbox empty" if empty else f"{left} notification(s) still waiting")
     if not empty:
         raise typer.Exit(1)
+
+
+def _audit_trail():
+    from logwarden.audit.setup import audit_key, cipher_of
+    from logwarden.audit.trail import AuditTrail
+
+    settings = _settings()
+    if settings.audit_dir is None:
+        return None
+    return AuditTrail(settings.audit_dir, "decisions", audit_key(settings), cipher=cipher_of(settings))
+
+
+def _record(kind: str, data: dict) -> None:
+    """Record a command (who ran it, what it did) in the trail when one is configured."""
+    from logwarden.audit.setup import who
+
+    trail = _audit_trail()
+    if trail is not None:
+        trail.append([(kind, None, {"by": who(), **data})])
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Annotated[Path | None, typer.Argument(help="trail directory (default: LOGWARDEN_AUDIT_DIR)")] = None,
+) -> None:
+    """Recompute every chain; say where it breaks. Exit 1 when it does."""
+    from logwarden.audit.setup import audit_key
+    from logwarden.audit.verify import verify
+    from logwarden.errors import LogwardenError as _E
+
+    settings = _settings()
+    root = path or settings.audit_dir
+    if root is None:
+        raise _E("give the trail directory or set LOGWARDEN_AUDIT_DIR")
+    if not root.is_dir():
+        raise _E(f"no audit trail at {root}")
+    report = verify(root, audit_key(settings))
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evidence(
+    start: Annotated[str, typer.Option("--from", help="period start (ISO 8601, e.g. 2026-11-01T00:00:00Z)")],
+    end: Annotated[str, typer.Option("--to", help="period end (ISO 8601)")],
+    out: Annotated[Path, typer.Option(help="a new directory, or a FILE.zip")],
+    entity: Annotated[str | None, typer.Option(help="only records about this principal")] = None,
+    rule: Annotated[str | None, typer.Option(help="only records of this rule")] = None,
+) -> None:
+    """Export an evidence bundle an auditor can check with sha256sum and python3 alone."""
+    from logwarden.audit.evidence import Selection, export
+    from logwarden.audit.setup import audit_key, cipher_of, who
+    from logwarden.errors import LogwardenError as _E
+    from logwarden.rules.loader import default_rule_files
+    from logwarden.timeutil import parse_iso
+
+    settings = _settings()
+    if settings.audit_dir is None:
+        raise _E("evidence needs LOGWARDEN_AUDIT_DIR (and LOGWARDEN_AUDIT_KEY)")
+    audit_key(settings)
+    try:
+        sel = Selection(parse_iso(start), parse_iso(end), entity, rule)
+    except ValueError as exc:
+        raise _E(f"--from/--to: {exc}") from None
+    if sel.start.tzinfo is None or sel.end.tzinfo is None:
+        raise _E("--from/--to need a timezone (e.g. Z)")
+    incidents = []
+    if settings.redis_url is not None:
+        from logwarden.incidents.setup import build_store
+
+        incidents = build_store(settings).list()
+    rule_files = list(settings.rules) if settings.rules else default_rule_files()
+    from logwarden.rules.loader import load_rules
+
+    version = load_rules(rule_files).version
+    path, count = export(settings.audit_dir, out, sel, who(), incidents, rule_files, version, cipher_of(settings))
+    _record("access", {"command": "evidence", "from": start, "to": end, "entity": entity, "rule": rule,
+                       "out": str(path), "records": count})
+    typer.echo(f"{count} record(s) exported to {path}; check it with: sha256sum -c MANIFEST.sha256 && "
+               "python3 verify_chain.py .")
+
+
+@retention_app.command("apply")
+def retention_apply(dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would go")] = False) -> None:
+    """Delete whole expired segments (oldest first), keeping the chain verifiable; legal holds win."""
+    from logwarden.audit.retention import run_retention
+    from logwarden.audit.setup import who
+
+    for line in run_retention(_settings(), who(), dry_run):
+        typer.echo(line)
+
+
+@app.command()
+def selftest() -> None:
+    """Push canaries through the real flow; pass/fail per control tag. Exit 1 on any failure."""
+    from logwarden.audit.selftest import run_selftest
+
+    rows = run_selftest(_settings())
+    width = max(len(r.control) for r in rows)
+    typer.echo(f"\n{'control':<{width}}  result  detail")
+    for r in rows:
+        typer.echo(f"{r.control:<{width}}  {'PASS' if r.ok else 'FAIL':<6}  {r.detail}")
+    failed = sum(not r.ok for r in rows)
+    typer.echo(f"\nselftest: {len(rows) - failed} of {len(rows)} controls pass")
+    _record("selftest", {"passed": len(rows) - failed, "failed": failed,
+                         "failures": [r.control for r in rows if not r.ok]})
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    inputs: InputOpt,
+    fmt: FormatOpt = None,
+    min_compliance: Annotated[float | None, typer.Option(help="required share of compliant lines (0-1)")] = None,
+    standard: Annotated[Path | None, typer.Option(help="logging-standard profile (YAML)")] = None,
+    violations: Annotated[Path | None, typer.Option(help="write violations here as JSON lines")] = None,
+) -> None:
+    """Only the logging-standard checks over sample logs; exit 1 when an input's compliance is below
+    the threshold (for an application's CI: block a release whose logs break the standard)."""
+    from logwarden.app import parser_options, print_scorecards
+    from logwarden.inputs import LineReader, resolve_inputs
+    from logwarden.parsers import build_parser
+    from logwarden.standard import SourceChecker, load_profile
+    from logwarden.violation import Violation
+
+    settings = _settings(standard_profile=standard)
+    threshold = settings.check_min_compliance if min_compliance is None else min_compliance
+    options = parser_options(settings)
+    profile = load_profile(settings.standard_profile)
+    cards = []
+    out = violations.open("wb") if violations else None
+    try:
+        for path, f in resolve_inputs(inputs, fmt, options):
+            checker = SourceChecker(profile, build_parser(f, options), path)
+            for chunk in LineReader(path, f, settings.batch_size).chunks():
+                for item in checker.check_lines(chunk.lines, chunk.first_line):
+                    if out is not None and isinstance(item, Violation):
+                        out.write(orjson.dumps(item.to_dict()) + b"\n")
+            cards.append(checker.scorecard)
+    finally:
+        if out is not None:
+            out.close()
+    print_scorecards(cards)
+    failing = [c for c in cards if c.compliance_rate < threshold]
+    for c in failing:
+        typer.echo(f"FAIL {c.source}: compliance {c.compliance_rate:.2%} < {threshold:.2%}", err=True)
+    if failing:
+        raise typer.Exit(1)
+    typer.echo(f"ok: every input at or above {threshold:.2%} compliance")
 
 
 def main() -> None:

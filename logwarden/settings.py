@@ -52,3 +52,16 @@ class Settings(BaseSettings):
     slack_timeout: Duration = Field(timedelta(seconds=10), description="HTTP timeout of one Slack call")
     notify_drain_timeout: Duration = Field(timedelta(seconds=60),
                                            description="how long a finite run waits to deliver at its end")
+
+    # The audit trail (off unless a directory is given; the demo turns it on).
+    audit_dir: Path | None = Field(None, description="where the tamper-evident trail lives")
+    audit_key: SecretStr | None = Field(None, description="HMAC key of the chain (>= 16 bytes)")
+    audit_encryption_key: SecretStr | None = Field(None, description="64 hex chars: AES-256-GCM at rest")
+    audit_events: bool = Field(True, description="archive normalized, redacted events too")
+    audit_fsync: Literal["always", "seal", "never"] = Field("seal", description="when writes reach the disk")
+    audit_segment_records: int = Field(50_000, ge=10, description="records per segment before it is sealed")
+    audit_retention_events: Duration = Field(timedelta(days=365), description="PCI DSS 10.5.1: a year")
+    audit_retention_decisions: Duration = Field(timedelta(days=365), description="how long decisions are kept")
+    audit_legal_holds: list[str] = Field(default_factory=list,
+                                         description="periods never purged: 'FROM..TO' (ISO dates) or 'all'")
+    check_min_compliance: float = Field(0.99, ge=0, le=1, description="logwarden check's threshold")

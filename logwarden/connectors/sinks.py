@@ -115,3 +115,36 @@ class IncidentSink(FixedPartitionedSink[Any, None]):
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _IncidentPartition:
         return _IncidentPartition(self._apply_fn)
+
+
+class _AuditPartition(StatefulSinkPartition[Any, None]):
+    def __init__(self, write: Callable[[list[Any]], Any]) -> None:
+        self._write = write
+
+    @override
+    def write_batch(self, values: list[Any]) -> None:
+        self._write(values)
+
+    @override
+    def snapshot(self) -> None:
+        return None
+
+
+class AuditSink(FixedPartitionedSink[Any, None]):
+    """Appends each batch to an audit trail (one partition: one writer per class)."""
+
+    def __init__(self, write: Callable[[list[Any]], Any], name: str) -> None:
+        self._write_fn = write
+        self._name = name
+
+    @override
+    def list_parts(self) -> list[str]:
+        return [self._name]
+
+    @override
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _AuditPartition:
+        return _AuditPartition(self._write_fn)

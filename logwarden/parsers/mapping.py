@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from logwarden.errors import ConfigError
-from logwarden.event import Event
+from logwarden.event import EXTRA_FIELDS, Event
 from logwarden.parsers.base import as_int, as_str, outcome_from_status
 from logwarden.timeutil import parse_any
 
@@ -82,6 +82,7 @@ class AliasIndex:
         # costs one dict lookup per field. Bounded, as a source with free-form keys could
         # otherwise grow it without end.
         self._plans: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
+        self._extras: dict[tuple[str, ...], list[str]] = {}  # parser-known ECS fields kept as extra
 
     def resolve(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """ECS field -> the value of its best-ranked alias present in ``doc``."""
@@ -91,7 +92,9 @@ class AliasIndex:
             plan = self._plan(keys)
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
+                self._extras.clear()
             self._plans[keys] = plan
+            self._extras[keys] = [k for k in keys if k in EXTRA_FIELDS]
         out: dict[str, Any] = {}
         for name, candidates in plan:
             for key in candidates:
@@ -105,6 +108,13 @@ class AliasIndex:
                 out[name] = value
                 break
         return out
+
+    def extras(self, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+        """ECS fields beyond the common ones (``k8s.request.role_ref``, ...) the document carries."""
+        names = self._extras.get(tuple(doc))
+        if not names:
+            return None
+        return {k: doc[k] for k in names if doc[k] is not None}
 
     def _plan(self, keys: tuple[str, ...]) -> list[tuple[str, list[str]]]:
         ranked: dict[str, list[tuple[int, str]]] = {}
@@ -183,4 +193,5 @@ def event_from_mapping(doc: Mapping[str, Any], index: AliasIndex,
         resource=resource,
         host_name=as_str(f.get("host.name")),
         event_id=as_str(f.get("event.id")),
+        extra=index.extras(doc) or None,
     )

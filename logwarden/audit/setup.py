@@ -1,0 +1,92 @@
+"""Building the audit trail from settings, and the records logwarden writes into it."""
+
+from __future__ import annotations
+
+import getpass
+import secrets as _random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from logwarden.alerts import Alert
+from logwarden.audit.trail import AuditTrail, Cipher
+from logwarden.errors import ConfigError
+from logwarden.event import Event
+from logwarden.settings import Settings
+from logwarden.standard import Scorecard
+from logwarden.timeutil import isoformat
+from logwarden.violation import Violation
+
+
+@dataclass
+class Trails:
+    decisions: AuditTrail
+    events: AuditTrail | None
+    root: Path
+    key: bytes
+    cipher: Cipher | None
+
+    def seal(self) -> None:
+        self.decisions.seal()
+        if self.events is not None:
+            self.events.seal()
+
+
+def audit_key(settings: Settings) -> bytes:
+    if settings.audit_key is None:
+        raise ConfigError("LOGWARDEN_AUDIT_DIR needs LOGWARDEN_AUDIT_KEY (the chain's HMAC key, >= 16 bytes)")
+    return settings.audit_key.get_secret_value().encode()
+
+
+def cipher_of(settings: Settings) -> Cipher | None:
+    if settings.audit_encryption_key is None:
+        return None
+    try:
+        key = bytes.fromhex(settings.audit_encryption_key.get_secret_value())
+    except ValueError:
+        raise ConfigError("LOGWARDEN_AUDIT_ENCRYPTION_KEY must be 64 hex characters") from None
+    return Cipher(key)
+
+
+def build_trails(settings: Settings) -> Trails | None:
+    if settings.audit_dir is None:
+        return None
+    key, cipher = audit_key(settings), cipher_of(settings)
+    common: dict[str, Any] = {"segment_records": settings.audit_segment_records, "fsync": settings.audit_fsync,
+                              "cipher": cipher}
+    decisions = AuditTrail(settings.audit_dir, "decisions", key, **common)
+    events = AuditTrail(settings.audit_dir, "events", key, **common) if settings.audit_events else None
+    for trail in (decisions, events):
+        if trail is not None:
+            trail.repair()  # a crash mid-write left a torn tail: move it aside and seal
+    return Trails(decisions, events, settings.audit_dir, key, cipher)
+
+
+def demo_key(directory: Path) -> str:
+    """The demo's own random chain key, kept beside its trail (0600)."""
+    path = directory / "audit.key"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(_random.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def record_of(item: Any) -> tuple[str, str | None, Any]:
+    """The ``(kind, event time, data)`` record of something the flow decided or saw."""
+    if isinstance(item, Alert):
+        return "alert", isoformat(item.start), item.to_dict()
+    if isinstance(item, Violation):
+        return "violation", isoformat(item.timestamp) if item.timestamp else None, item.to_dict()
+    if isinstance(item, Event):
+        return "event", isoformat(item.timestamp) if item.timestamp else None, item.to_dict()
+    if isinstance(item, Scorecard):
+        return "scorecard", None, item.to_dict()
+    raise TypeError(f"no audit record for {type(item).__name__}")
