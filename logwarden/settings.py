@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     audit_segment_records: int = Field(50_000, ge=10, description="records per segment before it is sealed")
     audit_retention_events: Duration = Field(timedelta(days=365), description="PCI DSS 10.5.1: a year")
     audit_retention_decisions: Duration = Field(timedelta(days=365), description="how long decisions are kept")
+    audit_retention_sources: dict[str, Duration] = Field(
+        default_factory=dict, description="per-source retention: source glob -> duration, e.g. {'*/pci/*': '400d'}")
     audit_legal_holds: list[str] = Field(default_factory=list,
                                          description="periods never purged: 'FROM..TO' (ISO dates) or 'all'")
     check_min_compliance: float = Field(0.99, ge=0, le=1, description="logwarden check's threshold")

@@ -235,3 +235,18 @@ def test_check_exit_codes(tmp_path: Path) -> None:
     failing = _cli("check", "--input", str(bad))
     assert failing.returncode == 1 and "FAIL" in failing.stderr and "95.24%" in failing.stderr
     assert _cli("check", "--input", str(bad), "--min-compliance", "0.9").returncode == 0
+
+
+def test_retention_per_source(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path, "events", KEY, segment_records=4, fsync="never")
+    for day, source in ((1, "/logs/web.log"), (1, "/logs/pci/card.log"), (2, "/logs/web.log"), (3, "/logs/web.log")):
+        trail.append([("event", f"2026-11-{day:02d}T10:00:0{k}Z", {"log.file.path": source, "k": k})
+                      for k in range(4)])
+    trail.seal()
+    now = datetime(2026, 11, 3, 12, tzinfo=UTC)
+    everything = plan(trail, timedelta(days=1), [], now)
+    assert [s.name for s in everything.purge] == ["seg-000001.jsonl", "seg-000002.jsonl", "seg-000003.jsonl"]
+    pci_kept = plan(trail, timedelta(days=1), [], now, {"*/pci/*": timedelta(days=400)})
+    assert [s.name for s in pci_kept.purge] == ["seg-000001.jsonl"]  # segment 2 holds card.log: kept
+    apply(trail, pci_kept, "tester", "retention")
+    assert verify(tmp_path, KEY).ok

@@ -56,8 +56,23 @@ def _seal_of(path: Path) -> dict | None:
     return rec if rec.get("kind") == "seal" else None
 
 
-def plan(trail: AuditTrail, retention: timedelta, holds: list[Hold], now: datetime) -> PurgePlan:
-    cutoff = isoformat(now - retention)
+def plan(trail: AuditTrail, retention: timedelta, holds: list[Hold], now: datetime,
+         per_source: dict[str, timedelta] | None = None) -> PurgePlan:
+    """The oldest sealed segments past retention. With ``per_source`` (glob -> retention), a
+    segment goes only when every source it holds is past its own retention (a source without a
+    pattern keeps the class's)."""
+    import fnmatch
+
+    def expired(seal: dict) -> bool:
+        sources = seal["data"].get("sources") or {}
+        if not per_source or not sources:
+            return (seal["data"]["last_at"] or seal["at"]) < isoformat(now - retention)
+        for source, last in sources.items():
+            keep = next((d for pat, d in per_source.items() if fnmatch.fnmatchcase(source, pat)), retention)
+            if last >= isoformat(now - keep):
+                return False
+        return True
+
     segs = segments(trail.dir)
     result = PurgePlan(trail.cls, [], [])
     for seg in segs[:-1]:  # the newest segment always stays
@@ -66,7 +81,7 @@ def plan(trail: AuditTrail, retention: timedelta, holds: list[Hold], now: dateti
             result.keep_reason = f"{seg.name} is not sealed"
             break
         first, last = seal["data"]["first_at"] or seal["at"], seal["data"]["last_at"] or seal["at"]
-        if last >= cutoff:
+        if not expired(seal):
             break
         if any(h.overlaps(first, last) for h in holds):
             result.held.append(seg)
@@ -108,7 +123,7 @@ def run_retention(settings: object, by: str, dry_run: bool = False, now: datetim
         if not (root / cls).exists():
             continue
         trail = AuditTrail(root, cls, key, cipher=cipher)
-        p = plan(trail, keep, holds, now or utcnow())
+        p = plan(trail, keep, holds, now or utcnow(), dict(settings.audit_retention_sources))  # type: ignore[attr-defined]
         names = ", ".join(s.name for s in p.purge) or "nothing"
         line = f"{cls}: {'would purge' if dry_run else 'purged'} {names} (retention {keep})"
         if p.held:

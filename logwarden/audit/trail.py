@@ -59,6 +59,15 @@ class _State:
     first_seq: int | None
     first_at: str | None
     last_at: str | None
+    sources: dict[str, str] | None = None  # source -> newest record time, for per-source retention
+
+
+def _source_of(data: Any) -> str | None:
+    """The log source a record is about (events: log.file.path; violations: source)."""
+    if isinstance(data, dict):
+        source = data.get("log.file.path") or data.get("source")
+        return str(source) if source else None
+    return None
 
 
 class Cipher:
@@ -181,6 +190,10 @@ class AuditTrail:
             st.first_seq = st.first_seq if st.first_seq is not None else seq
             st.first_at = min(st.first_at or at, at)
             st.last_at = max(st.last_at or at, at)
+            source = _source_of(data)
+            if source is not None:
+                st.sources = st.sources or {}
+                st.sources[source] = max(st.sources.get(source, at), at)
         return encode(rec)
 
     def _flush(self, st: _State, out: bytearray) -> None:
@@ -198,7 +211,8 @@ class AuditTrail:
 
     def _seal(self, st: _State) -> None:
         data = {"segment": self._path(st.segment).name, "records": st.records_in_segment,
-                "first_seq": st.first_seq, "last_seq": st.seq, "first_at": st.first_at, "last_at": st.last_at}
+                "first_seq": st.first_seq, "last_seq": st.seq, "first_at": st.first_at, "last_at": st.last_at,
+                "sources": st.sources or {}}
         line = self._record(st, "seal", now_iso(), data)
         path = self._path(st.segment)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -211,7 +225,7 @@ class AuditTrail:
         st.sealed = True
 
     def _next_segment(self, st: _State) -> _State:
-        return _State(st.segment + 1, st.seq, st.hash, st.mac, False, 0, None, None, None)
+        return _State(st.segment + 1, st.seq, st.hash, st.mac, False, 0, None, None, None, None)
 
     def _write_head(self, st: _State) -> None:
         head = {"class": self.cls, "segment": self._path(st.segment).name, "seq": st.seq, "hash": st.hash,
@@ -243,9 +257,14 @@ class AuditTrail:
         tail = recs[-1]
         body = [r for r in recs if r["kind"] != "seal"]
         ats = [r["at"] for r in body]
+        sources: dict[str, str] = {}
+        for r in body:
+            src = _source_of(self.cipher.open(r["data"], r["seq"]) if self.cipher else r["data"])
+            if src is not None:
+                sources[src] = max(sources.get(src, r["at"]), r["at"])
         return _State(segment_number(last), tail["seq"], tail["hash"], tail["mac"], tail["kind"] == "seal",
                       len(body), body[0]["seq"] if body else None, min(ats) if ats else None,
-                      max(ats) if ats else None)
+                      max(ats) if ats else None, sources or None)
 
     @staticmethod
     def _tail_of(path: Path) -> dict[str, Any] | None:
