@@ -227,22 +227,27 @@ def incidents_show(incident_id: str) -> None:
     typer.echo(orjson.dumps(inc.public(), option=orjson.OPT_INDENT_2).decode())
 
 
-@incidents_app.command("ack")
-def incidents_ack(incident_id: str, by: Annotated[str | None, typer.Option(help="who (default: $USER)")] = None,
-                  note: Annotated[str, typer.Option(help="why")] = "") -> None:
-    """Acknowledge: stops re-notification, keeps counting."""
-    inc = _store().ack(incident_id, _who(by), note)
-    _record("incident", {"command": "ack", "id": inc.id, "state": inc.state, "as": _who(by), "note": note})
+ByOpt = Annotated[str | None, typer.Option(help="who (default: $USER)")]
+NoteOpt = Annotated[str, typer.Option(help="why")]
+
+
+def _transition(command: str, incident_id: str, by: str | None, note: str) -> None:
+    store = _store()
+    inc = (store.ack if command == "ack" else store.resolve)(incident_id, _who(by), note)
+    _record("incident", {"command": command, "id": inc.id, "state": inc.state, "as": _who(by), "note": note})
     typer.echo(f"{inc.id} {inc.state}")
+
+
+@incidents_app.command("ack")
+def incidents_ack(incident_id: str, by: ByOpt = None, note: NoteOpt = "") -> None:
+    """Acknowledge: stops re-notification, keeps counting."""
+    _transition("ack", incident_id, by, note)
 
 
 @incidents_app.command("resolve")
-def incidents_resolve(incident_id: str, by: Annotated[str | None, typer.Option(help="who (default: $USER)")] = None,
-                      note: Annotated[str, typer.Option(help="why")] = "") -> None:
+def incidents_resolve(incident_id: str, by: ByOpt = None, note: NoteOpt = "") -> None:
     """Resolve an incident; a new alert of the same fingerprint opens a new one."""
-    inc = _store().resolve(incident_id, _who(by), note)
-    _record("incident", {"command": "resolve", "id": inc.id, "state": inc.state, "as": _who(by), "note": note})
-    typer.echo(f"{inc.id} {inc.state}")
+    _transition("resolve", incident_id, by, note)
 
 
 @incidents_app.command("silence")

@@ -289,3 +289,17 @@ def test_incident_commands(redis_url: str, redis_prefix: str, slack: FakeSlack, 
                               capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert no_redis.returncode == 2 and "LOGWARDEN_REDIS_URL" in no_redis.stderr
     assert WEBHOOK_PATH not in no_redis.stderr
+
+
+def test_selftest_sends_a_test_notification(slack: FakeSlack) -> None:  # noqa: F811
+    env = {**os.environ, "LOGWARDEN_SLACK_TOKEN": TOKEN, "LOGWARDEN_SLACK_CHANNEL": "#security",
+           "LOGWARDEN_SLACK_API_URL": slack.api_url}
+    proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "selftest"], env=env, capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0 and "test message delivered" in proc.stdout
+    [post] = slack.posts()
+    assert "SELFTEST" in post["body"]["text"] and "not an incident" in orjson.dumps(post["body"]).decode()
+    slack.down = True
+    failing = subprocess.run([sys.executable, "-m", "logwarden.cli", "selftest"], env=env, capture_output=True,
+                             text=True, cwd=ROOT, timeout=300, check=False)
+    assert failing.returncode == 1 and "notify: Slack" in failing.stdout and TOKEN not in failing.stdout

@@ -101,6 +101,8 @@ def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incid
         for cls in CLASSES:
             chosen, readable, segs_used = [], [], []
             for seg in segments(root / cls):
+                if not _may_overlap(seg, sel):
+                    continue  # its seal says it lies outside the period: not read at all
                 hit = False
                 for line, rec in _records(seg):
                     data = cipher.open(rec["data"], rec["seq"]) if cipher is not None else rec["data"]
@@ -140,6 +142,25 @@ def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incid
         return _place(work, out), total
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _may_overlap(seg: Path, sel: Selection) -> bool:
+    """False when the segment's seal puts all its records outside the period (read from the
+    end of the file only), so a day's export of a busy archive reads only that day's segments."""
+    with open(seg, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 8192))
+        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        seal = orjson.loads(tail)
+    except orjson.JSONDecodeError:
+        return True
+    if seal.get("kind") != "seal":
+        return True  # the active segment: read it
+    data = seal.get("data", {})
+    first, last = data.get("first_at"), data.get("last_at")
+    return not (first and last and (last < isoformat(sel.start) or first > isoformat(sel.end)))
 
 
 def _write(path: Path, text: str) -> None:

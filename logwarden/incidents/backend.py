@@ -48,18 +48,11 @@ class Backend(Protocol):
     def release(self, name: str, owner: str) -> None: ...
 
 
-class _MemTx:
-    def __init__(self, backend: MemoryBackend) -> None:
-        self._b = backend
+class BufferedWrites:
+    """The write half of a transaction: writes are buffered and applied by the backend."""
+
+    def __init__(self) -> None:
         self.writes = Writes()
-
-    def get(self, keys: list[str]) -> list[str | None]:
-        return [self._b.value(k) for k in keys]
-
-    def zrange(self, key: str, limit: int = -1) -> list[str]:
-        members = sorted(self._b.zsets.get(key, {}).items(), key=lambda kv: (kv[1], kv[0]))
-        out = [m for m, _ in members]
-        return out if limit < 0 else out[:limit]
 
     def set(self, key: str, value: str, ttl_ms: int | None = None) -> None:
         self.writes.sets[key] = (value, ttl_ms)
@@ -76,6 +69,20 @@ class _MemTx:
     def zrem(self, key: str, member: str) -> None:
         self.writes.zrems.setdefault(key, set()).add(member)
         self.writes.zadds.get(key, {}).pop(member, None)
+
+
+class _MemTx(BufferedWrites):
+    def __init__(self, backend: MemoryBackend) -> None:
+        super().__init__()
+        self._b = backend
+
+    def get(self, keys: list[str]) -> list[str | None]:
+        return [self._b.value(k) for k in keys]
+
+    def zrange(self, key: str, limit: int = -1) -> list[str]:
+        members = sorted(self._b.zsets.get(key, {}).items(), key=lambda kv: (kv[1], kv[0]))
+        out = [m for m, _ in members]
+        return out if limit < 0 else out[:limit]
 
 
 class MemoryBackend:
@@ -129,4 +136,4 @@ class MemoryBackend:
                 del self._leases[name]
 
 
-__all__ = ["Backend", "MemoryBackend", "Tx", "Writes"]
+__all__ = ["Backend", "BufferedWrites", "MemoryBackend", "Tx", "Writes"]

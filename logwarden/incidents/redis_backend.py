@@ -10,7 +10,7 @@ import redis
 from redis.client import Pipeline
 
 from logwarden.errors import LogwardenError
-from logwarden.incidents.backend import Tx, Writes
+from logwarden.incidents.backend import BufferedWrites, Tx
 
 T = TypeVar("T")
 _RETRIES = 50
@@ -19,10 +19,10 @@ _RETRIES = 50
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-class _RedisTx:
+class _RedisTx(BufferedWrites):
     def __init__(self, pipe: Pipeline) -> None:
+        super().__init__()
         self._pipe = pipe
-        self.writes = Writes()
 
     def get(self, keys: list[str]) -> list[str | None]:
         if not keys:
@@ -33,22 +33,6 @@ class _RedisTx:
     def zrange(self, key: str, limit: int = -1) -> list[str]:
         self._pipe.watch(key)
         return self._pipe.zrange(key, 0, limit - 1 if limit > 0 else -1)  # type: ignore[no-any-return]
-
-    def set(self, key: str, value: str, ttl_ms: int | None = None) -> None:
-        self.writes.sets[key] = (value, ttl_ms)
-        self.writes.deletes.discard(key)
-
-    def delete(self, key: str) -> None:
-        self.writes.deletes.add(key)
-        self.writes.sets.pop(key, None)
-
-    def zadd(self, key: str, member: str, score: float) -> None:
-        self.writes.zadds.setdefault(key, {})[member] = score
-        self.writes.zrems.get(key, set()).discard(member)
-
-    def zrem(self, key: str, member: str) -> None:
-        self.writes.zrems.setdefault(key, set()).add(member)
-        self.writes.zadds.get(key, {}).pop(member, None)
 
 
 class RedisBackend:
