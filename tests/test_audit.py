@@ -91,6 +91,30 @@ def test_deleted_inserted_reordered_truncated_or_removed_records_fail(
     assert path.name in " ".join(report.classes[0].problems) or "missing" in " ".join(report.classes[0].problems)
 
 
+@pytest.mark.parametrize("pos", range(0, 40))
+def test_every_byte_of_head_is_covered(tmp_path: Path, pos: int) -> None:
+    """Found by the property test above: a changed byte in HEAD's field names went unnoticed."""
+    build(tmp_path)
+    head = tmp_path / "decisions" / "HEAD"
+    raw = bytearray(head.read_bytes())
+    raw[pos] = 32 if raw[pos] != 32 else 33
+    head.write_bytes(bytes(raw))
+    assert not verify(tmp_path, KEY).ok
+
+
+def test_every_byte_of_a_small_archive_is_covered(tmp_path: Path) -> None:
+    build(tmp_path, n=3, per_segment=10)
+    seg = segments(tmp_path / "decisions")[0]
+    original = seg.read_bytes()
+    for pos in range(len(original)):
+        raw = bytearray(original)
+        raw[pos] = (raw[pos] + 1) % 256
+        seg.write_bytes(bytes(raw))
+        assert not verify(tmp_path, KEY).ok, pos
+    seg.write_bytes(original)
+    assert verify(tmp_path, KEY).ok
+
+
 def test_a_chain_rebuilt_without_the_key_fails(tmp_path: Path) -> None:
     build(tmp_path)
     forged = tmp_path / "forged"

@@ -43,8 +43,12 @@ def segments(class_dir: Path) -> list[Path]:
     return sorted((p for p in class_dir.glob("seg-*.jsonl") if p.name[4:10].isdigit()), key=segment_number)
 
 
+HEAD_FIELDS = ("class", "hash", "mac", "sealed", "segment", "seq")
+
+
 def head_mac(key: bytes, head: dict[str, Any]) -> str:
-    fields = {k: head[k] for k in ("segment", "seq", "hash", "mac", "sealed")}
+    """The HEAD's own MAC, over every field it has besides this one."""
+    fields = {k: head[k] for k in HEAD_FIELDS}
     return chain_mac(key, "HEAD", orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))
 
 

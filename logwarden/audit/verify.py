@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from logwarden.audit.chain import GENESIS, body_of, chain_hash, chain_mac, encode
-from logwarden.audit.trail import CLASSES, head_mac, segment_number, segments
+from logwarden.audit.trail import CLASSES, HEAD_FIELDS, head_mac, segment_number, segments
 
 
 @dataclass
@@ -144,9 +144,12 @@ def _check_head(class_dir: Path, key: bytes, rep: ClassReport, segs: list[Path],
         if segs:
             rep.problems.append("HEAD is missing")
         return
+    raw = head_path.read_bytes()
     try:
-        head = orjson.loads(head_path.read_bytes())
-        valid = hmac.compare_digest(head["head_mac"], head_mac(key, head))
+        head = orjson.loads(raw)
+        valid = (isinstance(head, dict) and set(head) == {*HEAD_FIELDS, "head_mac"}
+                 and orjson.dumps(head, option=orjson.OPT_SORT_KEYS) == raw
+                 and hmac.compare_digest(head["head_mac"], head_mac(key, head)))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         valid = False
     if not valid:

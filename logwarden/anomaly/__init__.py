@@ -1,0 +1,1 @@
+"""Behavioural anomaly detection: per-principal windowed features scored by an IsolationForest."""

@@ -1,0 +1,219 @@
+"""The anomaly model: an IsolationForest over window features, its vectorized scorer, threshold
+calibration, and persistence with a model card.
+
+Contracts (scikit-learn and river): ``fit`` sets attributes ending in ``_``; scoring never
+changes the model; higher score = more anomalous, and scikit-learn's ``score_samples`` sign is
+flipped in exactly one place (``VectorizedForest.score``). Files: ``NAME.skops`` (skops: loading
+cannot run code), ``NAME.card.json`` (the model card), ``NAME.baselines.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from logwarden import __version__
+from logwarden.anomaly.features import FEATURES, Baselines, WindowStats, explain, vectorize
+from logwarden.errors import LogwardenError
+
+RULE_ID = "anomaly.iforest"
+
+
+def _avg_path_length(n: np.ndarray) -> np.ndarray:
+    """c(n): the average path length of an unsuccessful BST search (as scikit-learn computes it)."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+class VectorizedForest:
+    """The fitted trees as flat arrays, traversed for a whole batch at once with numpy.
+
+    scikit-learn's ``score_samples`` walks the trees one row at a time through Python-level
+    bookkeeping (~11 ms a row here); this scores the same forest ~1,000x faster in batches and
+    equals it to 1e-9 (tested)."""
+
+    def __init__(self, forest: Any) -> None:
+        lefts, rights, feats, thresholds, path = [], [], [], [], []
+        offset = 0
+        roots = []
+        for tree, features in zip(forest.estimators_, forest.estimators_features_, strict=True):
+            t = tree.tree_
+            left, right = t.children_left.copy(), t.children_right.copy()
+            leaf = left == -1
+            depth = np.zeros(t.node_count, dtype=np.float64)
+            for node in range(t.node_count):  # parents come before children in scikit-learn's trees
+                if not leaf[node]:
+                    depth[left[node]] = depth[node] + 1
+                    depth[right[node]] = depth[node] + 1
+            # leaf value: its depth + c(samples in it), as in IsolationForest._compute_score_samples
+            path.append(np.where(leaf, depth + 1 + _avg_path_length(t.n_node_samples) - 1.0, 0.0))
+            left = np.where(leaf, np.arange(t.node_count), left) + offset  # leaves loop to themselves
+            right = np.where(leaf, np.arange(t.node_count), right) + offset
+            lefts.append(left)
+            rights.append(right)
+            feat = np.where(leaf, 0, t.feature)
+            subsample = forest._max_features != forest.n_features_in_
+            feats.append(np.asarray(features)[feat] if subsample else feat)
+            thresholds.append(t.threshold)
+            roots.append(offset)
+            offset += t.node_count
+        self.left = np.concatenate(lefts)
+        self.right = np.concatenate(rights)
+        self.feature = np.concatenate(feats)
+        self.threshold = np.concatenate(thresholds)
+        self.path = np.concatenate(path)
+        self.is_leaf = self.left == np.arange(offset)
+        self.threshold = np.where(self.is_leaf, np.inf, self.threshold)  # leaves stay where they are
+        # children[2n] = right, children[2n + 1] = left: the next node is children[2n + went_left]
+        self.children = np.empty(2 * offset, dtype=np.int32)
+        self.children[0::2], self.children[1::2] = self.right, self.left
+        self.feature = self.feature.astype(np.int32)
+        self.roots = np.asarray(roots, dtype=np.int32)
+        self.max_depth = max(int(e.tree_.max_depth) for e in forest.estimators_)
+        self.n_features = forest.n_features_in_
+        self.denominator = len(roots) * float(_avg_path_length(np.array([forest._max_samples]))[0])
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous (the one place the sign is flipped)."""
+        X = np.ascontiguousarray(X, dtype=np.float32).astype(np.float64)  # scikit-learn compares in float32
+        n_rows = X.shape[0]
+        flat = X.ravel()
+        base = np.repeat(np.arange(n_rows, dtype=np.int32) * np.int32(self.n_features), len(self.roots))
+        node = np.tile(self.roots, n_rows)
+        # Every path ends within max_depth steps; leaves point to themselves, so whole-array steps
+        # with no compaction are cheapest.
+        for _ in range(self.max_depth):
+            went_left = flat.take(base + self.feature.take(node)) <= self.threshold.take(node)
+            node = self.children.take(2 * node + went_left)
+        depths = self.path[node].reshape(n_rows, len(self.roots)).sum(axis=1)
+        return 2.0 ** (-depths / self.denominator)  # = -score_samples
+
+
+@dataclass
+class Anomaly:
+    window: WindowStats
+    score: float
+    explanation: list[str]
+
+
+class AnomalyModel:
+    """Fitted forest + per-principal baselines + threshold, with the training statistics that
+    explanations compare against."""
+
+    def __init__(self, n_estimators: int = 100, max_samples: int = 256, random_state: int = 7,
+                 alerts_per_day: float = 1.0) -> None:
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.random_state = random_state
+        self.alerts_per_day = alerts_per_day
+
+    def fit(self, windows: list[WindowStats], baselines: Baselines, days: float) -> AnomalyModel:
+        from sklearn.ensemble import IsolationForest
+
+        X = vectorize(windows, baselines)
+        self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(X)),
+                                       random_state=self.random_state).fit(X)
+        self._finish(baselines, X, days)
+        return self
+
+    def _finish(self, baselines: Baselines, X: np.ndarray, days: float) -> None:
+        self.baselines_ = baselines
+        self.scorer_ = VectorizedForest(self.forest_)
+        self.mean_, self.std_ = X.mean(axis=0), X.std(axis=0)
+        scores = self.scorer_.score(X)
+        self.train_scores_ = scores
+        # Calibrate: at most alerts_per_day windows a day on the baseline score above it.
+        allowed = max(int(self.alerts_per_day * days), 0)
+        ordered = np.sort(scores)[::-1]
+        self.threshold_ = float(ordered[allowed] if allowed < len(ordered) else ordered[-1]) + 1e-12
+
+    def score(self, windows: list[WindowStats]) -> np.ndarray:
+        return self.scorer_.score(vectorize(windows, self.baselines_)) if windows else np.zeros(0)
+
+    def anomalies(self, windows: list[WindowStats]) -> list[Anomaly]:
+        if not windows:
+            return []
+        X = vectorize(windows, self.baselines_)
+        scores = self.scorer_.score(X)
+        return [Anomaly(w, float(s), explain(w, x, self.mean_, self.std_, self.baselines_))
+                for w, x, s in zip(windows, X, scores, strict=True) if s > self.threshold_]
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path, card_extra: dict[str, Any]) -> dict[str, Any]:
+        import sklearn
+        import skops.io as sio
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model_file, card_file, base_file = _files(path)
+        sio.dump(self.forest_, model_file)
+        base_file.write_bytes(orjson.dumps({"baselines": self.baselines_.to_json(), "mean": self.mean_.tolist(),
+                                            "std": self.std_.tolist()}, option=orjson.OPT_SORT_KEYS))
+        q = np.quantile(self.train_scores_, [0.5, 0.9, 0.99, 0.999, 1.0]).tolist()
+        card = {
+            "model": RULE_ID, "features": list(FEATURES), "threshold": self.threshold_,
+            "alerts_per_day_target": self.alerts_per_day, "n_estimators": self.n_estimators,
+            "max_samples": self.max_samples, "random_state": self.random_state,
+            "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "logwarden": __version__,
+                         "python": platform.python_version()},
+            "score_distribution": dict(zip(["p50", "p90", "p99", "p999", "max"], q, strict=True)),
+            "files": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in (model_file, base_file)},
+            **card_extra,
+        }
+        card_file.write_bytes(orjson.dumps(card, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        return card
+
+    @classmethod
+    def load(cls, path: Path) -> AnomalyModel:
+        """Refuses a model whose card, files or library versions do not match, saying why."""
+        import sklearn
+        import skops.io as sio
+
+        model_file, card_file, base_file = _files(path)
+        for f in (model_file, card_file, base_file):
+            if not f.exists():
+                raise ModelError(f"model {path}: {f.name} is missing (a model is NAME.skops + NAME.card.json + "
+                                 "NAME.baselines.json)")
+        card = orjson.loads(card_file.read_bytes())
+        problems = []
+        if card.get("features") != list(FEATURES):
+            problems.append("its features differ from this logwarden's (retrain it)")
+        trained = card.get("versions", {}).get("scikit-learn")
+        if trained != sklearn.__version__:
+            problems.append(f"trained with scikit-learn {trained}, this is {sklearn.__version__} (retrain it)")
+        for f in (model_file, base_file):
+            if card.get("files", {}).get(f.name) != hashlib.sha256(f.read_bytes()).hexdigest():
+                problems.append(f"{f.name} does not match the card's SHA-256 (changed after training)")
+        if problems:
+            raise ModelError(f"refusing to load model {path}: " + "; ".join(problems))
+        untrusted = sio.get_untrusted_types(file=model_file)
+        if untrusted:
+            raise ModelError(f"refusing to load model {path}: it holds types skops does not trust: {untrusted}")
+        forest = sio.load(model_file, trusted=[])
+        extra = orjson.loads(base_file.read_bytes())
+        model = cls(card["n_estimators"], card["max_samples"], card["random_state"], card["alerts_per_day_target"])
+        model.forest_ = forest
+        model.baselines_ = Baselines.from_json(extra["baselines"])
+        model.scorer_ = VectorizedForest(forest)
+        model.mean_, model.std_ = np.asarray(extra["mean"]), np.asarray(extra["std"])
+        model.threshold_ = float(card["threshold"])
+        model.card_ = card
+        return model
+
+
+class ModelError(LogwardenError):
+    pass
+
+
+def _files(path: Path) -> tuple[Path, Path, Path]:
+    stem = path.with_suffix("") if path.suffix == ".skops" else path
+    return stem.with_suffix(".skops"), stem.with_suffix(".card.json"), stem.with_suffix(".baselines.json")
