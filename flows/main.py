@@ -28,6 +28,9 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from logwarden.alerts import Alert
+from logwarden.anomaly.features import principal_of
+from logwarden.anomaly.model import AnomalyModel
+from logwarden.anomaly.stream import PrincipalScorer, PrincipalState
 from logwarden.event import Event
 from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions, build_parser
@@ -50,6 +53,8 @@ class FlowConfig:
     allowed_lateness: timedelta | None = None
     scorecard_interval: timedelta | None = None  # periodic scorecards while following
     now: Callable[[], datetime] = utcnow
+    model: AnomalyModel | None = None  # scores per-principal windows when set
+    feature_window: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,13 @@ class Sinks:
     scorecards: list[Sink[Any]]
     decisions: list[Sink[Any]] = field(default_factory=list)  # alerts, violations and scorecards together
     events: list[Sink[Any]] = field(default_factory=list)  # every compliant (or redacted) event
+
+
+class Featured(NamedTuple):
+    """An event on its way to its principal's feature windows."""
+
+    principal: str
+    event: Event
 
 
 class Routed(NamedTuple):
@@ -95,6 +107,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
             for item in self._checker_for(chunk).check_lines(chunk.lines, chunk.first_line):
                 if type(item) is Event:
                     out.extend(Routed(key, value) for key, value in group_keys(rules, item))
+                    if self._config.model is not None and (p := principal_of(item)) is not None:
+                        out.append(Featured(p, item))
                     if self._emit_events:
                         out.append(item)
                 else:
@@ -176,6 +190,42 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         return copy.deepcopy(self._engine.state)
 
 
+class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
+    """Per principal: feature windows, scored in batches when they close."""
+
+    def __init__(self, config: FlowConfig, resume: PrincipalState | None) -> None:
+        assert config.model is not None
+        self._scorer = PrincipalScorer(config.model, config.feature_window, config.allowed_lateness)
+        self._state = resume
+        self._live = config.allowed_lateness is not None
+
+    def on_batch(self, values: list[Event]) -> tuple[Iterable[Any], bool]:
+        if self._state is None:
+            self._state = PrincipalState(principal_of(values[0]) or "?")
+        return self._scorer.add(self._state, values), self.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Any], bool]:
+        return self._flush()
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        return self._flush()
+
+    def notify_at(self) -> datetime | None:
+        # Live: a quiet principal's last windows still close once the lateness has passed.
+        if self._live and self._state is not None and self._state.windows:
+            return utcnow() + (self._scorer.lateness or timedelta(0)) + self._scorer.width
+        return None
+
+    def _flush(self) -> tuple[Iterable[Any], bool]:
+        if self._state is None:
+            return [], self.DISCARD
+        return self._scorer.close(self._state, None), self.RETAIN if self._live else self.DISCARD
+
+    def snapshot(self) -> PrincipalState:
+        assert self._state is not None
+        return copy.deepcopy(self._state)
+
+
 def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
                flow_id: str = "logwarden") -> Dataflow:
     flow = Dataflow(flow_id)
@@ -190,7 +240,14 @@ def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
     # (field=value, (field, Event))
     decided = op.stateful_batch("rules", by_group, lambda resume: _RulesLogic(config, resume))
     # (field=value, Alert | Violation)
-    everything = op.merge("decisions", checked, decided)
+    streams = [checked, decided]
+    if config.model is not None:
+        by_principal = op.flat_map_batch("to_features", checked,
+                                         lambda batch: [v for _, v in batch if type(v) is Featured])
+        # (principal, Event)
+        streams.append(op.stateful_batch("features", by_principal, lambda resume: _FeatureLogic(config, resume)))
+        # (principal, Alert)
+    everything = op.merge("decisions", *streams)
     _out(everything, Violation, sinks.violations, "violations")
     _out(everything, Alert, sinks.alerts, "alerts")
     _out(everything, Scorecard, sinks.scorecards, "scorecards")

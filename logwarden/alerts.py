@@ -33,6 +33,8 @@ class Alert:
     tags: list[str] = field(default_factory=list)
     revision: int = 0  # 0 when it fires; each later record with the same alert_id updates it
     description: str = ""
+    score: float | None = None  # model alerts: the anomaly score (higher = more anomalous)
+    explanation: str | None = None  # model alerts: what made it unusual, against the usual
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class Alert:
             "evidence": list(self.evidence),
             "tags": list(self.tags),
             "revision": self.revision,
+            **({"score": round(self.score, 6)} if self.score is not None else {}),
+            **({"explanation": self.explanation} if self.explanation else {}),
         }
 
     def one_line(self) -> str:

@@ -36,6 +36,26 @@ def load_rule_set(settings: Settings) -> RuleSet:
     return load_rules(list(settings.rules) if settings.rules else default_rule_files())
 
 
+def default_model_path() -> Path | None:
+    for candidate in (Path(__file__).resolve().parents[1] / "models" / "default.skops",
+                      Path("/usr/share/logwarden/models/default.skops")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_model(settings: Settings) -> Any:
+    """The anomaly model in force: ``--model``, else the shipped default; None when disabled."""
+    if not settings.model_enabled:
+        return None
+    path = settings.model or default_model_path()
+    if path is None:
+        return None
+    from logwarden.anomaly.model import AnomalyModel
+
+    return AnomalyModel.load(path)
+
+
 def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_path: Path | None,
              violations_path: Path | None, follow: bool = False,
              on_alert: Callable[[Alert], None] | None = None) -> RunResult:
@@ -62,6 +82,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         rules=rule_set.enabled(),
         allowed_lateness=settings.allowed_lateness if follow else None,
         scorecard_interval=settings.scorecard_interval if follow else None,
+        model=load_model(settings),
+        feature_window=settings.feature_window,
     )
     result = RunResult(store=store)
 
@@ -94,6 +116,9 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             "by": who(), "inputs": [{"path": p, "format": f} for p, f in resolved],
             "ruleset_version": rule_set.version, "rule_files": [str(f) for f in rule_set.files],
             "rules": [r.meta.id for r in rule_set.enabled()], "standard": config.profile.name,
+            "model": {"threshold": config.model.threshold_, "files": config.model.card_.get("files"),
+                      "trained": config.model.card_.get("training", {}).get("to")}
+            if config.model is not None and hasattr(config.model, "card_") else None,
             "follow": follow})])
         decision_sinks.append(AuditSink(lambda vals: trails.decisions.append([record_of(v) for v in vals]),
                                         "audit_decisions"))

@@ -58,12 +58,15 @@ def run(
     mapping: Annotated[Path | None, typer.Option(help="extra JSON/logfmt field aliases (YAML)")] = None,
     syslog_year: Annotated[int | None, typer.Option(help="year of RFC 3164 syslog lines")] = None,
     rules: RulesOpt = None,
+    model: Annotated[Path | None, typer.Option(help="anomaly model (default: the shipped one)")] = None,
+    no_model: Annotated[bool, typer.Option("--no-model", help="rules only, no anomaly scoring")] = False,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
     from logwarden.app import print_incidents, print_scorecards, run_flow
 
     settings = _settings(workers=workers, standard_profile=standard, json_mapping=mapping,
-                         syslog_year=syslog_year, rules=rules or None)
+                         syslog_year=syslog_year, rules=rules or None, model=model,
+                         model_enabled=False if no_model else None)
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
                       follow=follow, on_alert=_print_alert)
     print_scorecards(result.scorecards)
@@ -86,12 +89,13 @@ def simulate(
     out: Annotated[Path, typer.Option(help="directory to write the logs and labels.jsonl into")],
     days: Annotated[int, typer.Option(min=1, max=60, help="days of activity")] = 1,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same logs)")] = 7,
+    baseline_days: Annotated[int, typer.Option(min=0, max=90, help="plant-free days before, in OUT/baseline")] = 0,
 ) -> None:
     """Write realistic multi-format logs of a small organisation, with planted attacks,
-    non-compliant lines and a labels file."""
+    behavioural anomalies, non-compliant lines and a labels file."""
     from logwarden.simulate import simulate as make
 
-    written = make(out, days=days, seed=seed)
+    written = make(out, days=days, seed=seed, baseline_days=baseline_days)
     for path, lines in written.items():
         typer.echo(f"{lines:>8}  {path}")
 
@@ -400,6 +404,32 @@ def retention_apply(dry_run: Annotated[bool, typer.Option("--dry-run", help="lis
 
     for line in run_retention(_settings(), who(), dry_run):
         typer.echo(line)
+
+
+@app.command()
+def train(
+    inputs: InputOpt,
+    model_out: Annotated[Path, typer.Option(help="where to write NAME.skops, NAME.card.json, NAME.baselines.json")],
+    alerts_per_day: Annotated[float, typer.Option(help="target false alarms a day on the baseline")] = 1.0,
+    evaluate: Annotated[Path | None, typer.Option(help="a `logwarden simulate` directory of held-out days "
+                                                       "with labels.jsonl: precision, recall, alerts a day")] = None,
+) -> None:
+    """Fit the anomaly model on baseline logs (same parsers, standard and features as the flow)."""
+    from logwarden.anomaly.train import train as fit
+    from logwarden.app import parser_options
+    from logwarden.standard import load_profile
+
+    settings = _settings()
+    card = fit(inputs, parser_options(settings), load_profile(settings.standard_profile), model_out,
+               settings.feature_window, alerts_per_day, evaluate)
+    t = card["training"]
+    typer.echo(f"trained on {t['events']} events, {t['windows']} windows of {t['principals']} principals "
+               f"({t['from']} .. {t['to']}); threshold {card['threshold']:.4f}")
+    if "evaluation" in card:
+        e = card["evaluation"]
+        typer.echo(f"held-out: recall {e['recall']}, precision {e['precision']}, {e['alerts_per_day']} alerts/day "
+                   f"({e['false_alerts_per_day']} unexplained); anomalies caught: {e['anomalies']}")
+    typer.echo(f"model card: {model_out.with_suffix('.card.json') if model_out.suffix != '.skops' else model_out}")
 
 
 @app.command()

@@ -66,4 +66,7 @@ class Settings(BaseSettings):
         default_factory=dict, description="per-source retention: source glob -> duration, e.g. {'*/pci/*': '400d'}")
     audit_legal_holds: list[str] = Field(default_factory=list,
                                          description="periods never purged: 'FROM..TO' (ISO dates) or 'all'")
+    model: Path | None = Field(None, description="anomaly model (NAME.skops + card); default: the shipped one")
+    model_enabled: bool = Field(True, description="score per-principal windows with the model")
+    feature_window: Duration = Field(timedelta(minutes=10), description="the model's window width")
     check_min_compliance: float = Field(0.99, ge=0, le=1, description="logwarden check's threshold")

@@ -20,6 +20,9 @@ import orjson
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
 ADMINS = ["alice", "dave"]
+ANALYSTS = ["judy", "ivan"]
+ANALYST_IPS = {"judy": "10.20.3.52", "ivan": "10.20.3.37"}
+VPN_IPS = {"alice": "10.50.0.21", "dave": "10.50.0.34"}
 OFFICE_IPS = [f"10.20.{i}.{j}" for i in range(1, 4) for j in (11, 23, 37, 52)]
 BROWSERS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
@@ -41,7 +44,10 @@ class _File:
         self.records.append((ts, line, label))
 
 
-def simulate(out: Path, days: int = 1, seed: int = 7, end: datetime | None = None) -> dict[Path, int]:
+def simulate(out: Path, days: int = 1, seed: int = 7, end: datetime | None = None,
+             baseline_days: int = 0) -> dict[Path, int]:
+    """``days`` of activity with everything planted on the last day; with ``baseline_days``, also
+    that many plant-free days before them in ``out/baseline/`` (training data for the model)."""
     rng = random.Random(seed)
     # Whole UTC days ending at the last midnight: nothing is in the future.
     end = end or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -49,6 +55,12 @@ def simulate(out: Path, days: int = 1, seed: int = 7, end: datetime | None = Non
     files = {name: _File(name) for name in
              ("web/access.log", "auth/auth.log", "app/api.jsonl", "k8s/audit.jsonl",
               "cloud/cloudtrail.jsonl")}
+    written: dict[Path, int] = {}
+    if baseline_days:
+        base = {name: _File(name) for name in files}
+        for day in range(baseline_days):
+            _routine(rng, base, start - timedelta(days=baseline_days - day))
+        written.update(_write(out / "baseline", base))
     outage = (end - timedelta(hours=11), end - timedelta(hours=9))  # 13:00-15:00 UTC, last day
     for day in range(days):
         day_start = start + timedelta(days=day)
@@ -57,9 +69,12 @@ def simulate(out: Path, days: int = 1, seed: int = 7, end: datetime | None = Non
         "@timestamp": _iso(outage[0]), "user": "erin", "src_ip": "10.20.1.11", "action": "read",
         "method": "GET", "outcome": "success", "path": "/api/v1/items"}),
         {"type": "attack", "name": "log_source_silent", "entity": "<path>", "rules": ["log-source-silent"]})
-    _attacks(rng, files, start + timedelta(hours=10 + rng.random()), end)
-    _violations(rng, files["app/api.jsonl"], start + timedelta(hours=12))
-    return _write(out, files)
+    last_day = end - timedelta(days=1)
+    _attacks(rng, files, last_day + timedelta(hours=10 + rng.random()), end)
+    _anomalies(rng, files, last_day)
+    _violations(rng, files["app/api.jsonl"], last_day + timedelta(hours=12))
+    written.update(_write(out, files))
+    return written
 
 
 def _office_time(rng: random.Random, day_start: datetime) -> datetime:
@@ -68,7 +83,15 @@ def _office_time(rng: random.Random, day_start: datetime) -> datetime:
 
 def _routine(rng: random.Random, files: dict[str, _File], day: datetime,
              quiet: tuple[datetime, datetime] | None = None) -> None:
-    web, auth, api, k8s, cloud = (files[n] for n in files)
+    web, auth, api_file, k8s, cloud = (files[n] for n in files)
+
+    class _Api:  # the API gateway's log, silent during the planted outage
+        @staticmethod
+        def add(ts: datetime, line: str) -> None:
+            if not (quiet and quiet[0] <= ts < quiet[1]):
+                api_file.add(ts, line)
+
+    api = _Api()
     for _ in range(1500):
         ts = _office_time(rng, day)
         ip, ua = rng.choice(OFFICE_IPS), rng.choice(BROWSERS)
@@ -93,14 +116,25 @@ def _routine(rng: random.Random, files: dict[str, _File], day: datetime,
                                                      "COMMAND=/usr/bin/systemctl restart nginx"))
     for _ in range(2500):
         ts = _office_time(rng, day)
-        if quiet and quiet[0] <= ts < quiet[1]:
-            continue  # the planted outage of the API gateway's log
         user = rng.choice(USERS)
         action, method = rng.choice([("read", "GET"), ("list", "GET"), ("update", "PUT"), ("login", "POST")])
         api.add(ts, _json({"@timestamp": _iso(ts), "user": user, "src_ip": rng.choice(OFFICE_IPS),
                            "action": action, "method": method, "outcome": "success",
                            "path": f"/api/v1/{rng.choice(['items', 'orders', 'reports'])}",
                            "bytes": rng.randint(100, 9000), "user_agent": rng.choice(BROWSERS)}))
+    for analyst in ANALYSTS:  # analysts query the warehouse in office hours, modest volumes
+        for _ in range(rng.randint(20, 40)):
+            ts = _office_time(rng, day)
+            api.add(ts, _json({"@timestamp": _iso(ts), "user": analyst, "src_ip": ANALYST_IPS[analyst],
+                               "action": "query", "method": "POST", "outcome": "success",
+                               "path": f"/api/v1/warehouse/{rng.choice(['sales', 'traffic', 'churn'])}",
+                               "rows": rng.randint(200, 5000), "user_agent": BROWSERS[0]}))
+    oncall = ADMINS[day.toordinal() % len(ADMINS)]  # on call tonight: a few normal actions
+    for _ in range(rng.randint(3, 6)):
+        ts = day + timedelta(hours=rng.uniform(0.5, 5))
+        api.add(ts, _json({"@timestamp": _iso(ts), "user": oncall, "src_ip": VPN_IPS[oncall], "action": "read",
+                           "method": "GET", "outcome": "success", "path": "/api/v1/status",
+                           "bytes": rng.randint(200, 3000), "user_agent": BROWSERS[1]}))
     for hour in range(24):  # the nightly batch job runs every hour at night, benign
         if 1 <= hour <= 4:
             ts = day + timedelta(hours=hour, minutes=5)
@@ -220,6 +254,35 @@ def _attacks(rng: random.Random, files: dict[str, _File], t0: datetime, end: dat
              "rules": ["service-account-new-address", "service-account-new-client"]})
 
 
+def _anomalies(rng: random.Random, files: dict[str, _File], day: datetime) -> None:
+    """Behaviour no rule names, for the model: each labelled with the principal and its time."""
+    api, cloud = files["app/api.jsonl"], files["cloud/cloudtrail.jsonl"]
+    t = day + timedelta(hours=3, minutes=12)  # an analyst's night-time bulk read
+    for k in range(12):
+        ts = t + timedelta(seconds=k * 20)
+        api.add(ts, _json({"@timestamp": _iso(ts), "user": "judy", "src_ip": ANALYST_IPS["judy"], "action": "query",
+                           "method": "POST", "outcome": "success", "path": f"/api/v1/warehouse/customers/{k}",
+                           "rows": 700_000, "user_agent": BROWSERS[0]}),
+                {"type": "anomaly", "name": "night_bulk_read", "entity": "judy", "rules": []} if k == 0 else None)
+    t = day + timedelta(hours=11, minutes=31)  # the batch job's account used interactively
+    for k in range(25):
+        ts = t + timedelta(seconds=k * 9)
+        api.add(ts, _json({"@timestamp": _iso(ts), "user": "svc-etl", "src_ip": "10.20.2.37", "action": "read",
+                           "method": "GET", "outcome": "success", "bytes": rng.randint(500, 4000),
+                           "path": f"/api/v1/{rng.choice(['items', 'orders', 'reports', 'users'])}/{k}",
+                           "user_agent": BROWSERS[2]}),
+                {"type": "anomaly", "name": "service_account_interactive", "entity": "svc-etl",
+                 "rules": ["service-account-new-address", "service-account-new-client"]} if k == 0 else None)
+    t = day + timedelta(hours=16, minutes=5)  # a whole bucket downloaded
+    for k in range(300):
+        ts = t + timedelta(seconds=k * 2)
+        ev = _trail(ts, "GetObject", "frank", "10.20.1.23", rng)
+        ev["requestParameters"] = {"bucketName": "customer-exports", "key": f"part-{k:04d}.csv.gz"}
+        ev["additionalEventData"] = {"bytesTransferredOut": 48_000_000}
+        cloud.add(ts, _json(ev), {"type": "anomaly", "name": "mass_download", "entity": "frank", "rules": []}
+                  if k == 0 else None)
+
+
 # One planted value per secret kind; the tests assert none of them reaches any output.
 SECRETS = {
     "aws_access_key_id": "AKIAZ7QXWK3PLM4RT2VB",
@@ -330,4 +393,5 @@ def _trail(ts: datetime, name: str, user: str, ip: str, rng: random.Random) -> d
             "eventType": "AwsApiCall", "recipientAccountId": "111122223333",
             "userIdentity": {"type": "IAMUser", "userName": user, "accountId": "111122223333",
                              "arn": f"arn:aws:iam::111122223333:user/{user}"},
-            "requestParameters": {"bucketName": "reports", "key": "q3.csv"} if name == "GetObject" else {}}
+            "requestParameters": {"bucketName": "reports", "key": "q3.csv"} if name == "GetObject" else {},
+            "additionalEventData": {"bytesTransferredOut": rng.randint(2_000, 60_000)} if name == "GetObject" else {}}

@@ -21,7 +21,9 @@ from logwarden.event import Event
 
 FEATURES = (
     "log_events", "failure_ratio", "log_distinct_resources", "log_distinct_addresses", "log_distinct_agents",
-    "log_volume", "log_sensitive_hits", "log_privileged", "hour_sin", "hour_cos",
+    "log_volume", "log_sensitive_hits", "log_privileged",
+    # Time of day counts only against the principal's own hours (idle_hour): night work is
+    # normal for an on-call engineer or a batch job, not for an analyst.
     "volume_vs_usual", "events_vs_usual", "new_resource_share", "new_address_share", "new_agent_share",
     "idle_hour",
 )
@@ -174,14 +176,13 @@ def vectorize(windows: list[WindowStats], baselines: Baselines) -> np.ndarray:
     for i, w in enumerate(windows):
         b = baselines.for_principal(w.principal)
         log_events, log_volume = math.log1p(w.events), math.log1p(w.volume)
-        angle = 2 * math.pi * w.start.hour / 24
-        peak = max(b.hours) or 1
         X[i] = (log_events, w.failures / w.events if w.events else 0.0, math.log1p(len(w.resources)),
                 math.log1p(len(w.addresses)), math.log1p(len(w.agents)), log_volume, math.log1p(w.sensitive),
-                math.log1p(w.privileged), math.sin(angle), math.cos(angle),
-                log_volume - b.log_volume, log_events - b.log_events,
+                math.log1p(w.privileged),
+                # one-sided: doing less than usual is not what we look for
+                max(0.0, log_volume - b.log_volume), max(0.0, log_events - b.log_events),
                 _share_new(b.resources, w.resources), _share_new(b.addresses, w.addresses),
-                _share_new(b.agents, w.agents), 1.0 - b.hours[w.start.hour] / peak)
+                _share_new(b.agents, w.agents), 1.0 / (1.0 + b.hours[w.start.hour]))
     return X
 
 
@@ -189,9 +190,11 @@ def explain(w: WindowStats, x: np.ndarray, mean: np.ndarray, std: np.ndarray, ba
             top: int = 3) -> list[str]:
     """The features that made the window unusual, each with its value and the usual one."""
     b = baselines.for_principal(w.principal)
-    z = np.abs((x - mean) / np.where(std > 0, std, 1.0))
+    z = (x - mean) / np.where(std > 0, std, 1.0)  # signed: every feature grows with suspicion
     out: list[str] = []
     for j in np.argsort(-z):
+        if z[j] <= 0:
+            break
         name = FEATURES[int(j)]
         text = _describe(name, w, b)
         if text and text not in out:
@@ -213,7 +216,7 @@ def _describe(name: str, w: WindowStats, b: Baseline) -> str | None:
         return f"volume (bytes/rows) {_human(w.volume)}, usual {_human(math.expm1(b.log_volume))}"
     if name in ("log_events", "events_vs_usual"):
         return f"events {w.events}, usual {_human(math.expm1(b.log_events))}"
-    if name in ("idle_hour", "hour_sin", "hour_cos"):
+    if name == "idle_hour":
         return f"active at {w.start.hour:02d}:00, usually {b.usual_hours()}"
     if name in ("new_address_share", "log_distinct_addresses"):
         new = sorted(a for a in w.addresses if a not in b.addresses)[:3]

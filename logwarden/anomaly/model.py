@@ -23,6 +23,8 @@ from logwarden.anomaly.features import FEATURES, Baselines, WindowStats, explain
 from logwarden.errors import LogwardenError
 
 RULE_ID = "anomaly.iforest"
+# An IsolationForest's own parts that skops does not trust by default; nothing else is loaded.
+TRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
 
 
 def _avg_path_length(n: np.ndarray) -> np.ndarray:
@@ -195,10 +197,11 @@ class AnomalyModel:
                 problems.append(f"{f.name} does not match the card's SHA-256 (changed after training)")
         if problems:
             raise ModelError(f"refusing to load model {path}: " + "; ".join(problems))
-        untrusted = sio.get_untrusted_types(file=model_file)
-        if untrusted:
-            raise ModelError(f"refusing to load model {path}: it holds types skops does not trust: {untrusted}")
-        forest = sio.load(model_file, trusted=[])
+        untrusted = set(sio.get_untrusted_types(file=model_file))
+        if untrusted - TRUSTED_TYPES:
+            raise ModelError(f"refusing to load model {path}: it holds types logwarden does not trust: "
+                             f"{sorted(untrusted - TRUSTED_TYPES)}")
+        forest = sio.load(model_file, trusted=sorted(untrusted))
         extra = orjson.loads(base_file.read_bytes())
         model = cls(card["n_estimators"], card["max_samples"], card["random_state"], card["alerts_per_day_target"])
         model.forest_ = forest

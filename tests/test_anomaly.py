@@ -1,0 +1,132 @@
+"""The anomaly model: the vectorized scorer equals scikit-learn, loading refuses what it should,
+the planted behaviours are caught and the benign night work is not, and the flow explains."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.ensemble import IsolationForest
+
+from logwarden.anomaly.model import AnomalyModel, ModelError, VectorizedForest
+from logwarden.anomaly.train import train
+from logwarden.parsers import ParserOptions
+from logwarden.simulate import simulate
+from logwarden.standard import load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+RNG = np.random.default_rng(3)
+TRAIN = RNG.normal(size=(3000, 14)) * RNG.uniform(0.1, 5, size=14)
+FORESTS = [IsolationForest(n_estimators=60, random_state=1).fit(TRAIN),
+           IsolationForest(n_estimators=40, max_features=0.5, max_samples=100, random_state=2).fit(TRAIN)]
+SCORERS = [VectorizedForest(f) for f in FORESTS]
+
+
+@settings(max_examples=60, deadline=None)
+@given(which=st.sampled_from([0, 1]),
+       X=arrays(np.float64, st.tuples(st.integers(1, 64), st.just(14)),
+                elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)))
+def test_vectorized_scorer_equals_score_samples(which: int, X: np.ndarray) -> None:
+    expected = -FORESTS[which].score_samples(X)  # the one sign flip: higher = more anomalous
+    assert np.max(np.abs(SCORERS[which].score(X) - expected)) <= 1e-9
+
+
+def test_scoring_never_changes_the_model() -> None:
+    before = [t.tree_.threshold.copy() for t in FORESTS[0].estimators_]
+    SCORERS[0].score(TRAIN[:100])
+    assert all(np.array_equal(a, t.tree_.threshold) for a, t in zip(before, FORESTS[0].estimators_, strict=True))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    sim = tmp_path_factory.mktemp("sim")
+    simulate(sim, days=1, seed=11, end=datetime(2026, 11, 25, tzinfo=UTC), baseline_days=5)
+    inputs = sorted(str(p) for p in (sim / "baseline").glob("*/*") if p.suffix in (".log", ".jsonl"))
+    out = tmp_path_factory.mktemp("model") / "m"
+    card = train(inputs, ParserOptions(), load_profile(), out, timedelta(minutes=10), 1.0, sim)
+    return out, card
+
+
+def test_planted_behaviours_are_caught_and_benign_night_work_is_not(trained: tuple[Path, dict]) -> None:
+    _, card = trained
+    e = card["evaluation"]
+    assert e["anomalies"] == {"night_bulk_read": True, "service_account_interactive": True, "mass_download": True}
+    assert e["recall"] == 1.0
+    assert e["benign_checks"] == {"nightly_batch_job_flagged": False, "on_call_at_night_flagged": False}
+    assert e["precision"] >= 0.8 and e["false_alerts_per_day"] <= 2
+
+
+def test_model_card_describes_the_model(trained: tuple[Path, dict]) -> None:
+    out, card = trained
+    loaded = AnomalyModel.load(out)
+    assert card["features"] == list(loaded.card_["features"]) and card["threshold"] == loaded.threshold_
+    assert {"scikit-learn", "numpy", "logwarden"} <= set(card["versions"])
+    assert card["training"]["windows"] > 1000 and len(card["training"]["inputs"]) == 5
+    assert all(len(i["sha256"]) == 64 for i in card["training"]["inputs"])
+    assert set(card["score_distribution"]) == {"p50", "p90", "p99", "p999", "max"}
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("card_version", "trained with scikit-learn 0.1"),
+    ("card_features", "features differ"),
+    ("model_bytes", "does not match the card's SHA-256"),
+    ("baselines_bytes", "does not match the card's SHA-256"),
+    ("missing_card", "is missing"),
+])
+def test_loading_refuses_a_mismatched_model(trained: tuple[Path, dict], tmp_path: Path, damage: str,
+                                            message: str) -> None:
+    src, _ = trained
+    for suffix in (".skops", ".card.json", ".baselines.json"):
+        shutil.copy(src.with_suffix(suffix), tmp_path / f"m{suffix}")
+    m = tmp_path / "m"
+    card_path = tmp_path / "m.card.json"
+    card = orjson.loads(card_path.read_bytes())
+    if damage == "card_version":
+        card["versions"]["scikit-learn"] = "0.1"
+    elif damage == "card_features":
+        card["features"] = card["features"][::-1]
+    elif damage == "model_bytes":
+        (tmp_path / "m.skops").write_bytes((tmp_path / "m.skops").read_bytes() + b"\0")
+    elif damage == "baselines_bytes":
+        (tmp_path / "m.baselines.json").write_text("{}")
+    card_path.write_bytes(orjson.dumps(card))
+    if damage == "missing_card":
+        card_path.unlink()
+    with pytest.raises(ModelError, match=message):
+        AnomalyModel.load(m)
+
+
+def test_the_shipped_model_loads_and_its_card_reports_held_out_figures() -> None:
+    model = AnomalyModel.load(ROOT / "models" / "default")
+    e = model.card_["evaluation"]
+    assert e["recall"] == 1.0 and e["precision"] is not None and "alerts_per_day" in e
+    assert not any(e["benign_checks"].values())
+
+
+def test_the_flow_raises_explained_anomaly_alerts(trained: tuple[Path, dict], tmp_path: Path) -> None:
+    from bytewax.testing import TestingSink, run_main
+
+    from flows.main import FlowConfig, Sinks, build_flow
+    from logwarden.connectors.files import LogFileSource
+    from logwarden.inputs import resolve_inputs
+
+    out, _ = trained
+    sim = tmp_path / "sim"
+    simulate(sim, days=1, seed=11, end=datetime(2026, 11, 25, tzinfo=UTC))
+    options = ParserOptions()
+    inputs = resolve_inputs(sorted(str(p) for p in sim.glob("*/*") if p.suffix in (".log", ".jsonl")), None, options)
+    alerts: list = []
+    config = FlowConfig(profile=load_profile(), parser_options=options, rules=[], model=AnomalyModel.load(out))
+    run_main(build_flow(config, LogFileSource(inputs, 500), Sinks([TestingSink(alerts)], [], [])))
+    found = {a.entity: a for _, a in alerts if a.rule_id == "anomaly.iforest"}
+    assert {"judy", "frank", "svc-etl"} <= set(found)
+    judy = found["judy"].to_dict()
+    assert judy["score"] > 0.5 and "active at 03:00" in judy["explanation"] and "usual" in judy["explanation"]
+    assert "dave" not in found and "alice" not in {e for e, a in found.items() if a.start.hour < 6}
