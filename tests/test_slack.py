@@ -210,7 +210,8 @@ def _env(slack: FakeSlack, url: str, prefix: str, api_url: str | None = None) ->
     return {**os.environ, "LOGWARDEN_REDIS_URL": url, "LOGWARDEN_REDIS_PREFIX": prefix,
             "LOGWARDEN_SLACK_TOKEN": TOKEN, "LOGWARDEN_SLACK_CHANNEL": "#security",
             "LOGWARDEN_SLACK_API_URL": api_url or slack.api_url, "LOGWARDEN_SLACK_MIN_INTERVAL": "0",
-            "LOGWARDEN_SLACK_TIMEOUT": "2", "LOGWARDEN_SLACK_DIGEST_THRESHOLD": "50"}
+            "LOGWARDEN_SLACK_TIMEOUT": "2", "LOGWARDEN_SLACK_DIGEST_THRESHOLD": "50",
+            "LOGWARDEN_MODEL_ENABLED": "false"}  # rule incidents only: the counts below are theirs
 
 
 def _auth_log(path: Path) -> Path:

@@ -92,11 +92,21 @@ class VectorizedForest:
         flat = X.ravel()
         base = np.repeat(np.arange(n_rows, dtype=np.int32) * np.int32(self.n_features), len(self.roots))
         node = np.tile(self.roots, n_rows)
+        idx = np.empty_like(node)
+        values = np.empty(node.size, dtype=np.float64)
+        limits = np.empty(node.size, dtype=np.float64)
+        went_left = np.empty(node.size, dtype=bool)
         # Every path ends within max_depth steps; leaves point to themselves, so whole-array steps
-        # with no compaction are cheapest.
+        # with no compaction are cheapest; buffers are reused across steps.
         for _ in range(self.max_depth):
-            went_left = flat.take(base + self.feature.take(node)) <= self.threshold.take(node)
-            node = self.children.take(2 * node + went_left)
+            np.take(self.feature, node, out=idx)
+            idx += base
+            np.take(flat, idx, out=values)
+            np.take(self.threshold, node, out=limits)
+            np.less_equal(values, limits, out=went_left)
+            node *= 2
+            node += went_left
+            np.take(self.children, node, out=node)
         depths = self.path[node].reshape(n_rows, len(self.roots)).sum(axis=1)
         return 2.0 ** (-depths / self.denominator)  # = -score_samples
 
