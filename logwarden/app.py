@@ -58,7 +58,8 @@ def load_model(settings: Settings) -> Any:
 
 def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_path: Path | None,
              violations_path: Path | None, follow: bool = False,
-             on_alert: Callable[[Alert], None] | None = None) -> RunResult:
+             on_alert: Callable[[Alert], None] | None = None,
+             on_scorecards: Callable[[list[Scorecard]], None] | None = None) -> RunResult:
     # Imported here: only running a flow needs bytewax loaded.
     from bytewax.run import cli_main
 
@@ -126,9 +127,17 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             events_trail = trails.events
             event_sinks.append(AuditSink(lambda vals: events_trail.append([record_of(v) for v in vals]),
                                          "audit_events"))
+    latest: dict[str, Scorecard] = {}
+
+    def take_scorecard(card: Scorecard) -> None:  # periodic while following, then final
+        latest[card.source] = card
+        result.scorecards = sorted(latest.values(), key=lambda c: c.source)
+        if on_scorecards is not None:
+            on_scorecards(result.scorecards)
+
     source = LogFileSource(resolved, settings.batch_size, follow, settings.follow_poll)
     flow = build_flow(config, source, Sinks(alerts=alert_sinks, violations=violation_sinks,
-                                            scorecards=[CallbackSink(result.scorecards.append)],
+                                            scorecards=[CallbackSink(take_scorecard)],
                                             decisions=decision_sinks, events=event_sinks))
     dispatcher = stop = thread = None
     if notifier is not None:

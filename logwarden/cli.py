@@ -68,7 +68,8 @@ def run(
                          syslog_year=syslog_year, rules=rules or None, model=model,
                          model_enabled=False if no_model else None)
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
-                      follow=follow, on_alert=_print_alert)
+                      follow=follow, on_alert=_print_alert,
+                      on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None)
     print_scorecards(result.scorecards)
     if result.store is not None:
         print_incidents(result.store)
@@ -389,6 +390,12 @@ def evidence(
     from logwarden.rules.loader import load_rules
 
     version = load_rules(rule_files).version
+    from logwarden.app import default_model_path
+
+    model = settings.model or default_model_path()
+    if model is not None and settings.model_enabled:
+        card = (model.with_suffix("") if model.suffix == ".skops" else model).with_suffix(".card.json")
+        rule_files = [*rule_files, card]  # the model card in force travels with the rules
     path, count = export(settings.audit_dir, out, sel, who(), incidents, rule_files, version, cipher_of(settings))
     _record("access", {"command": "evidence", "from": start, "to": end, "entity": entity, "rule": rule,
                        "out": str(path), "records": count})

@@ -219,6 +219,7 @@ def test_evidence_bundle_checks_with_standard_tools(demo: Path, tmp_path: Path, 
         bundle = tmp_path / "unzipped"
         zipfile.ZipFile(out).extractall(bundle)
     assert (bundle / "README.md").exists() and (bundle / "rules" / "default.yaml").exists()
+    assert (bundle / "rules" / "default.card.json").exists()  # the model card in force
     sha = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=bundle, capture_output=True, text=True,
                          check=False)
     assert sha.returncode == 0, sha.stdout + sha.stderr

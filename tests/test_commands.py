@@ -27,9 +27,11 @@ def test_follow_tails_a_growing_file_and_alerts(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     log.write_text("Nov 24 09:00:00 h sshd[1]: Accepted publickey for alice from 10.0.0.1 port 2 ssh2\n")
     out = tmp_path / "alerts.jsonl"
-    env = {**os.environ, "LOGWARDEN_ALLOWED_LATENESS": "1s", "LOGWARDEN_FOLLOW_POLL": "100ms"}
-    proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log),
-                             "--follow", "--alerts", str(out)], cwd=ROOT, env=env,
+    card = tmp_path / "card.json"
+    env = {**os.environ, "LOGWARDEN_ALLOWED_LATENESS": "1s", "LOGWARDEN_FOLLOW_POLL": "100ms",
+           "LOGWARDEN_SCORECARD_INTERVAL": "1s"}
+    proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log), "--follow",
+                             "--alerts", str(out), "--scorecard", str(card)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2)
@@ -46,6 +48,13 @@ def test_follow_tails_a_growing_file_and_alerts(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         assert records and records[0]["entity"] == "192.0.2.7" and records[0]["count"] >= 10
+        for _ in range(100):  # the running flow's scorecard, on demand
+            if card.exists() and orjson.loads(card.read_bytes())[0]["lines"] == 13:
+                break
+            time.sleep(0.1)
+        shown = subprocess.run([sys.executable, "-m", "logwarden.cli", "scorecard", str(card)], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert shown.returncode == 0 and "      13 " in shown.stdout
     finally:
         proc.kill()
         proc.wait(timeout=10)

@@ -39,7 +39,7 @@ Exported {exported} by {by}; rule set version {ruleset}.
 | segments/<class>/seg-*.jsonl | the sealed archive segments that hold them: the chain proofs |
 | incidents.jsonl | the incidents of the period with their history (who did what, when) |
 | scorecards.jsonl | the compliance scorecards recorded in the period |
-| rules/ | the rule files in force |
+| rules/ | the rule files and the model card in force |
 | verify_chain.py | the chain check, Python standard library only |
 | MANIFEST.sha256 | SHA-256 of every other file |
 
