@@ -77,10 +77,20 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     trails = build_trails(settings)
     options = parser_options(settings)
     resolved = resolve_inputs(inputs, fmt, options)
+    rules = rule_set.enabled()
+    backend = store.backend
+    if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
+        import dataclasses
+
+        from logwarden.rules.new_term import NewTermRule
+        from logwarden.rules.terms import RedisTermStore
+
+        terms = RedisTermStore(backend.client, backend.prefix)
+        rules = [dataclasses.replace(r, store=terms) if isinstance(r, NewTermRule) else r for r in rules]
     config = FlowConfig(
         profile=load_profile(settings.standard_profile),
         parser_options=options,
-        rules=rule_set.enabled(),
+        rules=rules,
         allowed_lateness=settings.allowed_lateness if follow else None,
         scorecard_interval=settings.scorecard_interval if follow else None,
         model=load_model(settings),

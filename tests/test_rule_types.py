@@ -17,6 +17,7 @@ from logwarden.rules import RULE_TYPES, rules_for_key
 from logwarden.rules.engine import KeyEngine
 from logwarden.rules.evaluate import evaluate, expand_example_events
 from logwarden.rules.loader import RuleLoadError, load_rules
+from tests.fakes import redis_prefix, redis_url  # noqa: F401 - fixtures
 from tests.rulekit import DEFAULT_PACK, ROOT, ev, rules_from_yaml
 
 # One minimal rule per registered type: adding a type without a sample fails the contract test.
@@ -234,3 +235,19 @@ def test_missing_pack_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loader.Path, "is_file", lambda self: False)
     with pytest.raises(ConfigError, match=r"rules/default\.yaml"):
         loader.default_rule_files()
+
+
+def test_new_term_keeps_learned_terms_in_redis_across_restarts(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+    import dataclasses
+
+    from logwarden.incidents.redis_backend import RedisBackend
+    from logwarden.rules.terms import RedisTermStore
+
+    client = RedisBackend.from_url(redis_url, redis_prefix).client
+    rule = dataclasses.replace(rule_of("new_term"), store=RedisTermStore(client, redis_prefix))
+    first = [e(0, 1), e(60, 2, **{"source.ip": "10.0.0.2"})]  # learned in the first hour
+    assert alerts_of(rule, first) == []
+    assert client.smembers(f"{redis_prefix}terms:{rule.meta.id}:bob") == {"10.0.0.1", "10.0.0.2"}
+    # A restart: fresh state, same Redis. Known terms stay quiet, a new one fires at once.
+    assert alerts_of(rule, [e(86400, 3, **{"source.ip": "10.0.0.2"})]) == []
+    assert len(alerts_of(rule, [e(86400, 4, **{"source.ip": "203.0.113.9"})])) == 1

@@ -4,6 +4,8 @@ service account used from a new address or client).
 Terms seen during the first ``learn`` of a key's activity are learned silently. Known terms
 can be seeded with ``known: {entity: [terms]}`` or from a baseline JSON-lines file of
 ``{"entity": ..., "term": ...}`` (``seed_file``). Each key keeps at most ``max_terms`` terms.
+With a ``store`` (Redis, when configured) learned terms are written through and read back
+when a key is first seen, so they survive restarts and are shared by workers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from logwarden.alerts import Alert, make_alert_id
 from logwarden.errors import ConfigError
 from logwarden.event import Event
 from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.terms import TermStore
 from logwarden.rules.threshold import Duration
 
 
@@ -47,6 +50,7 @@ class NewTermRule:
     learn: timedelta
     known: dict[str, frozenset[str]]
     max_terms: int
+    store: TermStore | None = field(default=None, compare=False)
 
     @classmethod
     def build(cls, meta: RuleMeta, where: Predicate, params: NewTermParams) -> NewTermRule:
@@ -76,13 +80,18 @@ class NewTermRule:
         assert ts is not None
         if state.started is None:
             state.started = ts
-            state.terms.update(self.known.get(entity, ()))
-            if entity in self.known:  # a seeded key has nothing left to learn
+            seeded = set(self.known.get(entity, ()))
+            if self.store is not None:
+                seeded |= self.store.terms(self.meta.id, entity)
+            state.terms.update(seeded)
+            if seeded:  # a seeded key has nothing left to learn
                 state.started = ts - self.learn - timedelta(seconds=1)
         if term in state.terms:
             return None
         if len(state.terms) < self.max_terms:
             state.terms.add(term)
+            if self.store is not None:
+                self.store.add(self.meta.id, entity, term)
         if ts - state.started <= self.learn:
             return None
         alert_id = make_alert_id(self.meta.id, entity, f"{self.field}={term}")
