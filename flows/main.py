@@ -5,9 +5,12 @@ different sources and sinks::
 
     chunks     = input                      # RawChunk (up to batch_size lines of one source)
     by_source  = key_on source              # (source, RawChunk)
-    checked    = stateful_batch standard    # (source, Routed | Violation | Scorecard)
+    checked    = stateful_batch standard    # (source, Routed | Featured | Event | Violation | Scorecard)
     by_group   = flat_map_batch to_rules    # (field=value, (field, Event))
     decided    = stateful_batch rules       # (field=value, Alert | Violation)
+    by_princ   = flat_map_batch to_features # (principal, Event)          [with a model]
+    scored     = stateful_batch features    # (principal, Alert)          [with a model]
+    outputs    = merge -> one flat_map_batch filter per sink kind
 
 Events no rule could use never leave the standard step, and every split after it works on
 whole batches (one Python call per batch, not per item).

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from logwarden.alerts import Alert
+from logwarden.audit.retention import run_retention
+from logwarden.audit.setup import build_trails, record_of, who
+from logwarden.incidents.dispatch import Dispatcher
+from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
 from logwarden.incidents.store import IncidentStore
 from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
 from logwarden.rules.loader import RuleSet, default_rule_files, load_rules
+from logwarden.rules.new_term import NewTermRule
+from logwarden.rules.terms import RedisTermStore
 from logwarden.settings import Settings
 from logwarden.standard import Scorecard, load_profile
 
@@ -65,26 +73,17 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
 
     from flows.main import FlowConfig, Sinks, build_flow
     from logwarden.connectors.files import LogFileSource
-    from logwarden.connectors.sinks import CallbackSink, JsonLinesSink
+    from logwarden.connectors.sinks import AuditSink, CallbackSink, IncidentSink, JsonLinesSink
 
     rule_set = load_rule_set(settings)
-    from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
-
     store = build_store(settings)
     notifier = build_notifier(settings)
-    from logwarden.audit.setup import build_trails, record_of, who
-
     trails = build_trails(settings)
     options = parser_options(settings)
     resolved = resolve_inputs(inputs, fmt, options)
     rules = rule_set.enabled()
     backend = store.backend
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
-        import dataclasses
-
-        from logwarden.rules.new_term import NewTermRule
-        from logwarden.rules.terms import RedisTermStore
-
         terms = RedisTermStore(backend.client, backend.prefix)
         rules = [dataclasses.replace(r, store=terms) if isinstance(r, NewTermRule) else r for r in rules]
     config = FlowConfig(
@@ -102,8 +101,6 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         result.alerts.append(alert)
         if on_alert is not None:
             on_alert(alert)
-
-    from logwarden.connectors.sinks import AuditSink, IncidentSink
 
     def apply_alerts(alerts: list[Alert]) -> None:
         changed = store.apply(alerts)
@@ -151,20 +148,12 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                                             decisions=decision_sinks, events=event_sinks))
     dispatcher = stop = thread = None
     if notifier is not None:
-        import threading
-
-        from logwarden.incidents.dispatch import Dispatcher
-
         dispatcher = Dispatcher(store, notifier, dispatch_policy(settings))
         stop = threading.Event()
         thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatch", daemon=True)
         thread.start()
     retention_stop = None
     if trails is not None and follow:
-        import threading
-
-        from logwarden.audit.retention import run_retention
-
         retention_stop = threading.Event()
 
         def retention_loop() -> None:  # a long-running flow applies retention hourly

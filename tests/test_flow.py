@@ -100,7 +100,7 @@ def test_cli_reads_stdin_with_format_and_rejects_bad_input(tmp_path: Path) -> No
                     f"port 22 ssh2\n" for k in range(12))
     out = tmp_path / "a.jsonl"
     proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "run", "-i", "-", "--format",
-                           "syslog", "--alerts", str(out)], input=lines, capture_output=True,
+                           "syslog", "--no-model", "--alerts", str(out)], input=lines, capture_output=True,
                           text=True, cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     records = [orjson.loads(x) for x in out.read_text().splitlines()]
