@@ -73,7 +73,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
 
     from flows.main import FlowConfig, Sinks, build_flow
     from logwarden.connectors.files import LogFileSource
-    from logwarden.connectors.sinks import AuditSink, CallbackSink, IncidentSink, JsonLinesSink
+    from logwarden.connectors.sinks import BatchSink, JsonLinesSink, each
 
     rule_set = load_rule_set(settings)
     store = build_store(settings)
@@ -109,7 +109,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                                                           "entity": i.entity, "count": i.count, "version": i.version,
                                                           "by": "logwarden"}) for i in changed])
 
-    alert_sinks: list[Any] = [CallbackSink(take_alert), IncidentSink(apply_alerts)]
+    alert_sinks: list[Any] = [BatchSink(each(take_alert), "alerts"), BatchSink(apply_alerts, "incidents")]
     violation_sinks: list[Any] = []
     for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
         if path is not None:
@@ -128,11 +128,11 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                       "trained": config.model.card_.get("training", {}).get("to")}
             if config.model is not None and hasattr(config.model, "card_") else None,
             "follow": follow})])
-        decision_sinks.append(AuditSink(lambda vals: trails.decisions.append([record_of(v) for v in vals]),
+        decision_sinks.append(BatchSink(lambda vals: trails.decisions.append([record_of(v) for v in vals]),
                                         "audit_decisions"))
         if trails.events is not None:
             events_trail = trails.events
-            event_sinks.append(AuditSink(lambda vals: events_trail.append([record_of(v) for v in vals]),
+            event_sinks.append(BatchSink(lambda vals: events_trail.append([record_of(v) for v in vals]),
                                          "audit_events"))
     latest: dict[str, Scorecard] = {}
 
@@ -144,7 +144,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
 
     source = LogFileSource(resolved, settings.batch_size, follow, settings.follow_poll)
     flow = build_flow(config, source, Sinks(alerts=alert_sinks, violations=violation_sinks,
-                                            scorecards=[CallbackSink(take_scorecard)],
+                                            scorecards=[BatchSink(each(take_scorecard), "scorecards")],
                                             decisions=decision_sinks, events=event_sinks))
     dispatcher = stop = thread = None
     if notifier is not None:

@@ -52,72 +52,7 @@ class JsonLinesSink(FixedPartitionedSink[Any, None]):
         return _JsonLinesPartition(self._path)
 
 
-class _CallbackPartition(StatefulSinkPartition[Any, None]):
-    def __init__(self, fn: Callable[[Any], None]) -> None:
-        self._fn = fn
-
-    @override
-    def write_batch(self, values: list[Any]) -> None:
-        for v in values:
-            self._fn(v)
-
-    @override
-    def snapshot(self) -> None:
-        return None
-
-
-class CallbackSink(FixedPartitionedSink[Any, None]):
-    """Calls ``fn(record)`` for each record, on a single worker (terminal output, tests)."""
-
-    def __init__(self, fn: Callable[[Any], None]) -> None:
-        self._fn = fn
-
-    @override
-    def list_parts(self) -> list[str]:
-        return ["out"]
-
-    @override
-    def part_fn(self, item_key: str) -> int:
-        return 0
-
-    @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CallbackPartition:
-        return _CallbackPartition(self._fn)
-
-
-class _IncidentPartition(StatefulSinkPartition[Any, None]):
-    def __init__(self, apply: Callable[[list[Any]], Any]) -> None:
-        self._apply = apply
-
-    @override
-    def write_batch(self, values: list[Any]) -> None:
-        self._apply(values)  # one transaction for the whole batch
-
-    @override
-    def snapshot(self) -> None:
-        return None
-
-
-class IncidentSink(FixedPartitionedSink[Any, None]):
-    """Applies each batch of alerts to the incident store in one transaction."""
-
-    def __init__(self, apply: Callable[[list[Any]], Any]) -> None:
-        self._apply_fn = apply
-
-    @override
-    def list_parts(self) -> list[str]:
-        return ["incidents"]
-
-    @override
-    def part_fn(self, item_key: str) -> int:
-        return 0
-
-    @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _IncidentPartition:
-        return _IncidentPartition(self._apply_fn)
-
-
-class _AuditPartition(StatefulSinkPartition[Any, None]):
+class _BatchPartition(StatefulSinkPartition[Any, None]):
     def __init__(self, write: Callable[[list[Any]], Any]) -> None:
         self._write = write
 
@@ -130,11 +65,12 @@ class _AuditPartition(StatefulSinkPartition[Any, None]):
         return None
 
 
-class AuditSink(FixedPartitionedSink[Any, None]):
-    """Appends each batch to an audit trail (one partition: one writer per class)."""
+class BatchSink(FixedPartitionedSink[Any, None]):
+    """Hands each batch of records to ``write`` on a single worker: the incident store (one
+    transaction a batch), the audit trail (one append a batch), the terminal, tests."""
 
-    def __init__(self, write: Callable[[list[Any]], Any], name: str) -> None:
-        self._write_fn = write
+    def __init__(self, write: Callable[[list[Any]], Any], name: str = "out") -> None:
+        self._write = write
         self._name = name
 
     @override
@@ -146,5 +82,15 @@ class AuditSink(FixedPartitionedSink[Any, None]):
         return 0
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _AuditPartition:
-        return _AuditPartition(self._write_fn)
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BatchPartition:
+        return _BatchPartition(self._write)
+
+
+def each(fn: Callable[[Any], None]) -> Callable[[list[Any]], None]:
+    """A per-record function as a batch writer for ``BatchSink``."""
+
+    def write(values: list[Any]) -> None:
+        for value in values:
+            fn(value)
+
+    return write
