@@ -69,6 +69,9 @@ class Sinks:
     events: list[Sink[Any]] = field(default_factory=list)  # every compliant (or redacted) event
 
 
+CLOCK_TICK = timedelta(minutes=1)  # how often live runs let clock-driven rules see time pass
+
+
 class Featured(NamedTuple):
     """An event on its way to its principal's feature windows."""
 
@@ -170,16 +173,32 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         alerts, late = engine.on_events([e for _, e in values])
         # While following, a key that goes quiet still gets its buffer folded and its bursts
         # closed once the allowed lateness has passed in wall-clock time.
-        lateness = self._config.allowed_lateness
-        self._wake = utcnow() + lateness if lateness is not None and engine.state.buffer else None
+        self._schedule()
         out: list[Alert | Violation] = [*late, *alerts]
         return out, self.DISCARD if engine.idle() else self.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[Any], bool]:
+    def _schedule(self) -> None:
+        """Live runs: wake to fold a quiet key's buffer, and every minute for clock-driven rules."""
+        lateness, engine = self._config.allowed_lateness, self._engine
         self._wake = None
+        if lateness is None or engine is None:
+            return
+        if engine.state.buffer:
+            self._wake = utcnow() + lateness
+        if engine.clock_driven:
+            tick = utcnow() + CLOCK_TICK
+            self._wake = min(self._wake, tick) if self._wake else tick
+
+    def on_notify(self) -> tuple[Iterable[Any], bool]:
         if self._engine is None:
             return [], self.DISCARD
-        return self._engine.flush(), self.DISCARD if self._engine.idle() else self.RETAIN
+        engine = self._engine
+        out: list[Alert] = []
+        if engine.state.buffer and engine.state.newest is not None:
+            out += engine.flush()
+        out += engine.tick(utcnow())
+        self._schedule()
+        return out, self.DISCARD if engine.idle() and not engine.clock_driven else self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         self._wake = None

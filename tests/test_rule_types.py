@@ -18,7 +18,7 @@ from logwarden.rules.engine import KeyEngine
 from logwarden.rules.evaluate import evaluate, expand_example_events
 from logwarden.rules.loader import RuleLoadError, load_rules
 from tests.fakes import redis_prefix, redis_url  # noqa: F401 - fixtures
-from tests.rulekit import DEFAULT_PACK, ROOT, ev, rules_from_yaml
+from tests.rulekit import DEFAULT_PACK, ROOT, T0, ev, rules_from_yaml
 
 # One minimal rule per registered type: adding a type without a sample fails the contract test.
 SAMPLES = {
@@ -251,3 +251,26 @@ def test_new_term_keeps_learned_terms_in_redis_across_restarts(redis_url: str, r
     # A restart: fresh state, same Redis. Known terms stay quiet, a new one fires at once.
     assert alerts_of(rule, [e(86400, 3, **{"source.ip": "10.0.0.2"})]) == []
     assert len(alerts_of(rule, [e(86400, 4, **{"source.ip": "203.0.113.9"})])) == 1
+
+
+def test_silence_in_a_live_run_alerts_on_the_clock_and_updates_when_the_source_returns() -> None:
+    rule = rule_of("silence", group_by="log.file.path")
+    key = "log.file.path=s.log"
+    engine = KeyEngine(key, rules_for_key([rule], key), timedelta(seconds=0))
+    engine.on_events([e(0, 1), e(60, 2)])  # 10:00, 10:01
+    assert engine.clock_driven
+    assert engine.tick(T0 + timedelta(minutes=20)) == []  # not yet
+    [fired] = engine.tick(T0 + timedelta(hours=1, minutes=5))
+    assert fired.revision == 0 and "so far" in fired.summary
+    assert engine.tick(T0 + timedelta(hours=2)) == []  # once
+    back, _ = engine.on_events([e(3 * 3600, 3)])  # 13:00: the source speaks again
+    [update] = back
+    assert update.alert_id == fired.alert_id and update.revision == 1 and "so far" not in update.summary
+
+
+def test_silence_on_the_clock_respects_quiet_hours() -> None:
+    rule = rule_of("silence", group_by="log.file.path")
+    key = "log.file.path=s.log"
+    engine = KeyEngine(key, rules_for_key([rule], key), timedelta(seconds=0))
+    engine.on_events([e(3600 * 8, 1)])  # 18:00, the end of the active hours (08-18)
+    assert engine.tick(T0 + timedelta(hours=21)) == []  # 07:00 next day: quiet at night is expected

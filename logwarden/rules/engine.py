@@ -102,6 +102,22 @@ class KeyEngine:
                     alerts.append(closed)
         return alerts
 
+    def tick(self, now: datetime) -> list[Alert]:
+        """Live runs: let clock-driven rules (``silence``) see time pass without events."""
+        out: list[Alert] = []
+        for rule in self.rules:
+            if getattr(rule, "clock_driven", False):
+                rstate = self.state.rule_states.get(rule.meta.id)
+                if rstate is not None:
+                    alert = rule.tick(rstate, self.entity, now)  # type: ignore[attr-defined]
+                    if alert is not None:
+                        out.append(alert)
+        return out
+
+    @property
+    def clock_driven(self) -> bool:
+        return any(getattr(rule, "clock_driven", False) for rule in self.rules)
+
     def idle(self) -> bool:
         """Nothing buffered and no rule state a later event could need: the key can be freed."""
         st = self.state

@@ -2,8 +2,10 @@
 than ``max_gap`` during its active hours (UTC, e.g. ``"08-18"``). Quiet outside the active
 hours is expected: a source that is always quiet at night never fires at night.
 
-Detected in event time when the source speaks again (the gap between two of its events),
-so replays find every outage in the archive; the alert spans the silent period.
+Detected in event time when the source speaks again (the gap between two of its events), so
+replays find every outage in the archive; the alert spans the silent period. In a live run the
+rule is also driven by the clock (``tick``): a source that stays silent alerts once its silence
+passes ``max_gap`` of active hours, and the same alert is updated when it speaks again.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ class SilenceParams(Params):
 class SilenceState:
     last: datetime | None = None
     last_ref: str = ""
+    alerted: str | None = None  # the alert raised by the clock for the silence after ``last``
 
 
 @dataclass(frozen=True)
 class SilenceRule:
     type: ClassVar[str] = "silence"
     Params: ClassVar[type[SilenceParams]] = SilenceParams
+    clock_driven: ClassVar[bool] = True  # live runs call tick() with the wall clock
     meta: RuleMeta
     where: Predicate
     max_gap: timedelta
@@ -65,19 +69,30 @@ class SilenceRule:
             return None
         ts = event.timestamp
         assert ts is not None
-        last, last_ref = state.last, state.last_ref
-        state.last, state.last_ref = ts, event.id
+        last, last_ref, alerted = state.last, state.last_ref, state.alerted
+        state.last, state.last_ref, state.alerted = ts, event.id, None
         if last is None or ts - last <= self.max_gap:
             return None
-        quiet = self.active_time(last, ts)
-        if quiet <= self.max_gap:
+        if self.active_time(last, ts) <= self.max_gap:
             return None
-        hours = quiet.total_seconds() / 3600
-        return Alert(make_alert_id(self.meta.id, entity, last_ref), self.meta.id, self.meta.severity,
-                     entity, last, ts, 1,
-                     f"{self.meta.description}: no events for {hours:.1f}h of active hours "
-                     f"({self.start_hour:02d}-{self.end_hour:02d} UTC)",
-                     [last_ref, event.id], list(self.meta.tags), 0, self.meta.description)
+        # The source is back: the silence's alert (new, or the clock's one updated) spans it.
+        return self._alert(entity, last, ts, last_ref, [last_ref, event.id], 1 if alerted else 0, ongoing=False)
+
+    def tick(self, state: SilenceState, entity: str, now: datetime) -> Alert | None:
+        """Live runs: alert on a silence still going on (once)."""
+        if state.last is None or state.alerted is not None or self.active_time(state.last, now) <= self.max_gap:
+            return None
+        state.alerted = state.last_ref
+        return self._alert(entity, state.last, now, state.last_ref, [state.last_ref], 0, ongoing=True)
+
+    def _alert(self, entity: str, start: datetime, end: datetime, first_ref: str, evidence: list[str],
+               revision: int, ongoing: bool) -> Alert:
+        hours = self.active_time(start, end).total_seconds() / 3600
+        span = f"{hours:.1f}h of active hours ({self.start_hour:02d}-{self.end_hour:02d} UTC)"
+        summary = f"no events for {span} so far" if ongoing else f"no events for {span}"
+        return Alert(make_alert_id(self.meta.id, entity, first_ref), self.meta.id, self.meta.severity, entity,
+                     start, end, 1, f"{self.meta.description}: {summary}", evidence, list(self.meta.tags),
+                     revision, self.meta.description)
 
     def active_time(self, start: datetime, end: datetime) -> timedelta:
         """How much of [start, end) falls within the active hours."""
