@@ -76,6 +76,12 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from logwarden.connectors.sinks import BatchSink, JsonLinesSink, each
 
     rule_set = load_rule_set(settings)
+    metrics = None
+    if settings.metrics_port is not None:
+        from logwarden.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.serve(settings.metrics_port, settings.metrics_addr)
     store = build_store(settings)
     notifier = build_notifier(settings)
     trails = build_trails(settings)
@@ -99,18 +105,22 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
 
     def take_alert(alert: Alert) -> None:
         result.alerts.append(alert)
+        if metrics is not None:
+            metrics.alert(alert)
         if on_alert is not None:
             on_alert(alert)
 
     def apply_alerts(alerts: list[Alert]) -> None:
         changed = store.apply(alerts)
+        if metrics is not None:
+            metrics.incident_changes(changed)
         if trails is not None and changed:
             trails.decisions.append([("incident", None, {"id": i.id, "state": i.state, "rule_id": i.rule_id,
                                                           "entity": i.entity, "count": i.count, "version": i.version,
                                                           "by": "logwarden"}) for i in changed])
 
     alert_sinks: list[Any] = [BatchSink(each(take_alert), "alerts"), BatchSink(apply_alerts, "incidents")]
-    violation_sinks: list[Any] = []
+    violation_sinks: list[Any] = [BatchSink(each(metrics.violation), "metrics")] if metrics is not None else []
     for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +149,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     def take_scorecard(card: Scorecard) -> None:  # periodic while following, then final
         latest[card.source] = card
         result.scorecards = sorted(latest.values(), key=lambda c: c.source)
+        if metrics is not None:
+            metrics.scorecard(card, card.newest)
         if on_scorecards is not None:
             on_scorecards(result.scorecards)
 
@@ -148,7 +160,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                                             decisions=decision_sinks, events=event_sinks))
     dispatcher = stop = thread = None
     if notifier is not None:
-        dispatcher = Dispatcher(store, notifier, dispatch_policy(settings))
+        on_report = (lambda report: metrics.delivery(report, len(store.outbox()))) if metrics is not None else None
+        dispatcher = Dispatcher(store, notifier, dispatch_policy(settings), on_report=on_report)
         stop = threading.Event()
         thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatch", daemon=True)
         thread.start()

@@ -414,6 +414,49 @@ def retention_apply(dry_run: Annotated[bool, typer.Option("--dry-run", help="lis
 
 
 @app.command()
+def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpoint")] =
+           "http://127.0.0.1:9464/metrics") -> None:
+    """What a running flow reports (LOGWARDEN_METRICS_PORT): per source, violations, alerts, delivery."""
+    import urllib.request
+
+    from logwarden.errors import LogwardenError as _E
+    from logwarden.metrics import parse_exposition
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            values = parse_exposition(resp.read().decode())
+    except OSError as exc:
+        raise _E(f"no metrics at {url}: {type(exc).__name__} (is a flow running with LOGWARDEN_METRICS_PORT?)") \
+            from None
+
+    def labelled(name: str) -> list[tuple[dict[str, str], float]]:
+        out = []
+        for key, value in values.items():
+            if key.startswith(name + "{"):
+                labels = dict(part.split("=", 1) for part in key[len(name) + 1 : -1].split(","))
+                out.append(({k: v.strip('"') for k, v in labels.items()}, value))
+        return out
+
+    typer.echo(f"{'source':<40} {'lines':>8} {'events':>8} {'compliant':>9} {'lag':>9}")
+    lag = {lab["source"]: v for lab, v in labelled("logwarden_lag_seconds")}
+    comp = {lab["source"]: v for lab, v in labelled("logwarden_compliance_ratio")}
+    events = {lab["source"]: v for lab, v in labelled("logwarden_events")}
+    for lab, lines in sorted(labelled("logwarden_lines"), key=lambda x: x[0]["source"]):
+        src = lab["source"]
+        typer.echo(f"{src:<40} {lines:>8.0f} {events.get(src, 0):>8.0f} {comp.get(src, 0):>8.1%} "
+                   f"{lag.get(src, 0):>8.0f}s")
+    for title, name, key in (("violations", "logwarden_violations_total", "reason"),
+                             ("alerts", "logwarden_alerts_total", "rule"),
+                             ("notifications", "logwarden_notifications_total", "outcome")):
+        counts: dict[str, float] = {}
+        for lab, v in labelled(name):
+            counts[lab[key]] = counts.get(lab[key], 0) + v
+        if counts:
+            typer.echo(f"{title}: " + ", ".join(f"{k}={v:.0f}" for k, v in sorted(counts.items())))
+    typer.echo(f"outbox: {values.get('logwarden_outbox', 0):.0f} waiting")
+
+
+@app.command()
 def train(
     inputs: InputOpt,
     model_out: Annotated[Path, typer.Option(help="where to write NAME.skops, NAME.card.json, NAME.baselines.json")],

@@ -69,4 +69,6 @@ class Settings(BaseSettings):
     model: Path | None = Field(None, description="anomaly model (NAME.skops + card); default: the shipped one")
     model_enabled: bool = Field(True, description="score per-principal windows with the model")
     feature_window: Duration = Field(timedelta(minutes=10), description="the model's window width")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics on this port")
+    metrics_addr: str = Field("127.0.0.1", description="metrics listen address (0.0.0.0 in a container)")
     check_min_compliance: float = Field(0.99, ge=0, le=1, description="logwarden check's threshold")

@@ -128,6 +128,7 @@ class Scorecard:
     violations: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
     redacted: int = 0
+    newest: datetime | None = None  # the newest event time seen (for lag)
 
     @property
     def compliance_rate(self) -> float:
@@ -144,6 +145,7 @@ class Scorecard:
             "redacted": self.redacted,
             "violations": dict(sorted(self.violations.items())),
             "compliance_rate": round(self.compliance_rate, 6),
+            "newest": self.newest.isoformat() if isinstance(self.newest, datetime) else self.newest,
         }
 
 
@@ -178,6 +180,7 @@ class SourceChecker:
                 yield violation
             if event is not None:
                 yield event
+        self.scorecard.newest = self.newest
 
     def check_line(self, raw: str, lineno: int, now: datetime | None = None) -> Outcome:
         card = self.scorecard

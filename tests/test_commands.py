@@ -64,3 +64,40 @@ def test_help_is_the_container_healthcheck() -> None:
     proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "--help"], capture_output=True,
                           text=True, cwd=ROOT, timeout=60, check=False)
     assert proc.returncode == 0 and "run" in proc.stdout and "demo" in proc.stdout
+
+
+def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "api.jsonl"
+    log.write_text("")
+    env = {**os.environ, "LOGWARDEN_METRICS_PORT": str(port), "LOGWARDEN_SCORECARD_INTERVAL": "1s",
+           "LOGWARDEN_FOLLOW_POLL": "100ms", "LOGWARDEN_MODEL_ENABLED": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log), "--format", "json",
+                             "--follow"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines = [orjson.dumps({"@timestamp": f"2026-11-25T10:00:{k:02d}Z", "user": "a", "action": "read",
+                               "outcome": "success"}).decode() for k in range(9)]
+        lines.append('{"@timestamp": "2026-11-25T10:01:00Z", "action": "read"}')  # missing who/outcome
+        time.sleep(1.5)
+        log.write_text("\n".join(lines) + "\n")
+        shown = ""
+        for _ in range(100):  # bounded: up to 20 s
+            status = subprocess.run([sys.executable, "-m", "logwarden.cli", "status", "--url",
+                                     f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True,
+                                    cwd=ROOT, timeout=30, check=False)
+            shown = status.stdout
+            if status.returncode == 0 and "missing_field=1" in shown and "      10 " in shown:
+                break
+            time.sleep(0.2)
+        assert str(log) in shown and "      10        9" in shown and "90.0%" in shown, shown
+        assert "missing_field=1" in shown and "outbox: 0 waiting" in shown
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    gone = subprocess.run([sys.executable, "-m", "logwarden.cli", "status", "--url", f"http://127.0.0.1:{port}/metrics"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=30, check=False)
+    assert gone.returncode == 2 and "no metrics at" in gone.stderr

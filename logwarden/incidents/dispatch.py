@@ -50,13 +50,15 @@ class Report:
 
 class Dispatcher:
     def __init__(self, store: IncidentStore, notifier: Notifier, policy: DispatchPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_report: Callable[[Report], None] | None = None) -> None:
         self.store = store
         self.notifier = notifier
         self.policy = policy or DispatchPolicy()
         self._sleep = sleep
         self._owner = uuid.uuid4().hex
         self._last_post: dict[str, float] = {}
+        self._on_report = on_report
 
     def run_once(self) -> Report:
         report = Report()
@@ -84,6 +86,8 @@ class Dispatcher:
             finally:
                 for inc in group:
                     self.store.backend.release(f"deliver:{inc.id}", self._owner)
+        if self._on_report is not None:
+            self._on_report(report)
         return report
 
     def drain(self, timeout: float) -> bool:

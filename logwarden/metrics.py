@@ -1,0 +1,77 @@
+"""Prometheus metrics of a running flow, served on ``LOGWARDEN_METRICS_PORT``.
+
+Fed from what the flow already emits (scorecards, violations, alerts, incident changes, delivery
+reports), so domain code stays free of metrics. ``logwarden status`` reads them back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from logwarden.timeutil import utcnow
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.lines = Gauge("logwarden_lines", "input lines read, per source", ["source"], registry=r)
+        self.events = Gauge("logwarden_events", "events that passed the standard, per source", ["source"], registry=r)
+        self.violations = Counter("logwarden_violations", "violations, by reason and source", ["reason", "source"],
+                                  registry=r)
+        self.late = Counter("logwarden_late_events", "events later than the allowed lateness", registry=r)
+        self.alerts = Counter("logwarden_alerts", "alert records (fired and updated), by rule", ["rule"], registry=r)
+        self.incidents = Counter("logwarden_incident_changes", "incident changes, by rule and state",
+                                 ["rule", "state"], registry=r)
+        self.notifications = Counter("logwarden_notifications", "notification outcomes", ["outcome"], registry=r)
+        self.lag = Gauge("logwarden_lag_seconds", "now minus the newest event time seen, per source", ["source"],
+                         registry=r)
+        self.outbox = Gauge("logwarden_outbox", "notifications waiting to be delivered", registry=r)
+        self.compliance = Gauge("logwarden_compliance_ratio", "compliant lines / lines, per source", ["source"],
+                                registry=r)
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)
+
+    # -- feeds ---------------------------------------------------------------------------------
+    def scorecard(self, card: Any, newest: datetime | None = None) -> None:
+        self.lines.labels(card.source).set(card.lines)
+        self.events.labels(card.source).set(card.events)
+        self.compliance.labels(card.source).set(card.compliance_rate)
+        if newest is not None:
+            self.lag.labels(card.source).set(max((utcnow() - newest).total_seconds(), 0.0))
+
+    def violation(self, v: Any) -> None:
+        if v.reason == "late_event":
+            self.late.inc()
+        self.violations.labels(v.reason, v.source).inc()
+
+    def alert(self, a: Any) -> None:
+        self.alerts.labels(a.rule_id).inc()
+
+    def incident_changes(self, incidents: list[Any]) -> None:
+        for i in incidents:
+            self.incidents.labels(i.rule_id, i.state).inc()
+
+    def delivery(self, report: Any, waiting: int) -> None:
+        for outcome in ("sent", "failed", "deferred"):
+            n = getattr(report, outcome)
+            if n:
+                self.notifications.labels(outcome).inc(n)
+        self.outbox.set(waiting)
+
+
+def parse_exposition(text: str) -> dict[str, float]:
+    """``name{labels}`` -> value, from Prometheus' text format (for ``logwarden status``)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            continue
+    return out
