@@ -248,10 +248,12 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         return copy.deepcopy(self._state)
 
 
-def build_flow(config: FlowConfig, source: Source[RawChunk], sinks: Sinks,
+def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChunk]], sinks: Sinks,
                flow_id: str = "logwarden") -> Dataflow:
     flow = Dataflow(flow_id)
-    chunks = op.input("read", flow, source)  # RawChunk
+    sources = source if isinstance(source, list) else [source]
+    reads = [op.input(f"read_{i}" if i else "read", flow, s) for i, s in enumerate(sources)]
+    chunks = reads[0] if len(reads) == 1 else op.merge("inputs", *reads)  # RawChunk
     by_source = op.key_on("by_source", chunks, lambda c: c.source)  # (source, RawChunk)
     emit_events = bool(sinks.events)
     checked = op.stateful_batch("standard", by_source,

@@ -72,7 +72,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from bytewax.run import cli_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.connectors.files import LogFileSource
+    from logwarden.connectors.files import DirectorySource, LogFileSource
     from logwarden.connectors.sinks import BatchSink, JsonLinesSink, each
 
     rule_set = load_rule_set(settings)
@@ -86,7 +86,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     notifier = build_notifier(settings)
     trails = build_trails(settings)
     options = parser_options(settings)
-    resolved = resolve_inputs(inputs, fmt, options)
+    from logwarden.watch import is_pattern, pattern_of
+
+    patterns = [pattern_of(p) for p in inputs if p != "-" and is_pattern(p)]
+    resolved = resolve_inputs([p for p in inputs if p == "-" or not is_pattern(p)], fmt, options)
     rules = rule_set.enabled()
     backend = store.backend
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
@@ -131,7 +134,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     event_sinks: list[Any] = []
     if trails is not None:
         trails.decisions.append([("run", None, {
-            "by": who(), "inputs": [{"path": p, "format": f} for p, f in resolved],
+            "by": who(), "inputs": [{"path": p, "format": f} for p, f in resolved] + [{"pattern": p} for p in patterns],
             "ruleset_version": rule_set.version, "rule_files": [str(f) for f in rule_set.files],
             "rules": [r.meta.id for r in rule_set.enabled()], "standard": config.profile.name,
             "model": {"threshold": config.model.threshold_, "files": config.model.card_.get("files"),
@@ -154,8 +157,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if on_scorecards is not None:
             on_scorecards(result.scorecards)
 
-    source = LogFileSource(resolved, settings.batch_size, follow, settings.follow_poll)
-    flow = build_flow(config, source, Sinks(alerts=alert_sinks, violations=violation_sinks,
+    poll = settings.follow_poll
+    sources: list[Any] = [LogFileSource(resolved, settings.batch_size, follow, poll)] if resolved else []
+    sources += [DirectorySource(p, fmt, options, settings.batch_size, follow, poll) for p in patterns]
+    flow = build_flow(config, sources, Sinks(alerts=alert_sinks, violations=violation_sinks,
                                             scorecards=[BatchSink(each(take_scorecard), "scorecards")],
                                             decisions=decision_sinks, events=event_sinks))
     dispatcher = stop = thread = None

@@ -26,7 +26,9 @@ app.add_typer(retention_app, name="retention")
 RulesOpt = Annotated[list[Path] | None,
                      typer.Option("--rules", help="rule file (repeatable; default: the shipped pack)")]
 
-InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="log file, or - for stdin (repeatable)")]
+InputOpt = Annotated[list[str], typer.Option(
+    "--input", "-i", help="log file, - for stdin, or a directory / glob ('logs/*.log') to follow every matching "
+                          "file, also ones created later and rotated ones (repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
 
 

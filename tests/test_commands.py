@@ -101,3 +101,78 @@ def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
     gone = subprocess.run([sys.executable, "-m", "logwarden.cli", "status", "--url", f"http://127.0.0.1:{port}/metrics"],
                           capture_output=True, text=True, cwd=ROOT, timeout=30, check=False)
     assert gone.returncode == 2 and "no metrics at" in gone.stderr
+
+
+def test_directory_input_survives_rotations_without_losing_or_repeating_lines(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    out = tmp_path / "violations.jsonl"
+    env = {**os.environ, "LOGWARDEN_FOLLOW_POLL": "100ms", "LOGWARDEN_MODEL_ENABLED": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(logs / "*.log"), "--format",
+                             "json", "--follow", "--violations", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    counter = iter(range(10_000))
+
+    def write(path: Path, n: int) -> None:  # each line a violation (no outcome): one record per line
+        with path.open("a") as f:
+            for _ in range(n):
+                f.write(orjson.dumps({"@timestamp": "2026-11-25T10:00:00Z", "user": "a", "action": "read",
+                                      "seq": next(counter)}).decode() + "\n")
+
+    def seen() -> list[int]:
+        if not out.exists():
+            return []
+        records = map(orjson.loads, out.read_text().splitlines())
+        return [int(v["excerpt"].split('"seq":')[1].rstrip("}")) for v in records]
+
+    def settle(expected: int) -> None:
+        for _ in range(150):  # bounded: up to 30 s
+            if len(seen()) >= expected:
+                return
+            time.sleep(0.2)
+
+    try:
+        app = logs / "app.log"
+        write(app, 50)
+        settle(50)
+        write(app, 20)  # written just before rotation: must not be lost
+        app.rename(logs / "app.log.1")  # rename + create rotation (app.log.1 no longer matches)
+        write(app, 30)
+        write(logs / "other.log", 10)  # a file created later
+        settle(110)
+        copy = logs / "app.log.2"
+        copy.write_bytes(app.read_bytes())  # copytruncate rotation
+        with app.open("r+") as f:
+            f.truncate(0)
+        write(app, 15)
+        settle(125)
+        time.sleep(1)  # a little longer: nothing more may appear
+        got = seen()
+        assert sorted(got) == list(range(125)), (len(got), sorted(set(range(125)) - set(got))[:10])
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_directory_watcher_state_resumes_after_a_restart(tmp_path: Path) -> None:
+    import pickle
+
+    from logwarden.parsers import ParserOptions
+    from logwarden.watch import DirectoryWatcher
+
+    log = tmp_path / "a.log"
+    log.write_text("".join(f'{{"n": {k}}}\n' for k in range(5)))
+    first = DirectoryWatcher(str(tmp_path / "*.log"), "json", ParserOptions())
+    assert [c.lines for c in first.poll()] == [[f'{{"n": {k}}}' for k in range(5)]]
+    state = pickle.loads(pickle.dumps(first.state))
+    first.close()
+    with log.open("a") as f:
+        f.write('{"n": 5}\n{"n": 6')  # the last line is still being written
+    again = DirectoryWatcher(str(tmp_path / "*.log"), "json", ParserOptions(), state=state)
+    [chunk] = again.poll()
+    assert chunk.lines == ['{"n": 5}'] and chunk.first_line == 6
+    with log.open("a") as f:
+        f.write("}\n")
+    [chunk] = again.poll()
+    assert chunk.lines == ['{"n": 6}'] and chunk.first_line == 7
+    again.close()

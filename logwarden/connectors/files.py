@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from logwarden.inputs import LineReader, RawChunk
+from logwarden.parsers import ParserOptions
 from logwarden.timeutil import utcnow
+from logwarden.watch import DirectoryWatcher, WatchState
 
 
 class _LogFilePartition(StatefulSourcePartition[RawChunk, tuple[int, int]]):
@@ -66,3 +69,50 @@ class LogFileSource(FixedPartitionedSource[RawChunk, tuple[int, int]]):
                    resume_state: tuple[int, int] | None) -> _LogFilePartition:
         return _LogFilePartition(for_part, self._inputs[for_part], self._chunk_size,
                                  self._follow, self._poll, resume_state)
+
+
+class _DirectoryPartition(StatefulSourcePartition[RawChunk, WatchState]):
+    def __init__(self, watcher: DirectoryWatcher, follow: bool, poll: timedelta) -> None:
+        self._watcher, self._follow, self._poll = watcher, follow, poll
+        self._awake: datetime | None = None
+
+    @override
+    def next_batch(self) -> list[RawChunk]:
+        chunks = self._watcher.poll()
+        if chunks:
+            self._awake = None
+            return chunks
+        if not self._follow:
+            raise StopIteration
+        self._awake = utcnow() + self._poll
+        return []
+
+    @override
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    @override
+    def snapshot(self) -> WatchState:
+        return copy.deepcopy(self._watcher.state)
+
+    @override
+    def close(self) -> None:
+        self._watcher.close()
+
+
+class DirectorySource(FixedPartitionedSource[RawChunk, WatchState]):
+    """Every file matching a glob, including files created later and rotated ones."""
+
+    def __init__(self, pattern: str, fmt: str | None, options: ParserOptions, chunk_size: int = 1000,
+                 follow: bool = False, poll: timedelta = timedelta(milliseconds=500)) -> None:
+        self._pattern, self._fmt, self._options = pattern, fmt, options
+        self._chunk_size, self._follow, self._poll = chunk_size, follow, poll
+
+    @override
+    def list_parts(self) -> list[str]:
+        return [f"dir:{self._pattern}"]
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: WatchState | None) -> _DirectoryPartition:
+        watcher = DirectoryWatcher(self._pattern, self._fmt, self._options, self._chunk_size, resume_state)
+        return _DirectoryPartition(watcher, self._follow, self._poll)
