@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +41,12 @@ def _settings(**overrides: object):
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise LogwardenError(f"invalid settings: {problems}") from None
+
+
+@functools.cache
+def _env_settings():
+    """The settings of commands without flag overrides: built once per invocation."""
+    return _settings()
 
 
 def _print_alert(alert) -> None:
@@ -189,7 +196,7 @@ def rules_test(paths: Annotated[list[Path] | None, typer.Argument(help="rule fil
 def _store():
     from logwarden.incidents.setup import build_store
 
-    return build_store(_settings(), require_redis=True)
+    return build_store(_env_settings(), require_redis=True)
 
 
 def _who(by: str | None) -> str:
@@ -305,7 +312,7 @@ def incidents_notify(timeout: Annotated[float, typer.Option(help="seconds to kee
     from logwarden.incidents.dispatch import Dispatcher
     from logwarden.incidents.setup import build_notifier, dispatch_policy
 
-    settings = _settings()
+    settings = _env_settings()
     notifier = build_notifier(settings)
     if notifier is None:
         raise _E("no notifier configured (LOGWARDEN_SLACK_TOKEN or LOGWARDEN_SLACK_WEBHOOK_URL)")
@@ -321,7 +328,7 @@ def _audit_trail():
     from logwarden.audit.setup import audit_key, cipher_of
     from logwarden.audit.trail import AuditTrail
 
-    settings = _settings()
+    settings = _env_settings()
     if settings.audit_dir is None:
         return None
     return AuditTrail(settings.audit_dir, "decisions", audit_key(settings), cipher=cipher_of(settings))
@@ -345,7 +352,7 @@ def audit_verify(
     from logwarden.audit.verify import verify
     from logwarden.errors import LogwardenError as _E
 
-    settings = _settings()
+    settings = _env_settings()
     root = path or settings.audit_dir
     if root is None:
         raise _E("give the trail directory or set LOGWARDEN_AUDIT_DIR")
@@ -373,7 +380,7 @@ def evidence(
     from logwarden.rules.loader import default_rule_files
     from logwarden.timeutil import parse_iso
 
-    settings = _settings()
+    settings = _env_settings()
     if settings.audit_dir is None:
         raise _E("evidence needs LOGWARDEN_AUDIT_DIR (and LOGWARDEN_AUDIT_KEY)")
     audit_key(settings)
@@ -411,7 +418,7 @@ def retention_apply(dry_run: Annotated[bool, typer.Option("--dry-run", help="lis
     from logwarden.audit.retention import run_retention
     from logwarden.audit.setup import who
 
-    for line in run_retention(_settings(), who(), dry_run):
+    for line in run_retention(_env_settings(), who(), dry_run):
         typer.echo(line)
 
 
@@ -471,7 +478,7 @@ def train(
     from logwarden.app import parser_options
     from logwarden.standard import load_profile
 
-    settings = _settings()
+    settings = _env_settings()
     card = fit(inputs, parser_options(settings), load_profile(settings.standard_profile), model_out,
                settings.feature_window, alerts_per_day, evaluate)
     t = card["training"]
@@ -489,7 +496,7 @@ def selftest() -> None:
     """Push canaries through the real flow; pass/fail per control tag. Exit 1 on any failure."""
     from logwarden.audit.selftest import run_selftest
 
-    rows = run_selftest(_settings())
+    rows = run_selftest(_env_settings())
     width = max(len(r.control) for r in rows)
     typer.echo(f"\n{'control':<{width}}  result  detail")
     for r in rows:
