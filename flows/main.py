@@ -102,7 +102,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
             parser = build_parser(chunk.fmt, self._config.parser_options)
             self._checker = SourceChecker(self._config.profile, parser, chunk.source,
                                           self._config.now)
-            if self._resume is not None:
+            if self._resume:  # an empty snapshot ({}) comes from a source that had no chunk yet
                 self._checker.restore(self._resume)
         return self._checker
 

@@ -191,13 +191,11 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             retention_stop.set()
         if trails is not None:
             trails.seal()  # each run's records end in sealed segments
-    result.scorecards.sort(key=lambda c: c.source)
     return result
 
 
-def print_incidents(store: IncidentStore, out: Any = None) -> None:
+def print_incidents(incidents: list[Any], out: Any = None) -> None:
     out = out or sys.stdout
-    incidents = store.list()
     if not incidents:
         return
     print(f"\n{'incident':<15} {'state':<13} {'severity':<9} {'count':>6}  rule / entity", file=out)

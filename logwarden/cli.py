@@ -81,7 +81,7 @@ def run(
                       on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None)
     print_scorecards(result.scorecards)
     if result.store is not None:
-        print_incidents(result.store)
+        print_incidents(result.store.list())
     if result.undelivered:
         typer.echo(f"warning: {result.undelivered} incident notification(s) not delivered yet; they stay in "
                    "the outbox (logwarden incidents notify)", err=True)
@@ -135,7 +135,7 @@ def demo(
                       violations_path=base / "violations.jsonl", on_alert=_print_alert)
     print_scorecards(result.scorecards)
     if result.store is not None:
-        print_incidents(result.store)
+        print_incidents(result.store.list())
     fired = {a.alert_id for a in result.alerts}
     where = "in Redis" if settings.redis_url else "in memory"
     typer.echo(f"\n{len(fired)} alert(s), {len(result.store.list()) if result.store else 0} incident(s) "
@@ -222,12 +222,7 @@ def incidents_list(state: Annotated[str | None, typer.Option(help="open | acknow
         typer.echo("no incidents")
         return
 
-    class _Only:  # print_incidents takes a store; show the filtered list
-        @staticmethod
-        def list():
-            return incidents
-
-    print_incidents(_Only())  # type: ignore[arg-type]
+    print_incidents(incidents)
 
 
 @incidents_app.command("show")

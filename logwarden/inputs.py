@@ -39,8 +39,8 @@ def sniff_file(path: str, options: ParserOptions) -> str:
     with _open(path) as f:
         head = [f.readline().rstrip("\r\n") for _ in range(SNIFF_LINES * 5)]
     if head and head[0].lstrip().startswith("{") and '"Records"' in "".join(head[:3]):
-        for name, cls in PARSERS.items():  # whole documents: {"Records": [...]}
-            if getattr(cls, "expand_document", None) and expand_document(path, name):
+        for name, cls in PARSERS.items():  # whole documents: {"Records": [...]}, expanded once by LineReader
+            if getattr(cls, "expand_document", None):
                 return name
     fmt = detect_format(head, options)
     if fmt is None:

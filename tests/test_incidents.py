@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import threading
 from collections.abc import Iterator
@@ -192,8 +191,3 @@ def test_memory_backend_transactions_are_atomic_across_threads() -> None:
     [inc] = store.list()
     assert inc.count == 400
 
-
-def test_replace_keeps_alert_records_immutable() -> None:
-    a = alert()
-    b = dataclasses.replace(a, revision=1)
-    assert a.revision == 0 and b.revision == 1

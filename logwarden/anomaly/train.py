@@ -57,9 +57,7 @@ def train(paths: list[str], options: ParserOptions, profile: Profile, out: Path,
     }
     if evaluate_dir is not None:
         extra["evaluation"] = evaluate(model, evaluate_dir, options, profile, width)
-    model.save(out, extra)
-    return orjson.loads(out.with_suffix(".card.json").read_bytes()) if out.suffix != ".skops" else \
-        orjson.loads(out.with_suffix("").with_suffix(".card.json").read_bytes())
+    return model.save(out, extra)
 
 
 def evaluate(model: AnomalyModel, directory: Path, options: ParserOptions, profile: Profile,

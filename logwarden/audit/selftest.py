@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from pydantic import SecretStr
 
 from logwarden.audit.verify import verify
 from logwarden.rules.evaluate import expand_example_events
@@ -69,7 +70,7 @@ def run_selftest(settings: Settings) -> list[Row]:
     bad = work / "canary-violations.jsonl"
     bad.write_text("\n".join(VIOLATION_CANARIES.values()) + "\n")
     scratch = settings.model_copy(update={
-        "audit_dir": work / "audit", "audit_key": type(settings.audit_key or _secret(""))(_random.token_hex(32)),
+        "audit_dir": work / "audit", "audit_key": SecretStr(_random.token_hex(32)),
         "audit_encryption_key": settings.audit_encryption_key, "redis_url": None, "slack_token": None,
         "slack_webhook_url": None, "workers": 1})
     violations_path = work / "violations.jsonl"
@@ -100,11 +101,6 @@ def run_selftest(settings: Settings) -> list[Row]:
     rows.append(_notify_row(settings))
     return rows
 
-
-def _secret(value: str):
-    from pydantic import SecretStr
-
-    return SecretStr(value)
 
 
 def _notify_row(settings: Settings) -> Row:

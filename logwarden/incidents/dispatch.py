@@ -66,6 +66,7 @@ class Dispatcher:
         for iid in self.store.outbox():
             if not self.store.backend.lease(f"deliver:{iid}", self._owner, self.policy.lease_ms):
                 continue
+            keep_lease = False  # a new incident keeps its lease until it is posted below
             try:
                 inc = self.store.get(iid)
                 if inc is None:
@@ -74,11 +75,11 @@ class Dispatcher:
                     self.store.mark_notified(iid, inc.version, None, len(inc.pending), notified=False)
                 elif inc.message is None:
                     fresh.setdefault(self._channel(inc), []).append(inc)
-                    continue  # keeps its lease until posted below
+                    keep_lease = True
                 else:
                     self._follow_up(inc, report)
             finally:
-                if iid not in {i.id for group in fresh.values() for i in group}:
+                if not keep_lease:
                     self.store.backend.release(f"deliver:{iid}", self._owner)
         for channel, group in fresh.items():
             try:

@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from logwarden.alerts import MAX_EVIDENCE, Alert, make_alert_id
 from logwarden.event import Event
-
-Predicate = Callable[[Event], bool]
+from logwarden.rules.conditions import Predicate
 
 
 class Params(BaseModel):
