@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from logwarden.alerts import Alert
 from logwarden.audit.retention import run_retention
-from logwarden.audit.setup import build_trails, record_of, who
+from logwarden.audit.setup import build_trails, who
+from logwarden.errors import ConfigError
 from logwarden.incidents.dispatch import Dispatcher
 from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
 from logwarden.incidents.store import IncidentStore
@@ -24,6 +28,9 @@ from logwarden.rules.new_term import NewTermRule
 from logwarden.rules.terms import RedisTermStore
 from logwarden.settings import Settings
 from logwarden.standard import Scorecard, load_profile
+
+log = structlog.get_logger("logwarden.run")
+RECOVERY_PARTITIONS = 4  # sqlite partitions of the recovery database; any worker count works
 
 
 @dataclass
@@ -72,8 +79,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from bytewax.run import cli_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.connectors.files import DirectorySource, LogFileSource
-    from logwarden.connectors.sinks import BatchSink, JsonLinesSink, each
+    from logwarden.connectors.sinks import BatchSink, JsonLinesSink, TrailSink, each
 
     rule_set = load_rule_set(settings)
     metrics = None
@@ -81,15 +87,12 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         from logwarden.metrics import Metrics
 
         metrics = Metrics()
-        metrics.serve(settings.metrics_port, settings.metrics_addr)
+        metrics.serve(settings.metrics_port + (settings.process_id or 0), settings.metrics_addr)
     store = build_store(settings)
     notifier = build_notifier(settings)
     trails = build_trails(settings)
     options = parser_options(settings)
-    from logwarden.watch import is_pattern, pattern_of
-
-    patterns = [pattern_of(p) for p in inputs if p != "-" and is_pattern(p)]
-    resolved = resolve_inputs([p for p in inputs if p == "-" or not is_pattern(p)], fmt, options)
+    sources, described = build_sources(settings, inputs, fmt, options, follow)
     rules = rule_set.enabled()
     backend = store.backend
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
@@ -126,27 +129,22 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     violation_sinks: list[Any] = [BatchSink(each(metrics.violation), "metrics")] if metrics is not None else []
     for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"")  # a run writes its outputs anew
-            path.chmod(0o640)
-            sinks.append(JsonLinesSink(path))
+            sinks.append(JsonLinesSink(path))  # anew, or cut back to the snapshot a recovered run resumes
     decision_sinks: list[Any] = []
     event_sinks: list[Any] = []
     if trails is not None:
         trails.decisions.append([("run", None, {
-            "by": who(), "inputs": [{"path": p, "format": f} for p, f in resolved] + [{"pattern": p} for p in patterns],
+            "by": who(), "inputs": described, "process": settings.process_id,
+            "recovery": str(settings.recovery_dir) if settings.recovery_dir else None,
             "ruleset_version": rule_set.version, "rule_files": [str(f) for f in rule_set.files],
             "rules": [r.meta.id for r in rule_set.enabled()], "standard": config.profile.name,
             "model": {"threshold": config.model.threshold_, "files": config.model.card_.get("files"),
                       "trained": config.model.card_.get("training", {}).get("to")}
             if config.model is not None and hasattr(config.model, "card_") else None,
             "follow": follow})])
-        decision_sinks.append(BatchSink(lambda vals: trails.decisions.append([record_of(v) for v in vals]),
-                                        "audit_decisions"))
+        decision_sinks.append(TrailSink(trails.decisions, "audit_decisions"))
         if trails.events is not None:
-            events_trail = trails.events
-            event_sinks.append(BatchSink(lambda vals: events_trail.append([record_of(v) for v in vals]),
-                                         "audit_events"))
+            event_sinks.append(TrailSink(trails.events, "audit_events"))
     latest: dict[str, Scorecard] = {}
 
     def take_scorecard(card: Scorecard) -> None:  # periodic while following, then final
@@ -157,9 +155,6 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if on_scorecards is not None:
             on_scorecards(result.scorecards)
 
-    poll = settings.follow_poll
-    sources: list[Any] = [LogFileSource(resolved, settings.batch_size, follow, poll)] if resolved else []
-    sources += [DirectorySource(p, fmt, options, settings.batch_size, follow, poll) for p in patterns]
     flow = build_flow(config, sources, Sinks(alerts=alert_sinks, violations=violation_sinks,
                                             scorecards=[BatchSink(each(take_scorecard), "scorecards")],
                                             decisions=decision_sinks, events=event_sinks))
@@ -179,8 +174,14 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                 run_retention(settings, "logwarden")
 
         threading.Thread(target=retention_loop, name="retention", daemon=True).start()
+    log.info("flow_started", inputs=described, workers=settings.workers, process=settings.process_id,
+             processes=len(settings.addresses or [None]), follow=follow,
+             recovery=str(settings.recovery_dir) if settings.recovery_dir else None,
+             redis=settings.redis_url is not None, slack=notifier is not None, audit=trails is not None)
     try:
-        cli_main(flow, workers_per_process=settings.workers)
+        cli_main(flow, workers_per_process=settings.workers, process_id=settings.process_id,
+                 addresses=settings.addresses, epoch_interval=settings.snapshot_interval,
+                 recovery_config=recovery_config(settings))
     finally:
         if dispatcher is not None and stop is not None and thread is not None:
             stop.set()
@@ -191,7 +192,67 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             retention_stop.set()
         if trails is not None:
             trails.seal()  # each run's records end in sealed segments
+        log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered)
     return result
+
+
+def build_sources(settings: Settings, inputs: list[str], fmt: str | None, options: ParserOptions,
+                  follow: bool) -> tuple[list[Any], list[dict[str, str]]]:
+    """The Bytewax sources of ``--input``s (files, globs, Redis streams, Kafka topics), and how
+    each is described in the audit trail (never with a password)."""
+    from logwarden.connectors.files import DirectorySource, LogFileSource
+    from logwarden.streams import is_stream_url, parse_stream_url
+    from logwarden.watch import is_pattern, pattern_of
+
+    size, poll = settings.batch_size, settings.follow_poll
+    sources: list[Any] = []
+    described: list[dict[str, str]] = []
+    files = []
+    for text in inputs:
+        if is_stream_url(text):
+            from logwarden.connectors.redis_stream import RedisStreamSource
+
+            url = parse_stream_url(text, settings.redis_url.get_secret_value() if settings.redis_url else None)
+            sources.append(RedisStreamSource(url, fmt, options, size, follow, settings.stream_poll))
+            described.append({"stream": url.redacted()})
+        elif text.startswith("kafka://"):
+            from logwarden.connectors.kafka import kafka_source
+            from logwarden.kafka_input import parse_kafka_url
+
+            kafka = parse_kafka_url(text)
+            sources.append(kafka_source(kafka, fmt, options, size, follow, settings.stream_poll,
+                                        {k: v.get_secret_value() for k, v in settings.kafka_config.items()}))
+            described.append({"kafka": kafka.describe()})
+        elif text != "-" and is_pattern(text):
+            sources.append(DirectorySource(pattern_of(text), fmt, options, size, follow, poll))
+            described.append({"pattern": pattern_of(text)})
+        else:
+            files.append(text)
+    resolved = resolve_inputs(files, fmt, options)
+    if resolved:
+        sources.insert(0, LogFileSource(resolved, size, follow, poll))
+        described[:0] = [{"path": p, "format": f} for p, f in resolved]
+    return sources, described
+
+
+def recovery_config(settings: Settings) -> Any:
+    """Bytewax's recovery config, creating the recovery database on first use."""
+    if settings.recovery_dir is None:
+        return None
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+
+    directory = settings.recovery_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        if settings.process_id in (None, 0):
+            init_db_dir(directory, RECOVERY_PARTITIONS)
+        else:  # the first process creates it; the others wait for it
+            deadline = time.monotonic() + 60
+            while not any(directory.glob("part-*.sqlite3")):
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"recovery directory {directory}: process 0 has not created it")
+                time.sleep(0.2)
+    return RecoveryConfig(directory)
 
 
 def print_incidents(incidents: list[Any], out: Any = None) -> None:

@@ -28,8 +28,9 @@ RulesOpt = Annotated[list[Path] | None,
                      typer.Option("--rules", help="rule file (repeatable; default: the shipped pack)")]
 
 InputOpt = Annotated[list[str], typer.Option(
-    "--input", "-i", help="log file, - for stdin, or a directory / glob ('logs/*.log') to follow every matching "
-                          "file, also ones created later and rotated ones (repeatable)")]
+    "--input", "-i", help="log file, - for stdin, a directory / glob ('logs/*.log') to follow every matching "
+                          "file (also ones created later and rotated ones), a Redis stream "
+                          "'redis://host:6379/0?stream=logs:*' or Kafka 'kafka://broker:9092/topic' (repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
 
 
@@ -69,13 +70,32 @@ def run(
     rules: RulesOpt = None,
     model: Annotated[Path | None, typer.Option(help="anomaly model (default: the shipped one)")] = None,
     no_model: Annotated[bool, typer.Option("--no-model", help="rules only, no anomaly scoring")] = False,
+    recovery_dir: Annotated[Path | None, typer.Option(
+        help="Bytewax recovery database: a restarted run resumes from its last snapshot")] = None,
+    snapshot_interval: Annotated[str | None, typer.Option(help="how often state is snapshot (e.g. 10s)")] = None,
+    processes: Annotated[int, typer.Option("--processes", "-p", min=1, max=64,
+                                           help="local processes of one cluster (each with -w workers)")] = 1,
+    process_id: Annotated[int | None, typer.Option(help="this process's index in a multi-host cluster")] = None,
+    addresses: Annotated[str | None, typer.Option(
+        help="host:port of every process of a multi-host cluster, ';'-separated, in process-id order")] = None,
+    log_format: Annotated[str | None, typer.Option(help="stderr logs: console or json")] = None,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
     from logwarden.app import print_incidents, print_scorecards, run_flow
+    from logwarden.logs import configure_logging
 
     settings = _settings(workers=workers, standard_profile=standard, json_mapping=mapping,
                          syslog_year=syslog_year, rules=rules or None, model=model,
-                         model_enabled=False if no_model else None)
+                         model_enabled=False if no_model else None, recovery_dir=recovery_dir,
+                         snapshot_interval=snapshot_interval, process_id=process_id,
+                         addresses=addresses.split(";") if addresses else None, log_format=log_format)
+    configure_logging(settings.log_format)
+    if processes > 1 and settings.process_id is None:
+        from logwarden.cluster import run_local_cluster
+
+        raise typer.Exit(run_local_cluster(sys.argv[1:], processes))
+    if (settings.process_id is None) != (settings.addresses is None):
+        raise LogwardenError("--process-id and --addresses go together (LOGWARDEN_PROCESS_ID, LOGWARDEN_ADDRESSES)")
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
                       follow=follow, on_alert=_print_alert,
                       on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None)
@@ -92,6 +112,36 @@ def run(
 def _write_scorecard(path: Path, cards) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps([c.to_dict() for c in cards], option=orjson.OPT_INDENT_2))
+
+
+@app.command()
+def ship(
+    files: Annotated[list[str], typer.Argument(help="log files to send")],
+    to: Annotated[str, typer.Option("--to", help="redis://host:6379/0?stream=NAME ('*' in NAME: each file's "
+                                                 "stem); no password needed when LOGWARDEN_REDIS_URL has it")],
+    fmt: FormatOpt = None,
+    follow: Annotated[bool, typer.Option(help="keep sending what is appended to the files")] = False,
+    maxlen: Annotated[int | None, typer.Option(help="trim the stream to about this many entries")] = None,
+) -> None:
+    """Send log files into a Redis stream, a line an entry (with its source and format), so a
+    flow reading that stream (run --input redis://...) can try the streaming path."""
+    from logwarden.app import parser_options
+    from logwarden.streams import parse_stream_url
+    from logwarden.streams import ship as send
+
+    settings = _env_settings()
+    url = parse_stream_url(to, settings.redis_url.get_secret_value() if settings.redis_url else None)
+    import redis
+
+    try:
+        sent = send(url, files, fmt, parser_options(settings), follow=follow, maxlen=maxlen,
+                    chunk_size=settings.batch_size, poll=settings.follow_poll.total_seconds())
+    except redis.RedisError as exc:
+        raise LogwardenError(f"ship --to {url.redacted()}: {type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    for path, n in sent.items():
+        typer.echo(f"{n:>8}  {path} -> {url.redacted()}")
 
 
 @app.command()

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     follow_poll: Duration = Field(timedelta(milliseconds=500), description="tail poll interval")
     scorecard_interval: Duration = Field(timedelta(seconds=30),
                                          description="how often a following run writes its scorecard")
+    kafka_config: dict[str, SecretStr] = Field(
+        default_factory=dict, description="extra librdkafka settings (JSON), e.g. SASL credentials")
+    stream_poll: Duration = Field(timedelta(milliseconds=50), description="Redis stream / Kafka poll when idle")
+
+    # Crash recovery and scale-out (Bytewax).
+    recovery_dir: Path | None = Field(None, description="Bytewax recovery database: resume after a crash")
+    snapshot_interval: Duration = Field(timedelta(seconds=10), description="how often state is snapshot")
+    process_id: int | None = Field(None, ge=0, description="this process's index in a cluster (with addresses)")
+    addresses: list[str] | None = Field(None, description="host:port of every process of a cluster, in order")
+    log_format: Literal["console", "json"] = Field("console", description="logs on stderr: for people or JSON")
 
     # Incidents (Redis when LOGWARDEN_REDIS_URL is set, else in memory for the run).
     redis_url: SecretStr | None = Field(None, description="redis:// or rediss:// URL, may hold user:password")
@@ -50,6 +60,8 @@ class Settings(BaseSettings):
     slack_digest_threshold: int = Field(5, ge=1, description="more new incidents at once: one digest")
     slack_min_interval: Duration = Field(timedelta(seconds=1), description="pause between posts to a channel")
     slack_timeout: Duration = Field(timedelta(seconds=10), description="HTTP timeout of one Slack call")
+    notify_lease: Duration = Field(timedelta(seconds=30), ge=timedelta(seconds=1),
+                                   description="after a crash, another process takes over a delivery this late")
     notify_drain_timeout: Duration = Field(timedelta(seconds=60),
                                            description="how long a finite run waits to deliver at its end")
 

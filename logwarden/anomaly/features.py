@@ -10,6 +10,7 @@ back to its role (service account or person) and then the whole population when 
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ PRIVILEGED_ACTIONS = frozenset({"sudo_command", "su", "StopLogging", "DeleteTrai
                                 "AttachUserPolicy", "CreateAccessKey", "create", "delete", "patch"})
 DEFAULT_SENSITIVE = ("secret", "password", "shadow", "payroll", "customers", "cardholder", "/export", "pii")
 MAX_TRACKED = 200  # distinct values kept per window and per baseline set
+EVIDENCE = 5  # event ids an anomaly alert cites
 
 
 def principal_of(e: Event) -> str | None:
@@ -53,7 +55,12 @@ class WindowStats:
     resources: set[str] = field(default_factory=set)
     addresses: set[str] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
-    evidence: list[str] = field(default_factory=list)
+    # The window's earliest events by (time, id): the same whatever order they arrived in.
+    first: list[tuple[datetime, str]] = field(default_factory=list)
+
+    @property
+    def evidence(self) -> list[str]:
+        return [event_id for _, event_id in self.first]
 
     def add(self, e: Event, sensitive: tuple[str, ...]) -> None:
         self.events += 1
@@ -70,8 +77,10 @@ class WindowStats:
         if e.user_agent and len(self.agents) < MAX_TRACKED:
             self.agents.add(e.user_agent)
         self.privileged += e.action in PRIVILEGED_ACTIONS or (e.extra or {}).get("user.target.name") == "root"
-        if len(self.evidence) < 5:
-            self.evidence.append(e.id)
+        key = (e.timestamp or self.start, e.id)
+        if len(self.first) < EVIDENCE or key < self.first[-1]:
+            bisect.insort(self.first, key)
+            del self.first[EVIDENCE:]
 
 
 @dataclass

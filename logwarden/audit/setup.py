@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import getpass
 import secrets as _random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from logwarden.alerts import Alert
 from logwarden.audit.trail import AuditTrail, Cipher
@@ -90,3 +93,40 @@ def record_of(item: Any) -> tuple[str, str | None, Any]:
     if isinstance(item, Scorecard):
         return "scorecard", None, item.to_dict()
     raise TypeError(f"no audit record for {type(item).__name__}")
+
+
+REPLAYED_KINDS = ("alert", "violation", "event", "scorecard")
+
+
+def replay_key(kind: str, data: Any) -> tuple[str, ...]:
+    """What makes a record the same record when a restarted flow emits it again: an alert by its
+    id and revision, anything else by its whole content."""
+    if kind == "alert":
+        return kind, str(data["alert_id"]), str(data["revision"])
+    return kind, orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class ReplayGuard:
+    """Keeps a restarted flow from writing a record twice.
+
+    Resuming from a snapshot, the flow emits again what it had emitted between that snapshot and
+    the crash. The trail's position at the snapshot bounds exactly those records: the guard
+    reads them once and lets each through only as often as it is not already there."""
+
+    def __init__(self, trail: AuditTrail, since_seq: int | None) -> None:
+        self._pending: Counter[tuple[str, ...]] = Counter()
+        if since_seq is not None:
+            self._pending.update(replay_key(kind, data) for kind, data in trail.records_after(since_seq)
+                                 if kind in REPLAYED_KINDS)
+
+    def fresh(self, records: list[tuple[str, str | None, Any]]) -> list[tuple[str, str | None, Any]]:
+        if not self._pending:
+            return records
+        out = []
+        for rec in records:
+            key = replay_key(rec[0], rec[2])
+            if self._pending[key] > 0:
+                self._pending[key] -= 1
+            else:
+                out.append(rec)
+        return out

@@ -180,6 +180,29 @@ class AuditTrail:
             self._write_head(st)
             return f"{self.cls}/{path.name}: torn tail of {len(torn)} bytes moved to {aside.name}; segment sealed"
 
+    def position(self) -> int:
+        """The seq of the last record written (0 for an empty trail), from HEAD."""
+        try:
+            return int(orjson.loads((self.dir / "HEAD").read_bytes())["seq"])
+        except FileNotFoundError:
+            return 0
+
+    def records_after(self, seq: int) -> Iterator[tuple[str, Any]]:
+        """``(kind, data)`` of every record after ``seq``, oldest first, decrypted; read from the
+        newest segments back only as far as needed."""
+        found: list[list[dict[str, Any]]] = []
+        for path in reversed(segments(self.dir)):
+            recs = [orjson.loads(ln) for ln in path.read_bytes().split(b"\n") if ln.endswith(b"}")]
+            found.append([r for r in recs if r["seq"] > seq])
+            if recs and recs[0]["seq"] <= seq:
+                break
+        for recs in reversed(found):
+            for r in recs:
+                data = r["data"]
+                if self.cipher is not None and r["kind"] not in ("seal", "purge"):
+                    data = self.cipher.open(data, r["seq"])
+                yield r["kind"], data
+
     # -- internals -----------------------------------------------------------------------------
     def _path(self, n: int) -> Path:
         return self.dir / SEGMENT_RE.format(n)

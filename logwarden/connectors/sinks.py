@@ -1,7 +1,9 @@
-"""Bytewax sinks: JSON lines to a file (one writer for the whole cluster), and a callback."""
+"""Bytewax sinks: JSON lines to a file and the audit trail (one writer each for the whole cluster,
+exactly once across a crash and a resume), and a callback."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,14 +12,22 @@ import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from typing_extensions import override
 
+from logwarden.audit.setup import ReplayGuard, record_of
+from logwarden.audit.trail import AuditTrail
+
 # Every item a sink gets is (key, record); records have ``to_dict``.
 Keyed = tuple[str, Any]
 
 
-class _JsonLinesPartition(StatefulSinkPartition[Any, None]):
-    def __init__(self, path: Path) -> None:
+class _JsonLinesPartition(StatefulSinkPartition[Any, int]):
+    def __init__(self, path: Path, resume_offset: int | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "ab")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        self._f = os.fdopen(fd, "r+b")
+        # A new run writes its output anew; a resumed one cuts what it wrote after the snapshot
+        # it resumes from, which the flow is about to emit again: no line is lost or doubled.
+        self._f.truncate(resume_offset or 0)
+        self._f.seek(0, os.SEEK_END)
 
     @override
     def write_batch(self, values: list[Any]) -> None:
@@ -25,16 +35,17 @@ class _JsonLinesPartition(StatefulSinkPartition[Any, None]):
         self._f.flush()
 
     @override
-    def snapshot(self) -> None:
-        return None
+    def snapshot(self) -> int:
+        return self._f.tell()
 
     @override
     def close(self) -> None:
         self._f.close()
 
 
-class JsonLinesSink(FixedPartitionedSink[Any, None]):
-    """Appends each record's ``to_dict()`` as one JSON line. One partition: one writer."""
+class JsonLinesSink(FixedPartitionedSink[Any, int]):
+    """Writes each record's ``to_dict()`` as one JSON line. One partition: one writer. Its
+    recovery state is the file's length, so a resumed flow neither loses nor repeats lines."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -48,8 +59,42 @@ class JsonLinesSink(FixedPartitionedSink[Any, None]):
         return 0
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _JsonLinesPartition:
-        return _JsonLinesPartition(self._path)
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _JsonLinesPartition:
+        return _JsonLinesPartition(self._path, resume_state)
+
+
+class _TrailPartition(StatefulSinkPartition[Any, int]):
+    def __init__(self, trail: AuditTrail, resume_seq: int | None) -> None:
+        self._trail = trail
+        self._guard = ReplayGuard(trail, resume_seq)
+
+    @override
+    def write_batch(self, values: list[Any]) -> None:
+        self._trail.append(self._guard.fresh([record_of(v) for v in values]))
+
+    @override
+    def snapshot(self) -> int:
+        return self._trail.position()
+
+
+class TrailSink(FixedPartitionedSink[Any, int]):
+    """Appends what the flow decided (or saw) to an audit trail, never the same record twice
+    across a crash and a resume (its recovery state is the trail's position)."""
+
+    def __init__(self, trail: AuditTrail, name: str) -> None:
+        self._trail, self._name = trail, name
+
+    @override
+    def list_parts(self) -> list[str]:
+        return [self._name]
+
+    @override
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TrailPartition:
+        return _TrailPartition(self._trail, resume_state)
 
 
 class _BatchPartition(StatefulSinkPartition[Any, None]):

@@ -41,4 +41,5 @@ def build_notifier(settings: Settings) -> Notifier | None:
 def dispatch_policy(settings: Settings) -> DispatchPolicy:
     return DispatchPolicy(min_severity=settings.slack_min_severity, routes=dict(settings.slack_routes),
                           digest_threshold=settings.slack_digest_threshold,
-                          min_interval=settings.slack_min_interval.total_seconds())
+                          min_interval=settings.slack_min_interval.total_seconds(),
+                          lease_ms=int(settings.notify_lease.total_seconds() * 1000))
