@@ -157,9 +157,10 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
     def __init__(self, config: FlowConfig, resume: KeyState | None) -> None:
         self._config = config
         self._engine: KeyEngine | None = None
+        self._wake: datetime | None = None
         if resume is not None:
             self._engine = self._build(resume.key, resume)
-        self._wake: datetime | None = None
+            self._schedule()  # resumed after a restart: its buffer still folds once the key goes quiet
 
     def _build(self, key: str, state: KeyState | None) -> KeyEngine:
         return KeyEngine(key, rules_for_key(self._config.rules, key),

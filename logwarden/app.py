@@ -16,7 +16,7 @@ import structlog
 from logwarden.alerts import Alert
 from logwarden.audit.retention import run_retention
 from logwarden.audit.setup import build_trails, who
-from logwarden.errors import ConfigError
+from logwarden.errors import ConfigError, LogwardenError
 from logwarden.incidents.dispatch import Dispatcher
 from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
 from logwarden.incidents.store import IncidentStore
@@ -182,6 +182,11 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         cli_main(flow, workers_per_process=settings.workers, process_id=settings.process_id,
                  addresses=settings.addresses, epoch_interval=settings.snapshot_interval,
                  recovery_config=recovery_config(settings))
+    except Exception as exc:  # Bytewax wraps what a source or step raised: show ours plainly
+        ours = own_cause(exc)
+        if ours is None:
+            raise
+        raise ours from None
     finally:
         if dispatcher is not None and stop is not None and thread is not None:
             stop.set()
@@ -194,6 +199,16 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             trails.seal()  # each run's records end in sealed segments
         log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered)
     return result
+
+
+def own_cause(exc: BaseException | None) -> LogwardenError | None:
+    """The LogwardenError (a clear, specific error) somewhere in an exception's chain."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, LogwardenError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def build_sources(settings: Settings, inputs: list[str], fmt: str | None, options: ParserOptions,

@@ -93,7 +93,8 @@ def test_stream_entries_keep_their_source_lines_and_odd_entries_are_quarantined(
     reader = StreamReader(client, stream, "line", None, ParserOptions(), 10, follow=False)
     chunks = reader.read()
     assert [(c.source, c.fmt, c.first_line, len(c.lines)) for c in chunks] == [
-        ("gw/auth.log", "syslog", 1, 1), (stream, "json", 1, 1), ("gw/auth.log", "syslog", 2, 1), (stream, "json", 2, 1)]
+        ("gw/auth.log", "syslog", 1, 1), (stream, "json", 1, 1),
+        ("gw/auth.log", "syslog", 2, 1), (stream, "json", 2, 1)]
     assert chunks[3].lines == ['{"message":"no line field here"}'] and reader.finished and reader.read() == []
     client.xadd(stream, {"line": ssh.format(3), "source": "gw/auth.log"})
     assert reader.read() == []  # a replay ends where the stream ended when it started
