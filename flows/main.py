@@ -58,6 +58,8 @@ class FlowConfig:
     now: Callable[[], datetime] = utcnow
     model: AnomalyModel | None = None  # scores per-principal windows when set
     feature_window: timedelta = timedelta(minutes=10)
+    # Told (step, +1 / -1) as keyed state is created and let go: the state-size metric.
+    on_state: Callable[[str, int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,25 @@ class Routed(NamedTuple):
 
     key: str  # field=value
     value: tuple[str, Event]  # (field, event)
+
+
+class _Held:
+    """Tells ``FlowConfig.on_state`` once when a key's state exists and once when it is let go."""
+
+    def __init__(self, config: FlowConfig, step: str) -> None:
+        self._fn, self._step, self._held = config.on_state, step, False
+
+    def hold(self) -> None:
+        if self._fn is not None and not self._held:
+            self._held = True
+            self._fn(self._step, 1)
+
+    def verdict(self, keep: bool) -> bool:
+        """RETAIN (False) or DISCARD (True), reporting a discard."""
+        if not keep and self._held and self._fn is not None:
+            self._held = False
+            self._fn(self._step, -1)
+        return not keep
 
 
 class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
@@ -158,8 +179,10 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         self._config = config
         self._engine: KeyEngine | None = None
         self._wake: datetime | None = None
+        self._held = _Held(config, "rules")
         if resume is not None:
             self._engine = self._build(resume.key, resume)
+            self._held.hold()
             self._schedule()  # resumed after a restart: its buffer still folds once the key goes quiet
 
     def _build(self, key: str, state: KeyState | None) -> KeyEngine:
@@ -170,13 +193,14 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         if self._engine is None:
             field, first = values[0]
             self._engine = self._build(f"{field}={first.get(field)}", None)
+            self._held.hold()
         engine = self._engine
         alerts, late = engine.on_events([e for _, e in values])
         # While following, a key that goes quiet still gets its buffer folded and its bursts
         # closed once the allowed lateness has passed in wall-clock time.
         self._schedule()
         out: list[Alert | Violation] = [*late, *alerts]
-        return out, self.DISCARD if engine.idle() else self.RETAIN
+        return out, self._held.verdict(not engine.idle())
 
     def _schedule(self) -> None:
         """Live runs: wake to fold a quiet key's buffer, and every minute for clock-driven rules."""
@@ -199,11 +223,11 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
             out += engine.flush()
         out += engine.tick(utcnow())
         self._schedule()
-        return out, self.DISCARD if engine.idle() and not engine.clock_driven else self.RETAIN
+        return out, self._held.verdict(not engine.idle() or engine.clock_driven)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         self._wake = None
-        return (self._engine.flush() if self._engine else []), self.DISCARD
+        return (self._engine.flush() if self._engine else []), self._held.verdict(False)
 
     def notify_at(self) -> datetime | None:
         return self._wake
@@ -221,10 +245,14 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         self._scorer = PrincipalScorer(config.model, config.feature_window, config.allowed_lateness)
         self._state = resume
         self._live = config.allowed_lateness is not None
+        self._held = _Held(config, "features")
+        if resume is not None:
+            self._held.hold()
 
     def on_batch(self, values: list[Event]) -> tuple[Iterable[Any], bool]:
         if self._state is None:
             self._state = PrincipalState(principal_of(values[0]) or "?")
+            self._held.hold()
         return self._scorer.add(self._state, values), self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
@@ -242,7 +270,7 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
     def _flush(self) -> tuple[Iterable[Any], bool]:
         if self._state is None:
             return [], self.DISCARD
-        return self._scorer.close(self._state, None), self.RETAIN if self._live else self.DISCARD
+        return self._scorer.close(self._state, None), self._held.verdict(self._live)
 
     def snapshot(self) -> PrincipalState:
         assert self._state is not None

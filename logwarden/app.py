@@ -106,7 +106,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         scorecard_interval=settings.scorecard_interval if follow else None,
         model=load_model(settings),
         feature_window=settings.feature_window,
+        on_state=metrics.state if metrics is not None else None,
     )
+    if metrics is not None and settings.recovery_dir is not None:
+        metrics.watch_recovery(settings.recovery_dir)
     result = RunResult(store=store)
 
     def take_alert(alert: Alert) -> None:

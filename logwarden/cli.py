@@ -122,11 +122,13 @@ def ship(
     fmt: FormatOpt = None,
     follow: Annotated[bool, typer.Option(help="keep sending what is appended to the files")] = False,
     maxlen: Annotated[int | None, typer.Option(help="trim the stream to about this many entries")] = None,
+    merge: Annotated[bool, typer.Option(help="send all files into one stream in event-time order, as if live "
+                                             "(for history and samples)")] = False,
 ) -> None:
     """Send log files into a Redis stream, a line an entry (with its source and format), so a
     flow reading that stream (run --input redis://...) can try the streaming path."""
     from logwarden.app import parser_options
-    from logwarden.streams import parse_stream_url
+    from logwarden.streams import parse_stream_url, ship_merged
     from logwarden.streams import ship as send
 
     settings = _env_settings()
@@ -134,8 +136,12 @@ def ship(
     import redis
 
     try:
-        sent = send(url, files, fmt, parser_options(settings), follow=follow, maxlen=maxlen,
-                    chunk_size=settings.batch_size, poll=settings.follow_poll.total_seconds())
+        if merge and follow:
+            raise LogwardenError("ship: --merge orders whole files; it cannot --follow them")
+        sent = ship_merged(url, files, fmt, parser_options(settings), maxlen=maxlen,
+                           chunk_size=settings.batch_size) if merge else \
+            send(url, files, fmt, parser_options(settings), follow=follow, maxlen=maxlen,
+                 chunk_size=settings.batch_size, poll=settings.follow_poll.total_seconds())
     except redis.RedisError as exc:
         raise LogwardenError(f"ship --to {url.redacted()}: {type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
@@ -508,6 +514,10 @@ def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpo
         if counts:
             typer.echo(f"{title}: " + ", ".join(f"{k}={v:.0f}" for k, v in sorted(counts.items())))
     typer.echo(f"outbox: {values.get('logwarden_outbox', 0):.0f} waiting")
+    held = {lab["step"]: v for lab, v in labelled("logwarden_state_keys")}
+    recovery = values.get("logwarden_recovery_bytes")
+    typer.echo("state: " + ", ".join(f"{k}={v:.0f} keys" for k, v in sorted(held.items()))
+               + (f"; recovery database {recovery / 1e6:.1f} MB" if recovery is not None else ""))
 
 
 @app.command()

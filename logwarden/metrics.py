@@ -7,6 +7,7 @@ reports), so domain code stays free of metrics. ``logwarden status`` reads them 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -29,6 +30,10 @@ class Metrics:
         self.lag = Gauge("logwarden_lag_seconds", "now minus the newest event time seen, per source", ["source"],
                          registry=r)
         self.outbox = Gauge("logwarden_outbox", "notifications waiting to be delivered", registry=r)
+        self.state_keys = Gauge("logwarden_state_keys", "keys holding state: rule group keys, principals",
+                                 ["step"], registry=r)
+        self.recovery_bytes = Gauge("logwarden_recovery_bytes", "size of the recovery database on disk",
+                                    registry=r)
         self.compliance = Gauge("logwarden_compliance_ratio", "compliant lines / lines, per source", ["source"],
                                 registry=r)
 
@@ -42,6 +47,13 @@ class Metrics:
         self.compliance.labels(card.source).set(card.compliance_rate)
         if newest is not None:
             self.lag.labels(card.source).set(max((utcnow() - newest).total_seconds(), 0.0))
+
+    def state(self, step: str, delta: int) -> None:
+        self.state_keys.labels(step).inc(delta)
+
+    def watch_recovery(self, directory: Path) -> None:
+        self.recovery_bytes.set_function(lambda: float(sum(p.stat().st_size for p in directory.glob("*")
+                                                           if p.is_file())))
 
     def violation(self, v: Any) -> None:
         if v.reason == "late_event":

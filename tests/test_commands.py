@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -77,7 +78,8 @@ def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
     env = {**os.environ, "LOGWARDEN_METRICS_PORT": str(port), "LOGWARDEN_SCORECARD_INTERVAL": "1s",
            "LOGWARDEN_FOLLOW_POLL": "100ms", "LOGWARDEN_MODEL_ENABLED": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log), "--format", "json",
-                             "--follow"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--follow", "--recovery-dir", str(tmp_path / "recovery")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         lines = [orjson.dumps({"@timestamp": f"2026-11-25T10:00:{k:02d}Z", "user": "a", "action": "read",
                                "outcome": "success"}).decode() for k in range(9)]
@@ -90,11 +92,14 @@ def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
                                      f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True,
                                     cwd=ROOT, timeout=30, check=False)
             shown = status.stdout
-            if status.returncode == 0 and "missing_field=1" in shown and "      10 " in shown:
+            if status.returncode == 0 and "missing_field=1" in shown and "      10 " in shown and "rules=" in shown:
                 break
             time.sleep(0.2)
         assert str(log) in shown and "      10        9" in shown and "90.0%" in shown, shown
         assert "missing_field=1" in shown and "outbox: 0 waiting" in shown
+        # the group keys of user "a" hold state (buffered within the allowed lateness); the recovery
+        # database is on disk
+        assert re.search(r"^state: .*rules=[1-9]\d* keys; recovery database \d+\.\d MB$", shown, re.M), shown
     finally:
         proc.kill()
         proc.wait(timeout=10)

@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from compose_pydantic import ComposeSpecification
 
+from logwarden.simulate import simulate
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,7 +23,27 @@ def compose() -> dict:
 
 def test_compose_file_follows_the_compose_specification() -> None:
     spec = ComposeSpecification.model_validate(compose())
-    assert set(spec.services) == {"redis", "logwarden"}
+    assert set(spec.services) == {"redis", "samples", "ship", "logwarden", "redpanda", "kafka-feed",
+                                  "logwarden-kafka"}
+    kafka = {name for name, svc in compose()["services"].items() if "kafka" in svc.get("profiles", [])}
+    assert kafka == {"redpanda", "kafka-feed", "logwarden-kafka"}  # optional: docker compose --profile kafka
+
+
+def test_compose_flow_reads_the_stream_the_shipper_fills_and_recovers_from_a_volume(tmp_path: Path) -> None:
+    services = compose()["services"]
+    ship, flow = services["ship"]["command"], services["logwarden"]["command"]
+    target = ship[ship.index("--to") + 1]
+    assert flow[flow.index("--input") + 1] == target == "redis://redis:6379/0?stream=logs"
+    recovery = flow[flow.index("--recovery-dir") + 1]
+    volume = next(v for v in services["logwarden"]["volumes"] if v.startswith("logwarden-state:"))
+    assert recovery.startswith(volume.split(":")[1] + "/") and "--follow" in flow
+    samples = services["samples"]["command"]
+    out = samples[samples.index("--out") + 1]
+    shipped = {a.removeprefix(out + "/") for a in ship if a.startswith(out + "/")}
+    assert shipped == {str(p.relative_to(tmp_path)) for p in simulate(tmp_path, days=1)} - {"labels.jsonl"}
+    health = services["logwarden"]["healthcheck"]["test"]
+    assert health[1:3] == ["logwarden", "status"] and \
+        health[-1].endswith(":" + services["logwarden"]["environment"]["LOGWARDEN_METRICS_PORT"] + "/metrics")
 
 
 def test_compose_redis_requires_a_password_and_persists() -> None:
@@ -34,11 +56,31 @@ def test_compose_redis_requires_a_password_and_persists() -> None:
 
 
 def test_every_flag_the_compose_file_passes_exists() -> None:
-    command = compose()["services"]["logwarden"]["command"]
-    help_text = subprocess.run([sys.executable, "-m", "logwarden.cli", command[0], "--help"], capture_output=True,
-                               text=True, cwd=ROOT, timeout=60, check=True).stdout
-    for flag in (a for a in command if a.startswith("--")):
-        assert flag in help_text, flag
+    services = compose()["services"]
+    for name in ("samples", "ship", "logwarden", "logwarden-kafka"):
+        command = services[name]["command"]
+        help_text = subprocess.run([sys.executable, "-m", "logwarden.cli", command[0], "--help"], capture_output=True,
+                                   text=True, cwd=ROOT, timeout=60, check=True).stdout
+        for flag in (a for a in command if a.startswith("--")):
+            assert flag in help_text, (name, flag)
+
+
+def test_dependencies_are_locked_for_the_image() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    lock = {Requirement(line).name.lower().replace("_", "-"): str(Requirement(line).specifier)[2:]
+            for line in (ROOT / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["kafka"]]
+    for req in needed:
+        name = req.name.lower().replace("_", "-")
+        assert name in lock and req.specifier.contains(lock[name]), req
+        assert version(req.name) == lock[name], (req.name, "CI installs with --constraint requirements.lock")
+    assert '--constraint requirements.lock ".[kafka]"' in (ROOT / "Dockerfile").read_text()
+    assert "-c requirements.lock" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_dockerfile_promises() -> None:

@@ -24,8 +24,9 @@ from logwarden.audit.verify import verify
 from logwarden.incidents.redis_backend import RedisBackend
 from logwarden.incidents.store import IncidentStore
 from logwarden.inputs import resolve_inputs
-from logwarden.parsers import ParserOptions, build_parser
+from logwarden.parsers import ParserOptions
 from logwarden.simulate import simulate
+from logwarden.streams import time_ordered
 from tests.fakes import TOKEN, FakeSlack, redis_prefix, redis_url, slack  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +41,7 @@ def _time_ordered_entries(sim: Path) -> list[dict[str, str]]:
     log shipper forwarding live sources would put them in one stream."""
     options = ParserOptions()
     inputs = resolve_inputs(sorted(str(p) for p in sim.rglob("*.*") if p.name != "labels.jsonl"), None, options)
-    keyed = []
-    for path, fmt in inputs:
-        parser, last = build_parser(fmt, options), ""
-        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-            try:
-                ts = parser.parse(line, path, n).timestamp
-                last = ts.isoformat() if ts is not None else last
-            except Exception:  # a planted malformed line keeps its place after its neighbour
-                pass
-            keyed.append((last, path, n, {"line": line, "source": path, "format": fmt}))
-    return [entry for *_, entry in sorted(keyed, key=lambda k: k[:3])]
+    return [{"line": line, "source": path, "format": fmt} for path, fmt, line in time_ordered(inputs, options)]
 
 
 def _feed(client: redis.Redis, stream: str, entries: list[dict[str, str]], per_second: int,
