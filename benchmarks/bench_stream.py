@@ -12,7 +12,7 @@ latency: ``logwarden run --follow`` reads one stream that a feeder fills at a st
     the time until its incident exists in Redis is the alert latency (p50, p99).
 
     python benchmarks/bench_stream.py throughput [--events 200000]
-    python benchmarks/bench_stream.py latency [--rate 10000] [--seconds 30] [--lateness 0s] [-p 1]
+    python benchmarks/bench_stream.py latency [--rate 10000] [--seconds 30] [--lateness 0s] [-p 1] [--recovery]
 
 Needs a Redis server (LOGWARDEN_BENCH_REDIS, default redis://127.0.0.1:6379/0); uses and then deletes
 keys under lwbench:.
@@ -83,14 +83,16 @@ def throughput(events: int, principals: int) -> None:
         _cleanup(client, prefix)
 
 
-def latency(rate: int, seconds: int, lateness: str, processes: int) -> None:
+def latency(rate: int, seconds: int, lateness: str, processes: int, recovery: bool) -> None:
     client = redis.Redis.from_url(REDIS)
     prefix = f"lwbench:{uuid.uuid4().hex[:8]}:"
     stream = f"{prefix}live"
     env = {**os.environ, "LOGWARDEN_REDIS_URL": REDIS, "LOGWARDEN_REDIS_PREFIX": prefix,
            "LOGWARDEN_ALLOWED_LATENESS": lateness, "LOGWARDEN_STREAM_POLL": "10ms", "LOGWARDEN_BATCH_SIZE": "500"}
     proc = subprocess.Popen([sys.executable, "-m", "logwarden", "run", "-i", f"{REDIS}?stream={stream}", "--follow",
-                             "-p", str(processes)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+                             "-p", str(processes), *(["--recovery-dir", tempfile.mkdtemp(prefix="lw-bench-rec-")]
+                                                     if recovery else [])],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     fp = f"{prefix}fp:"
     from logwarden.incidents.model import fingerprint_of
 
@@ -155,7 +157,7 @@ def latency(rate: int, seconds: int, lateness: str, processes: int) -> None:
     lag = sorted(seen[ip] - sent[ip] for ip in seen)
     try:
         print(f"{k:,} events in {fed:.1f} s ({k / fed:,.0f}/s) + {len(sent)} attacks; allowed lateness {lateness}; "
-              f"{processes} process(es)")
+              f"{processes} process(es); recovery {'on (snapshots every 10 s)' if recovery else 'off'}")
         if lag:
             p99 = lag[min(len(lag) - 1, int(len(lag) * 0.99))]
             p90 = lag[int(len(lag) * 0.9)]
@@ -179,11 +181,12 @@ def main() -> None:
     lat.add_argument("--seconds", type=int, default=30)
     lat.add_argument("--lateness", default="0s")
     lat.add_argument("-p", "--processes", type=int, default=1)
+    lat.add_argument("--recovery", action="store_true", help="run with --recovery-dir (snapshots on)")
     args = ap.parse_args()
     if args.what == "throughput":
         throughput(args.events, args.principals)
     else:
-        latency(args.rate, args.seconds, args.lateness, args.processes)
+        latency(args.rate, args.seconds, args.lateness, args.processes, args.recovery)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ whole batches (one Python call per batch, not per item).
 
 from __future__ import annotations
 
-import copy
+import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -60,6 +60,9 @@ class FlowConfig:
     feature_window: timedelta = timedelta(minutes=10)
     # Told (step, +1 / -1) as keyed state is created and let go: the state-size metric.
     on_state: Callable[[str, int], None] | None = None
+    # Recovery on: snapshots are taken. Off: Bytewax still asks every touched key for one at each
+    # epoch's end, and copying thousands of states there stalls the flow, so none is made.
+    snapshots: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,15 @@ class Routed(NamedTuple):
     value: tuple[str, Event]  # (field, event)
 
 
+def _freeze(config: FlowConfig, state: Any) -> bytes | None:
+    """A snapshot: the state pickled now (immutable, and several times faster than deepcopy)."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if config.snapshots else None
+
+
+def _thaw(resume: Any) -> Any:
+    return pickle.loads(resume) if isinstance(resume, bytes) else resume
+
+
 class _Held:
     """Tells ``FlowConfig.on_state`` once when a key's state exists and once when it is let go."""
 
@@ -114,7 +126,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         self._config = config
         self._emit_events = emit_events
         self._checker: SourceChecker | None = None
-        self._resume = resume
+        self._resume = _thaw(resume)
         self._next_card: datetime | None = None
         self._index = RuleIndex(config.rules)
 
@@ -159,13 +171,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
     def _card(self) -> list[Scorecard]:
         return [self._checker.scorecard] if self._checker is not None else []
 
-    def snapshot(self) -> dict[str, Any]:
-        if self._checker is None:
-            return self._resume or {}
-        state = self._checker.snapshot()
-        state["scorecard"] = Scorecard(**{**vars(state["scorecard"]),
-                                          "violations": state["scorecard"].violations.copy()})
-        return state
+    def snapshot(self) -> bytes | None:
+        return _freeze(self._config, self._checker.snapshot() if self._checker is not None else self._resume or {})
 
 
 class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
@@ -175,8 +182,9 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
     the engine is built on the first batch (or from the resumed state, which holds the key).
     """
 
-    def __init__(self, config: FlowConfig, resume: KeyState | None) -> None:
+    def __init__(self, config: FlowConfig, resume: bytes | KeyState | None) -> None:
         self._config = config
+        resume = _thaw(resume)
         self._engine: KeyEngine | None = None
         self._wake: datetime | None = None
         self._held = _Held(config, "rules")
@@ -232,16 +240,18 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
     def notify_at(self) -> datetime | None:
         return self._wake
 
-    def snapshot(self) -> KeyState:
+    def snapshot(self) -> bytes | None:
         assert self._engine is not None
-        return copy.deepcopy(self._engine.state)
+        return _freeze(self._config, self._engine.state)
 
 
 class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
     """Per principal: feature windows, scored in batches when they close."""
 
-    def __init__(self, config: FlowConfig, resume: PrincipalState | None) -> None:
+    def __init__(self, config: FlowConfig, resume: bytes | PrincipalState | None) -> None:
         assert config.model is not None
+        self._config = config
+        resume = _thaw(resume)
         self._scorer = PrincipalScorer(config.model, config.feature_window, config.allowed_lateness)
         self._state = resume
         self._live = config.allowed_lateness is not None
@@ -272,9 +282,9 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
             return [], self.DISCARD
         return self._scorer.close(self._state, None), self._held.verdict(self._live)
 
-    def snapshot(self) -> PrincipalState:
+    def snapshot(self) -> bytes | None:
         assert self._state is not None
-        return copy.deepcopy(self._state)
+        return _freeze(self._config, self._state)
 
 
 def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChunk]], sinks: Sinks,
