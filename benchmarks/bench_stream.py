@@ -6,12 +6,16 @@ throughput: mixed access logs (web, API JSON, sshd) with tens of thousands of pr
     configuration (1 worker, 2 workers, 2 processes); a run on an empty stream gives the start-up
     cost, which is subtracted.
 
+memory: the resident memory of a following flow holding the live state (rule windows, feature
+    windows) of many principals, beside an idle one: the sizing guide's memory per principal.
+
 latency: ``logwarden run --follow`` reads one stream that a feeder fills at a steady rate (default
     10k events/s, now-stamped API events). Every half second the feeder completes an SSH brute
     force (the 10th failed login of a fresh address) and notes when that entry entered the stream;
     the time until its incident exists in Redis is the alert latency (p50, p99).
 
     python benchmarks/bench_stream.py throughput [--events 200000]
+    python benchmarks/bench_stream.py memory [--events 150000] [--principals 30000]
     python benchmarks/bench_stream.py latency [--rate 10000] [--seconds 30] [--lateness 0s] [-p 1] [--recovery]
 
 Needs a Redis server (LOGWARDEN_BENCH_REDIS, default redis://127.0.0.1:6379/0); uses and then deletes
@@ -170,6 +174,67 @@ def latency(rate: int, seconds: int, lateness: str, processes: int, recovery: bo
         _cleanup(client, prefix)
 
 
+def memory(events: int, principals: int) -> None:
+    """Resident memory of a following flow once it holds the live state of many principals."""
+    import socket
+    import urllib.request
+
+    from logwarden.metrics import parse_exposition
+
+    client = redis.Redis.from_url(REDIS)
+    prefix = f"lwbench:{uuid.uuid4().hex[:8]}:"
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-mem-"))
+
+    def rss_after(stream: str, total: int) -> float:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "LOGWARDEN_REDIS_URL": REDIS, "LOGWARDEN_REDIS_PREFIX": prefix,
+               "LOGWARDEN_SYSLOG_YEAR": "2026", "LOGWARDEN_METRICS_PORT": str(port)}
+        proc = subprocess.Popen([sys.executable, "-m", "logwarden", "run", "-i", f"{REDIS}?stream={stream}",
+                                 "--follow"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                        values = parse_exposition(resp.read().decode())
+                except OSError:
+                    continue
+                read = sum(v for k, v in values.items() if k.startswith("logwarden_lines{"))
+                if read >= total:
+                    break
+            time.sleep(2)
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS"))) * 1024
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    try:
+        files = generate(work, events, principals)
+        columns = [Path(path).read_text().splitlines() for path, _ in files]
+        stream = f"{prefix}mem"
+        pipe = client.pipeline(transaction=False)
+        for row in zip(*columns, strict=False):  # the three sources share timestamps: interleave them
+            for (path, fmt), line in zip(files, row, strict=True):
+                pipe.xadd(stream, {"line": line, "source": path, "format": fmt})
+            if len(pipe) >= 6000:
+                pipe.execute()
+        pipe.execute()
+        total = client.xlen(stream)
+        client.xadd(f"{prefix}idle", {"line": columns[1][0], "source": files[1][0], "format": files[1][1]})
+        idle = rss_after(f"{prefix}idle", 1)
+        busy = rss_after(stream, total)
+        print(f"{total:,} events over 33 min of event time, {principals:,} principals (users and addresses), "
+              f"default rules + model, following")
+        print(f"resident memory: {idle / 1e6:,.0f} MB idle, {busy / 1e6:,.0f} MB holding their live state: "
+              f"{(busy - idle) / principals / 1e3:,.1f} kB per active principal")
+    finally:
+        _cleanup(client, prefix)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="what", required=True)
@@ -182,9 +247,14 @@ def main() -> None:
     lat.add_argument("--lateness", default="0s")
     lat.add_argument("-p", "--processes", type=int, default=1)
     lat.add_argument("--recovery", action="store_true", help="run with --recovery-dir (snapshots on)")
+    mem = sub.add_parser("memory")
+    mem.add_argument("--events", type=int, default=150_000)
+    mem.add_argument("--principals", type=int, default=30_000)
     args = ap.parse_args()
     if args.what == "throughput":
         throughput(args.events, args.principals)
+    elif args.what == "memory":
+        memory(args.events, args.principals)
     else:
         latency(args.rate, args.seconds, args.lateness, args.processes, args.recovery)
 

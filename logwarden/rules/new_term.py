@@ -38,6 +38,8 @@ class NewTermParams(Params):
 class NewTermState:
     terms: set[str] = field(default_factory=set)
     started: datetime | None = None
+    # Terms read back from the store: the event that taught each (see ``logwarden.rules.terms``).
+    taught_by: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,16 +84,19 @@ class NewTermRule:
             state.started = ts
             seeded = set(self.known.get(entity, ()))
             if self.store is not None:
-                seeded |= self.store.terms(self.meta.id, entity)
+                state.taught_by = self.store.terms(self.meta.id, entity)
+                seeded |= set(state.taught_by)
             state.terms.update(seeded)
             if seeded:  # a seeded key has nothing left to learn
                 state.started = ts - self.learn - timedelta(seconds=1)
         if term in state.terms:
-            return None
-        if len(state.terms) < self.max_terms:
+            if state.taught_by.pop(term, None) != event.id:
+                return None
+            # A replay after a crash of the event that taught this term: judge it as then.
+        elif len(state.terms) < self.max_terms:
             state.terms.add(term)
             if self.store is not None:
-                self.store.add(self.meta.id, entity, term)
+                self.store.add(self.meta.id, entity, term, event.id)
         if ts - state.started <= self.learn:
             return None
         alert_id = make_alert_id(self.meta.id, entity, f"{self.field}={term}")

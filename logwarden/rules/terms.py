@@ -1,5 +1,11 @@
 """Where ``new_term`` rules keep what they learned: in their per-key state, and in Redis when
-``LOGWARDEN_REDIS_URL`` is set, so a restart or another worker does not learn everything anew."""
+``LOGWARDEN_REDIS_URL`` is set, so a restart or another worker does not learn everything anew.
+
+Each term is stored with the id of the event that taught it. A flow resuming from a snapshot
+replays events it had already folded; when the replayed event is the very one that taught a
+term, the rule treats the term as new again, so an alert that event raised before the crash
+(and that may not have reached any output) is raised again, and the outputs' de-duplication
+keeps it once."""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from typing import Any, Protocol
 
 
 class TermStore(Protocol):
-    def terms(self, rule_id: str, entity: str) -> set[str]: ...
-    def add(self, rule_id: str, entity: str, term: str) -> None: ...
+    def terms(self, rule_id: str, entity: str) -> dict[str, str]: ...
+    def add(self, rule_id: str, entity: str, term: str, event_id: str) -> None: ...
 
 
 class RedisTermStore:
-    """One Redis set per rule and entity: ``<prefix>terms:<rule_id>:<entity>``."""
+    """One Redis hash per rule and entity, term -> the event that taught it:
+    ``<prefix>terms:<rule_id>:<entity>``."""
 
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client
@@ -21,8 +28,8 @@ class RedisTermStore:
     def _key(self, rule_id: str, entity: str) -> str:
         return f"{self._prefix}terms:{rule_id}:{entity}"
 
-    def terms(self, rule_id: str, entity: str) -> set[str]:
-        return set(self._client.smembers(self._key(rule_id, entity)))
+    def terms(self, rule_id: str, entity: str) -> dict[str, str]:
+        return dict(self._client.hgetall(self._key(rule_id, entity)))
 
-    def add(self, rule_id: str, entity: str, term: str) -> None:
-        self._client.sadd(self._key(rule_id, entity), term)
+    def add(self, rule_id: str, entity: str, term: str, event_id: str) -> None:
+        self._client.hsetnx(self._key(rule_id, entity), term, event_id)
