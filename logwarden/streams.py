@@ -13,6 +13,7 @@ import fnmatch
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,8 @@ def time_ordered(inputs: list[tuple[str, str]], options: ParserOptions) -> list[
                 ts = parser.parse(line, path, n).timestamp
             except LogwardenError:
                 ts = None
-            last = ts.isoformat() if ts is not None else last
+            if ts is not None:  # a zone-less time counts as UTC, as the standard step takes it
+                last = (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)).isoformat()
             keyed.append((last, path, n, fmt, line))
     keyed.sort(key=lambda k: k[:3])
     return [(path, fmt, line) for _, path, _, fmt, line in keyed]

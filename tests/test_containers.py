@@ -106,3 +106,21 @@ def test_the_schema_check_rejects_what_compose_would() -> None:
     for doc in (misspelled, bad_condition):
         with pytest.raises(ValidationError):
             ComposeSpecification.model_validate(doc)
+
+
+def test_the_readme_container_section_matches_the_compose_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Run it in containers"):]
+    section = section[:section.index("\n## ", 3)]
+    services = compose()["services"]
+    for name, svc in services.items():
+        assert f"| `{name}`" in section, name
+        command = svc.get("command")
+        if svc.get("build") and command:  # our image: the row names the logwarden command it runs
+            assert f"`logwarden {command[0]}" in section, name
+        for profile in svc.get("profiles", []):
+            assert f"`{name}` (profile `{profile}`)" in section and f"--profile {profile}" in section
+    for volume in compose()["volumes"]:
+        if volume != "logwarden-kafka-state":
+            assert f"`{volume}`" in section, volume
+    assert "no image has been built and no container started" in section

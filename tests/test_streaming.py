@@ -170,3 +170,27 @@ def test_a_resumed_run_appends_nothing_twice(sim: Path, redis_url: str, redis_pr
         "late/auth.log"]
     verified = _cli("audit", "verify", str(tmp_path / "audit"), env=env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_ship_merge_sends_history_in_event_time_order(sim: Path, redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+    """What the compose file's shipper runs: every file into one stream, oldest event first."""
+    from logwarden.inputs import resolve_inputs
+    from logwarden.parsers import build_parser
+
+    stream = f"{redis_prefix}logs"
+    done = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", *_inputs(sim))
+    assert done.returncode == 0, done.stderr
+    entries = redis.Redis.from_url(redis_url).xrange(stream)
+    assert len(entries) == sum(len(Path(p).read_text().splitlines()) for p in _inputs(sim))
+    options = ParserOptions()
+    parsers = {p: build_parser(f, options) for p, f in resolve_inputs(_inputs(sim), None, options)}
+    times = []
+    for n, (_, fields) in enumerate(entries):
+        try:
+            ts = parsers[fields[b"source"].decode()].parse(fields[b"line"].decode(), "-", n).timestamp
+            times.append(ts.replace(tzinfo=ts.tzinfo or UTC))
+        except Exception:  # a planted malformed line rides along after its neighbour
+            continue
+    assert len({fields[b"source"] for _, fields in entries}) == 5 and times == sorted(times)
+    refused = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", "--follow", _inputs(sim)[0])
+    assert refused.returncode == 2 and "cannot --follow" in refused.stderr
