@@ -35,10 +35,13 @@ FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override 
 
 
 def _settings(**overrides: object):
+    from logwarden.logs import configure_logging
     from logwarden.settings import Settings
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        configure_logging(settings.log_format)  # every command logs as the settings say
+        return settings
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise LogwardenError(f"invalid settings: {problems}") from None
@@ -82,14 +85,12 @@ def run(
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
     from logwarden.app import print_incidents, print_scorecards, run_flow
-    from logwarden.logs import configure_logging
 
     settings = _settings(workers=workers, standard_profile=standard, json_mapping=mapping,
                          syslog_year=syslog_year, rules=rules or None, model=model,
                          model_enabled=False if no_model else None, recovery_dir=recovery_dir,
                          snapshot_interval=snapshot_interval, process_id=process_id,
                          addresses=addresses.split(";") if addresses else None, log_format=log_format)
-    configure_logging(settings.log_format)
     if processes > 1 and settings.process_id is None:
         from logwarden.cluster import run_local_cluster
 

@@ -194,3 +194,15 @@ def test_ship_merge_sends_history_in_event_time_order(sim: Path, redis_url: str,
     assert len({fields[b"source"] for _, fields in entries}) == 5 and times == sorted(times)
     refused = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", "--follow", _inputs(sim)[0])
     assert refused.returncode == 2 and "cannot --follow" in refused.stderr
+
+
+def test_json_logs_describe_the_run(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+    redis.Redis.from_url(redis_url).xadd(f"{redis_prefix}one", {"line": '{"@timestamp":"2026-11-24T10:00:00Z"}'})
+    done = _cli("run", "-i", f"{redis_url}?stream={redis_prefix}one", "--no-model", "-w", "2",
+                env={"LOGWARDEN_LOG_FORMAT": "json"})
+    assert done.returncode == 0, done.stderr
+    logs = [orjson.loads(line) for line in done.stderr.splitlines()]  # every stderr line is one JSON object
+    started = next(entry for entry in logs if entry["event"] == "flow_started")
+    assert started["inputs"] == [{"stream": f"{redis_url}?stream={redis_prefix}one"}] and started["workers"] == 2
+    assert started["level"] == "info" and started["timestamp"].endswith("Z")
+    assert any(entry["event"] == "flow_stopped" for entry in logs)
