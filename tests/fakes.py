@@ -91,6 +91,28 @@ class FakeSlack:
             out = [c for c in out if bool(c["body"].get("thread_ts")) == thread]
         return out
 
+    def _next_ts(self) -> str:
+        with self._lock:
+            self._ts += 1
+            # ts counts wall-clock seconds, as Slack's do, so ``oldest`` filters work
+            return f"{time.time():.0f}.{self._ts:06d}"
+
+    def history(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """conversations.history: the channel's top-level messages since ``oldest``, newest first,
+        with their metadata when ``include_all_metadata``."""
+        oldest = float(query.get("oldest") or 0)
+        with_meta = str(query.get("include_all_metadata", "")).lower() in ("1", "true")
+        out = []
+        for c in reversed(self.posts(thread=False)):
+            if c["body"].get("channel") != query.get("channel") or float(c["ts"]) < oldest:
+                continue
+            msg: dict[str, Any] = {"type": "message", "ts": c["ts"], "text": c["body"].get("text", "")}
+            meta = c["body"].get("metadata")
+            if with_meta and meta:
+                msg["metadata"] = json.loads(meta) if isinstance(meta, str) else meta
+            out.append(msg)
+        return out
+
     def ok_calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["method"] == method and c["ok"]]
 
@@ -110,7 +132,8 @@ class FakeSlack:
                     body = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}
                 method = "webhook" if self.path == WEBHOOK_PATH else self.path.rsplit("/", 1)[-1]
                 with fake._lock:
-                    action = "503" if fake.down else (fake.script.popleft() if fake.script else "ok")
+                    scripted = fake.script and (method.startswith("chat.") or method == "webhook")
+                    action = "503" if fake.down else (fake.script.popleft() if scripted else "ok")
                 call = {"method": method, "body": body, "ok": action == "ok", "answer": action,
                         "auth": self.headers.get("Authorization", "")}
                 with fake._lock:
@@ -118,6 +141,11 @@ class FakeSlack:
                 if action.startswith("hang"):
                     time.sleep(float(action.split(":")[1]))
                     return self._reply(200, {"ok": True, "channel": "C1", "ts": "0"})
+                if action.startswith("slow"):  # Slack takes the message, but answers too late
+                    call["ok"], call["answer"] = True, "ok"
+                    call["ts"] = fake._next_ts()
+                    time.sleep(float(action.split(":")[1]))
+                    return self._reply(200, {"ok": True, "channel": body.get("channel", "C1"), "ts": call["ts"]})
                 if action.startswith("429"):
                     retry = action.split(":")[1] if ":" in action else "1"
                     return self._reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry})
@@ -128,9 +156,13 @@ class FakeSlack:
                 if call["auth"] != f"Bearer {TOKEN}":
                     call["ok"] = False
                     return self._reply(200, {"ok": False, "error": "invalid_auth"})
-                with fake._lock:
-                    fake._ts += 1
-                    ts = f"1700000000.{fake._ts:06d}"
+                if method == "conversations.history":
+                    return self._reply(200, {"ok": True, "messages": fake.history(body), "has_more": False})
+                if method == "conversations.list":
+                    return self._reply(200, {"ok": True, "channels": [], "response_metadata": {"next_cursor": ""}})
+                ts = fake._next_ts()
+                if method == "chat.postMessage":
+                    call["ts"] = ts
                 channel = body.get("channel", "C1")
                 return self._reply(200, {"ok": True, "channel": channel, "ts": body.get("ts", ts)})
 

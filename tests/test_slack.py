@@ -19,6 +19,7 @@ from logwarden.alerts import Alert
 from logwarden.incidents.backend import MemoryBackend
 from logwarden.incidents.dispatch import Dispatcher, DispatchPolicy
 from logwarden.incidents.model import Incident
+from logwarden.incidents.redis_backend import RedisBackend
 from logwarden.incidents.store import IncidentStore
 from logwarden.notify.slack import SlackBot, SlackWebhook, build_slack_blocks
 from tests.fakes import TOKEN, WEBHOOK_PATH, FakeSlack, redis_prefix, redis_url, slack  # noqa: F401
@@ -107,7 +108,7 @@ def test_follow_ups_update_the_message_and_reply_in_its_thread(slack: FakeSlack)
     d.run_once()
     [post] = slack.posts(thread=False)
     [reply] = slack.posts(thread=True)
-    assert reply["body"]["thread_ts"] == "1700000000.000001" and "Acknowledged by alice: on it" in reply["body"]["text"]
+    assert reply["body"]["thread_ts"] == post["ts"] and "Acknowledged by alice: on it" in reply["body"]["text"]
     assert "ACKNOWLEDGED" in orjson.dumps(slack.ok_calls("chat.update")[-1]["body"]).decode()
     assert post["auth"] == f"Bearer {TOKEN}"
 
@@ -127,7 +128,50 @@ def test_server_errors_and_timeouts_are_retried(slack: FakeSlack, failure: str) 
     store = IncidentStore(MemoryBackend())
     store.apply([alert()])
     dispatcher(store, bot(slack, timeout=1)).run_once()
-    assert len(slack.posts()) == 1 and len(slack.calls) == 3 and store.outbox() == []
+    tries = [c for c in slack.calls if c["method"] == "chat.postMessage"]
+    assert len(slack.posts()) == 1 and len(tries) == 3 and store.outbox() == []
+    # before each retry, the channel's history was read: the failed try had not been taken
+    assert len(slack.ok_calls("conversations.history")) == 2
+
+
+def test_an_answer_lost_to_a_timeout_does_not_post_twice(slack: FakeSlack) -> None:  # noqa: F811
+    slack.script.extend(["slow:2"])  # Slack takes the message but answers after our timeout
+    store = IncidentStore(MemoryBackend())
+    [inc] = store.apply([alert()])
+    dispatcher(store, bot(slack, timeout=1)).run_once()
+    [post] = slack.posts()
+    assert len([c for c in slack.calls if c["method"] == "chat.postMessage"]) == 1  # no second try
+    assert store.get(inc.id).message == {"channel": "#security", "ts": post["ts"]}  # type: ignore[union-attr]
+    assert store.outbox() == [] and store.get(inc.id).sending is None  # type: ignore[union-attr]
+
+
+class _DiesAfterSlackAnswers(IncidentStore):
+    """The process dies right after Slack accepted a first post, before recording it."""
+
+    def mark_notified(self, iid: str, version: int, message: dict | None, sent_pending: int,
+                      notified: bool) -> None:
+        if message is not None:
+            raise SystemExit("killed")
+        super().mark_notified(iid, version, message, sent_pending, notified)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["post", "digest"])
+def test_a_crash_between_slacks_answer_and_our_record_does_not_post_twice(
+        slack: FakeSlack, redis_url: str, redis_prefix: str, many: bool) -> None:  # noqa: F811
+    backend = RedisBackend.from_url(redis_url, redis_prefix)
+    n = 8 if many else 1
+    IncidentStore(backend).apply([alert(f"a{k}", entity=f"203.0.113.{k}") for k in range(n)])
+    with pytest.raises(SystemExit):
+        dispatcher(_DiesAfterSlackAnswers(backend), bot(slack), digest_threshold=5, lease_ms=100).run_once()
+    assert len(slack.posts()) == 1
+    time.sleep(0.2)  # the dead process's delivery leases expire
+    store = IncidentStore(backend)
+    dispatcher(store, bot(slack), digest_threshold=5, lease_ms=100).run_once()
+    [post] = slack.posts()  # found in the channel's history by its metadata: not posted again
+    assert store.outbox() == []
+    for inc in store.list():
+        assert inc.message is not None and inc.message["ts"] == post["ts"] and inc.sending is None
+        assert bool(inc.message.get("digest")) == many
 
 
 def test_a_slack_outage_loses_nothing_and_sends_each_once(slack: FakeSlack) -> None:  # noqa: F811
@@ -172,7 +216,7 @@ def test_many_incidents_at_once_become_one_digest(slack: FakeSlack) -> None:  # 
     store.resolve(incidents[3].id, "bob")
     d.run_once()
     [reply] = slack.posts(thread=True)
-    assert reply["body"]["thread_ts"] == "1700000000.000001"  # in the thread of the digest that named it
+    assert reply["body"]["thread_ts"] == digests[0]["ts"]  # in the thread of the digest that named it
     assert "Resolved by bob" in reply["body"]["text"] and incidents[3].id in reply["body"]["text"]
 
 

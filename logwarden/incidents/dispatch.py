@@ -25,6 +25,7 @@ from logwarden.incidents.store import IncidentStore
 from logwarden.notify.base import DeliveryError, MessageRef, Notifier
 
 T = TypeVar("T")
+SENDING_SLACK = 5.0  # seconds: clocks differ; look a little before a first post began
 log = structlog.get_logger("logwarden.dispatch")
 
 
@@ -121,10 +122,32 @@ class Dispatcher:
                 return channel
         return None
 
+    def _already_posted(self, incidents: list[Incident], channel: str | None, since: float) -> MessageRef | None:
+        try:
+            return self.notifier.find([i.id for i in incidents], channel, since - SENDING_SLACK)
+        except Exception as exc:  # looking is best effort: not finding means sending
+            log.info("notification_lookup_failed", error=type(exc).__name__)
+            return None
+
     def _post_new(self, channel: str | None, group: list[Incident], report: Report) -> None:
+        # A first post cut short (a crash or a timeout after Slack took it): look before posting again.
+        waiting = []
+        for inc in group:
+            found = self._already_posted([inc], channel, inc.sending["since"]) if inc.sending else None
+            if found is not None:
+                self.store.mark_notified(inc.id, inc.version, found, len(inc.pending), notified=True)
+                log.info("notification_found_posted", incident=inc.id)
+            else:
+                waiting.append(inc)
+        group = waiting
+        if not group:
+            return
+        since = time.time()
+        self.store.note_sending([i.id for i in group], channel, since)
         if len(group) > self.policy.digest_threshold:
             try:
-                ref = self._attempt(channel, lambda: self.notifier.digest(group, channel), report)
+                ref = self._attempt(channel, lambda: self.notifier.digest(group, channel), report,
+                                    lambda: self._already_posted(group, channel, since))
             except DeliveryError as exc:
                 for inc in group:
                     self.store.note_failure(inc.id, str(exc))
@@ -136,7 +159,8 @@ class Dispatcher:
             return
         for inc in group:
             try:
-                ref = self._attempt(channel, lambda inc=inc: self.notifier.post(inc, channel), report)
+                ref = self._attempt(channel, lambda inc=inc: self.notifier.post(inc, channel), report,
+                                    lambda inc=inc: self._already_posted([inc], channel, since))
             except DeliveryError as exc:
                 self.store.note_failure(inc.id, str(exc))
                 continue
@@ -169,10 +193,14 @@ class Dispatcher:
                                  notified=sent_any)
         report.sent += sent_any
 
-    def _attempt(self, channel: str | None, send: Callable[[], T], report: Report) -> T | Any:
-        """Send with classified retries; the result, or _FAILED (left for a later pass)."""
+    def _attempt(self, channel: str | None, send: Callable[[], T], report: Report,
+                 sent_already: Callable[[], T | None] | None = None) -> T | Any:
+        """Send with classified retries; the result, or _FAILED (left for a later pass).
+        ``sent_already``: before a retry, whether the failed try reached Slack after all."""
         key = channel or "<default>"
         for attempt in range(self.policy.max_attempts):
+            if attempt and sent_already is not None and (found := sent_already()) is not None:
+                return found
             wait = self.policy.min_interval - (time.monotonic() - self._last_post.get(key, -1e9))
             if wait > 0:
                 self._sleep(wait)

@@ -48,6 +48,9 @@ class Incident:
     version: int = 1
     notified_version: int = 0
     message: dict[str, Any] | None = None  # where its notification lives (channel, ts, ...)
+    # A first post under way: {"since": epoch seconds, "channel": as routed}. Still set at a pass
+    # means Slack may have it already: the dispatcher looks before posting again.
+    sending: dict[str, Any] | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)  # follow-ups to send
     last_notified_at: float | None = None
     silenced_by: str | None = None
@@ -71,7 +74,7 @@ class Incident:
     def public(self) -> dict[str, Any]:
         """What commands and exports show (no delivery internals)."""
         d = asdict(self)
-        for key in ("alerts", "pending", "notified_version", "version"):
+        for key in ("alerts", "pending", "notified_version", "version", "sending"):
             d.pop(key)
         d["created_at"], d["updated_at"] = wall_iso(self.created_at), wall_iso(self.updated_at)
         if self.last_notified_at is not None:

@@ -195,7 +195,7 @@ class IncidentStore:
                 return
             inc = Incident.from_json(text)
             if message is not None:
-                inc.message = message
+                inc.message, inc.sending = message, None
             del inc.pending[:sent_pending]
             inc.notified_version = max(inc.notified_version, version)
             if notified:
@@ -203,6 +203,18 @@ class IncidentStore:
             self._write(tx, inc, self.clock(), notify=False, bump=False)
             if inc.version <= inc.notified_version and not inc.pending:
                 tx.zrem(self._outbox, iid)
+
+        self.backend.atomic(tx_fn)
+
+    def note_sending(self, iids: list[str], channel: str | None, since: float) -> None:
+        """Before a first post: record that it is under way (see ``Incident.sending``)."""
+
+        def tx_fn(tx: Tx) -> None:
+            for text in tx.get([self._inc + i for i in iids]):
+                if text is not None:
+                    inc = Incident.from_json(text)
+                    inc.sending = {"since": since, "channel": channel}
+                    self._write(tx, inc, self.clock(), notify=False, bump=False)
 
         self.backend.atomic(tx_fn)
 

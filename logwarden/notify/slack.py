@@ -104,6 +104,16 @@ def _api_error(exc: Exception, what: str) -> DeliveryError:
     return DeliveryError(f"{what}: {type(exc).__name__}", True)
 
 
+METADATA_TYPE = "logwarden_incident"
+
+
+def _metadata(incident_ids: list[str]) -> dict[str, Any]:
+    """Message metadata naming the incidents a top-level message is for: after a crash between
+    Slack's answer and our record of it, ``SlackBot.find`` recognises the message instead of
+    posting it again."""
+    return {"event_type": METADATA_TYPE, "event_payload": {"incidents": ",".join(incident_ids)}}
+
+
 class SlackBot:
     name: ClassVar[str] = "slack_bot"
     updates_in_place: ClassVar[bool] = True
@@ -114,6 +124,7 @@ class SlackBot:
             kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
         self._client = WebClient(**kwargs)
         self._channel = channel
+        self._ids: dict[str, str] = {}  # channel as configured -> its id, from Slack's answers
 
     def _call(self, what: str, method: str, **kwargs: Any) -> Any:
         try:
@@ -123,8 +134,62 @@ class SlackBot:
 
     def post(self, incident: Incident, channel: str | None) -> MessageRef:
         msg = build_slack_blocks(incident)
-        resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel, **msg)
-        return {"channel": resp["channel"], "ts": resp["ts"]}
+        resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel,
+                          metadata=_metadata([incident.id]), **msg)
+        return self._ref(channel, resp)
+
+    def _ref(self, channel: str | None, resp: Any, **extra: Any) -> MessageRef:
+        self._ids[channel or self._channel] = resp["channel"]
+        return {"channel": resp["channel"], "ts": resp["ts"], **extra}
+
+    def find(self, incident_ids: list[str], channel: str | None, since: float) -> MessageRef | None:
+        """The top-level message posted for these incidents since ``since`` (epoch seconds), from
+        the channel's history and the messages' metadata; None when there is none or it cannot be
+        read (then the caller sends, at least once)."""
+        name = channel or self._channel
+        channel_id = self._ids.get(name, name)
+        try:
+            resp = self._history(channel_id, since)
+        except Exception:  # e.g. a channel name where Slack wants an id: look the id up once
+            looked_up = self._lookup(name)
+            if looked_up is None or looked_up == channel_id:
+                return None
+            channel_id = looked_up
+            try:
+                resp = self._history(channel_id, since)
+            except Exception:
+                return None
+        wanted = set(incident_ids)
+        for msg in resp.get("messages", []):
+            meta = msg.get("metadata") or {}
+            ids = str((meta.get("event_payload") or {}).get("incidents", "")).split(",")
+            if meta.get("event_type") == METADATA_TYPE and wanted <= set(ids) and not msg.get("thread_ts"):
+                return {"channel": channel_id, "ts": msg["ts"], **({"digest": True} if len(ids) > 1 else {})}
+        return None
+
+    def _history(self, channel_id: str, since: float) -> Any:
+        return self._client.conversations_history(channel=channel_id, oldest=f"{since:.6f}",
+                                                  include_all_metadata=True, limit=200)
+
+    def _lookup(self, name: str) -> str | None:
+        """A channel's id from its name (``#security``), via conversations.list; None if unknown."""
+        if not name.startswith("#"):
+            return None
+        cursor = None
+        try:
+            for _ in range(20):
+                resp = self._client.conversations_list(types="public_channel,private_channel",
+                                                       exclude_archived=True, limit=1000, cursor=cursor)
+                for ch in resp.get("channels", []):
+                    if ch.get("name") == name[1:]:
+                        self._ids[name] = ch["id"]
+                        return str(ch["id"])
+                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return None
+        except Exception:
+            return None
+        return None
 
     def update(self, incident: Incident, ref: MessageRef) -> None:
         self._call("chat.update", "chat_update", channel=ref["channel"], ts=ref["ts"], **build_slack_blocks(incident))
@@ -135,8 +200,8 @@ class SlackBot:
 
     def digest(self, incidents: list[Incident], channel: str | None) -> MessageRef:
         resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel,
-                          **build_digest(incidents))
-        return {"channel": resp["channel"], "ts": resp["ts"], "digest": True}
+                          metadata=_metadata([i.id for i in incidents]), **build_digest(incidents))
+        return self._ref(channel, resp, digest=True)
 
 
 class SlackWebhook:
@@ -168,3 +233,6 @@ class SlackWebhook:
     def digest(self, incidents: list[Incident], channel: str | None) -> MessageRef:
         self._send(build_digest(incidents))
         return {"webhook": True, "digest": True}
+
+    def find(self, incident_ids: list[str], channel: str | None, since: float) -> MessageRef | None:
+        return None  # a webhook cannot read back: after a crash mid-send, at least once
