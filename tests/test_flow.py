@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from flows.main import FlowConfig, Sinks, build_flow
@@ -17,22 +15,11 @@ from logwarden.connectors.files import LogFileSource
 from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.rules.loader import load_rules
-from logwarden.simulate import SECRETS, simulate
+from logwarden.simulate import SECRETS
 from logwarden.standard import load_profile
+from tests.conftest import sim_inputs
 
-END = datetime(2026, 11, 25, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sim")
-    simulate(out, days=1, seed=3, end=END)
-    return out
-
-
-def _inputs(sim: Path) -> list[str]:
-    return sorted(str(p) for p in sim.rglob("*.*") if p.name != "labels.jsonl")
 
 
 def _run(sim: Path, workers: int, batch_size: int = 200) -> dict[str, list[dict]]:
@@ -40,7 +27,7 @@ def _run(sim: Path, workers: int, batch_size: int = 200) -> dict[str, list[dict]
     config = FlowConfig(profile=load_profile(), parser_options=options,
                         rules=load_rules([ROOT / "rules" / "default.yaml"]).enabled())
     out: dict[str, list] = {"alerts": [], "violations": [], "scorecards": []}
-    source = LogFileSource(resolve_inputs(_inputs(sim), None, options), batch_size)
+    source = LogFileSource(resolve_inputs(sim_inputs(sim), None, options), batch_size)
     flow = build_flow(config, source, Sinks(*(
         [TestingSink(out[name])] for name in ("alerts", "violations", "scorecards"))))
     if workers == 1:
@@ -77,7 +64,7 @@ def test_no_planted_secret_reaches_any_output(sim: Path, tmp_path: Path) -> None
     alerts, violations, card = tmp_path / "a.jsonl", tmp_path / "v.jsonl", tmp_path / "card.json"
     args = [sys.executable, "-m", "logwarden.cli", "run", "--alerts", str(alerts),
             "--violations", str(violations), "--scorecard", str(card)]
-    for path in _inputs(sim):
+    for path in sim_inputs(sim):
         args += ["--input", path]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -136,7 +123,7 @@ def test_replaying_files_gives_the_alerts_of_one_time_ordered_merge(sim: Path) -
 
     options = ParserOptions()
     events: list[Event] = []
-    for path, fmt in resolve_inputs(_inputs(sim), None, options):
+    for path, fmt in resolve_inputs(sim_inputs(sim), None, options):
         checker = SourceChecker(load_profile(), build_parser(fmt, options), path)
         for chunk in LineReader(path, fmt, 1000).chunks():
             events.extend(x for x in checker.check_lines(chunk.lines, chunk.first_line) if isinstance(x, Event))

@@ -241,13 +241,16 @@ def test_new_term_keeps_learned_terms_in_redis_across_restarts(redis_url: str, r
     import dataclasses
 
     from logwarden.incidents.redis_backend import RedisBackend
-    from logwarden.rules.terms import RedisTermStore
+    from logwarden.rules.terms import STARTED, RedisTermStore
 
     client = RedisBackend.from_url(redis_url, redis_prefix).client
     rule = dataclasses.replace(rule_of("new_term"), store=RedisTermStore(client, redis_prefix))
     first = [e(0, 1), e(60, 2, **{"source.ip": "10.0.0.2"})]  # learned in the first hour
     assert alerts_of(rule, first) == []
-    assert set(client.hkeys(f"{redis_prefix}terms:{rule.meta.id}:bob")) == {"10.0.0.1", "10.0.0.2"}
+    stored = client.hgetall(f"{redis_prefix}terms:{rule.meta.id}:bob")
+    assert stored == {"10.0.0.1": first[0].id, "10.0.0.2": first[1].id, STARTED: first[0].timestamp.isoformat()}
+    # A restart within the learning hour: the key learns on, as it would have without the restart.
+    assert alerts_of(rule, [e(1800, 6, **{"source.ip": "10.0.0.3"})]) == []
     # A restart: fresh state, same Redis. Known terms stay quiet, a new one fires at once.
     assert alerts_of(rule, [e(86400, 3, **{"source.ip": "10.0.0.2"})]) == []
     new = e(86400, 4, **{"source.ip": "203.0.113.9"})

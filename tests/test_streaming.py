@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import orjson
@@ -15,23 +15,11 @@ import redis
 
 from logwarden.errors import ConfigError
 from logwarden.parsers import ParserOptions
-from logwarden.simulate import simulate
 from logwarden.streams import StreamReader, parse_stream_url, ship
+from tests.conftest import sim_inputs
 from tests.fakes import redis_prefix, redis_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
-END = datetime(2026, 11, 25, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sim")
-    simulate(out, days=1, seed=3, end=END)
-    return out
-
-
-def _inputs(sim: Path) -> list[str]:
-    return sorted(str(p) for p in sim.rglob("*.*") if p.name != "labels.jsonl")
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: int = 240) -> subprocess.CompletedProcess[str]:
@@ -60,12 +48,12 @@ def test_stream_replay_equals_the_files_and_scales_over_workers_and_processes(
     """The same simulated day as files, and shipped into five streams read by 1 worker, 2 workers
     and 2 processes x 2 workers: the very same alerts and violations."""
     target = f"{redis_url}?stream={redis_prefix}logs:*"
-    shipped = _cli("ship", "--to", target, *_inputs(sim))
+    shipped = _cli("ship", "--to", target, *sim_inputs(sim))
     assert shipped.returncode == 0, shipped.stderr
     client = redis.Redis.from_url(redis_url)
     streams = sorted(k.decode() for k in client.scan_iter(f"{redis_prefix}logs:*"))
     assert len(streams) == 5 and sum(client.xlen(s) for s in streams) == sum(
-        len(Path(p).read_text().splitlines()) for p in _inputs(sim))
+        len(Path(p).read_text().splitlines()) for p in sim_inputs(sim))
 
     def run(name: str, *args: str) -> tuple[list[bytes], list[bytes]]:
         alerts, violations = tmp_path / f"{name}-a.jsonl", tmp_path / f"{name}-v.jsonl"
@@ -74,7 +62,7 @@ def test_stream_replay_equals_the_files_and_scales_over_workers_and_processes(
         assert done.returncode == 0, done.stderr
         return _records(alerts), _records(violations)
 
-    files = run("files", *[a for p in _inputs(sim) for a in ("-i", p)])
+    files = run("files", *[a for p in sim_inputs(sim) for a in ("-i", p)])
     one = run("w1", "-i", target)
     assert one == files and len(one[0]) >= 20 and one[1]
     assert run("w2", "-i", target, "-w", "2") == one
@@ -148,7 +136,7 @@ def test_a_resumed_run_appends_nothing_twice(sim: Path, redis_url: str, redis_pr
     """With --recovery-dir, a second run resumes after the end of the first: its outputs and
     audit trail keep exactly what the first run wrote, and new entries are read once."""
     target = f"{redis_url}?stream={redis_prefix}logs:*"
-    assert _cli("ship", "--to", target, *_inputs(sim)).returncode == 0
+    assert _cli("ship", "--to", target, *sim_inputs(sim)).returncode == 0
     alerts, violations, recovery = tmp_path / "a.jsonl", tmp_path / "v.jsonl", tmp_path / "recovery"
     env = {"LOGWARDEN_AUDIT_DIR": str(tmp_path / "audit"), "LOGWARDEN_AUDIT_KEY": "k" * 32}
     args = ("run", "-i", target, "--recovery-dir", str(recovery), "--alerts", str(alerts),
@@ -178,12 +166,12 @@ def test_ship_merge_sends_history_in_event_time_order(sim: Path, redis_url: str,
     from logwarden.parsers import build_parser
 
     stream = f"{redis_prefix}logs"
-    done = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", *_inputs(sim))
+    done = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", *sim_inputs(sim))
     assert done.returncode == 0, done.stderr
     entries = redis.Redis.from_url(redis_url).xrange(stream)
-    assert len(entries) == sum(len(Path(p).read_text().splitlines()) for p in _inputs(sim))
+    assert len(entries) == sum(len(Path(p).read_text().splitlines()) for p in sim_inputs(sim))
     options = ParserOptions()
-    parsers = {p: build_parser(f, options) for p, f in resolve_inputs(_inputs(sim), None, options)}
+    parsers = {p: build_parser(f, options) for p, f in resolve_inputs(sim_inputs(sim), None, options)}
     times = []
     for n, (_, fields) in enumerate(entries):
         try:
@@ -192,7 +180,7 @@ def test_ship_merge_sends_history_in_event_time_order(sim: Path, redis_url: str,
         except Exception:  # a planted malformed line rides along after its neighbour
             continue
     assert len({fields[b"source"] for _, fields in entries}) == 5 and times == sorted(times)
-    refused = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", "--follow", _inputs(sim)[0])
+    refused = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", "--follow", sim_inputs(sim)[0])
     assert refused.returncode == 2 and "cannot --follow" in refused.stderr
 
 

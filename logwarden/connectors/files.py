@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
+from logwarden.connectors.polling import PollingPartition
 from logwarden.inputs import LineReader, RawChunk
 from logwarden.parsers import ParserOptions
 from logwarden.timeutil import utcnow
@@ -71,35 +71,6 @@ class LogFileSource(FixedPartitionedSource[RawChunk, tuple[int, int]]):
                                  self._follow, self._poll, resume_state)
 
 
-class _DirectoryPartition(StatefulSourcePartition[RawChunk, WatchState]):
-    def __init__(self, watcher: DirectoryWatcher, follow: bool, poll: timedelta) -> None:
-        self._watcher, self._follow, self._poll = watcher, follow, poll
-        self._awake: datetime | None = None
-
-    @override
-    def next_batch(self) -> list[RawChunk]:
-        chunks = self._watcher.poll()
-        if chunks:
-            self._awake = None
-            return chunks
-        if not self._follow:
-            raise StopIteration
-        self._awake = utcnow() + self._poll
-        return []
-
-    @override
-    def next_awake(self) -> datetime | None:
-        return self._awake
-
-    @override
-    def snapshot(self) -> WatchState:
-        return copy.deepcopy(self._watcher.state)
-
-    @override
-    def close(self) -> None:
-        self._watcher.close()
-
-
 class DirectorySource(FixedPartitionedSource[RawChunk, WatchState]):
     """Every file matching a glob, including files created later and rotated ones."""
 
@@ -113,6 +84,8 @@ class DirectorySource(FixedPartitionedSource[RawChunk, WatchState]):
         return [f"dir:{self._pattern}"]
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: WatchState | None) -> _DirectoryPartition:
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: WatchState | None) -> PollingPartition[WatchState]:
         watcher = DirectoryWatcher(self._pattern, self._fmt, self._options, self._chunk_size, resume_state)
-        return _DirectoryPartition(watcher, self._follow, self._poll)
+        return PollingPartition(watcher.poll, lambda: not self._follow, lambda: watcher.state, watcher.close,
+                                self._poll)

@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource
 from typing_extensions import override
 
+from logwarden.connectors.polling import PollingPartition
 from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions
 from logwarden.streams import StreamReader, StreamState, StreamURL, list_streams
-from logwarden.timeutil import utcnow
-
-
-class _StreamPartition(StatefulSourcePartition[RawChunk, StreamState]):
-    def __init__(self, reader: StreamReader, poll: timedelta) -> None:
-        self._reader, self._poll = reader, poll
-        self._awake: datetime | None = None
-
-    @override
-    def next_batch(self) -> list[RawChunk]:
-        chunks = self._reader.read()
-        if chunks:
-            self._awake = None
-            return chunks
-        if self._reader.finished:
-            raise StopIteration
-        self._awake = utcnow() + self._poll
-        return []
-
-    @override
-    def next_awake(self) -> datetime | None:
-        return self._awake
-
-    @override
-    def snapshot(self) -> StreamState:
-        return copy.deepcopy(self._reader.state)
-
-    @override
-    def close(self) -> None:
-        self._reader.client.close()
 
 
 class RedisStreamSource(FixedPartitionedSource[RawChunk, StreamState]):
@@ -60,7 +30,9 @@ class RedisStreamSource(FixedPartitionedSource[RawChunk, StreamState]):
             client.close()
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: StreamState | None) -> _StreamPartition:
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: StreamState | None) -> PollingPartition[StreamState]:
         reader = StreamReader(self._url.client(), for_part.removeprefix("redis:"), self._url.field, self._fmt,
                               self._options, self._chunk_size, self._follow, resume_state)
-        return _StreamPartition(reader, self._poll)
+        return PollingPartition(reader.read, lambda: reader.finished, lambda: reader.state, reader.client.close,
+                                self._poll)

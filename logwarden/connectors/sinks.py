@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -17,6 +17,21 @@ from logwarden.audit.trail import AuditTrail
 
 # Every item a sink gets is (key, record); records have ``to_dict``.
 Keyed = tuple[str, Any]
+S = TypeVar("S")
+
+
+class _OneWriter(FixedPartitionedSink[Any, S], Generic[S]):
+    """A sink with a single partition, so one worker of the whole cluster writes everything."""
+
+    name = "out"
+
+    @override
+    def list_parts(self) -> list[str]:
+        return [self.name]
+
+    @override
+    def part_fn(self, item_key: str) -> int:
+        return 0
 
 
 class _JsonLinesPartition(StatefulSinkPartition[Any, int]):
@@ -43,20 +58,12 @@ class _JsonLinesPartition(StatefulSinkPartition[Any, int]):
         self._f.close()
 
 
-class JsonLinesSink(FixedPartitionedSink[Any, int]):
+class JsonLinesSink(_OneWriter[int]):
     """Writes each record's ``to_dict()`` as one JSON line. One partition: one writer. Its
     recovery state is the file's length, so a resumed flow neither loses nor repeats lines."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-
-    @override
-    def list_parts(self) -> list[str]:
-        return ["out"]
-
-    @override
-    def part_fn(self, item_key: str) -> int:
-        return 0
 
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _JsonLinesPartition:
@@ -77,20 +84,12 @@ class _TrailPartition(StatefulSinkPartition[Any, int]):
         return self._trail.position()
 
 
-class TrailSink(FixedPartitionedSink[Any, int]):
+class TrailSink(_OneWriter[int]):
     """Appends what the flow decided (or saw) to an audit trail, never the same record twice
     across a crash and a resume (its recovery state is the trail's position)."""
 
     def __init__(self, trail: AuditTrail, name: str) -> None:
-        self._trail, self._name = trail, name
-
-    @override
-    def list_parts(self) -> list[str]:
-        return [self._name]
-
-    @override
-    def part_fn(self, item_key: str) -> int:
-        return 0
+        self._trail, self.name = trail, name
 
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TrailPartition:
@@ -110,21 +109,13 @@ class _BatchPartition(StatefulSinkPartition[Any, None]):
         return None
 
 
-class BatchSink(FixedPartitionedSink[Any, None]):
+class BatchSink(_OneWriter[None]):
     """Hands each batch of records to ``write`` on a single worker: the incident store (one
     transaction a batch), the audit trail (one append a batch), the terminal, tests."""
 
     def __init__(self, write: Callable[[list[Any]], Any], name: str = "out") -> None:
         self._write = write
-        self._name = name
-
-    @override
-    def list_parts(self) -> list[str]:
-        return [self._name]
-
-    @override
-    def part_fn(self, item_key: str) -> int:
-        return 0
+        self.name = name
 
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BatchPartition:

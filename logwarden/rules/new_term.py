@@ -22,7 +22,7 @@ from logwarden.alerts import Alert, make_alert_id
 from logwarden.errors import ConfigError
 from logwarden.event import Event
 from logwarden.rules.base import Params, Predicate, RuleMeta
-from logwarden.rules.terms import TermStore
+from logwarden.rules.terms import STARTED, TermStore
 from logwarden.rules.threshold import Duration
 
 
@@ -85,9 +85,14 @@ class NewTermRule:
             seeded = set(self.known.get(entity, ()))
             if self.store is not None:
                 state.taught_by = self.store.terms(self.meta.id, entity)
+                began = state.taught_by.pop(STARTED, None)
                 seeded |= set(state.taught_by)
+                if began is not None:  # learned before (a restart, another worker): as it was
+                    state.started = datetime.fromisoformat(began)
+                else:
+                    self.store.add(self.meta.id, entity, STARTED, ts.isoformat())
             state.terms.update(seeded)
-            if seeded:  # a seeded key has nothing left to learn
+            if seeded and state.started == ts:  # seeded from a baseline: nothing left to learn
                 state.started = ts - self.learn - timedelta(seconds=1)
         if term in state.terms:
             if state.taught_by.pop(term, None) != event.id:
