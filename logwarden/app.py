@@ -236,7 +236,8 @@ def build_sources(settings: Settings, inputs: list[str], fmt: str | None, option
         if is_stream_url(text):
             from logwarden.connectors.redis_stream import RedisStreamSource
 
-            url = parse_stream_url(text, settings.redis_url.get_secret_value() if settings.redis_url else None)
+            url = parse_stream_url(text, settings.redis_url.get_secret_value() if settings.redis_url else None,
+                                   settings.stream_field)
             sources.append(RedisStreamSource(url, fmt, options, size, follow, settings.stream_poll))
             described.append({"stream": url.redacted()})
         elif text.startswith("kafka://"):

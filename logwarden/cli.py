@@ -60,7 +60,7 @@ def _print_alert(alert) -> None:
 
 @app.command()
 def run(
-    inputs: InputOpt,
+    inputs: Annotated[list[str] | None, InputOpt.__metadata__[0]] = None,
     fmt: FormatOpt = None,
     alerts: Annotated[Path | None, typer.Option(help="write alerts here as JSON lines")] = None,
     violations: Annotated[Path | None, typer.Option(help="write violations here as JSON lines")] = None,
@@ -97,6 +97,9 @@ def run(
         raise typer.Exit(run_local_cluster(sys.argv[1:], processes))
     if (settings.process_id is None) != (settings.addresses is None):
         raise LogwardenError("--process-id and --addresses go together (LOGWARDEN_PROCESS_ID, LOGWARDEN_ADDRESSES)")
+    inputs = inputs or list(settings.inputs)
+    if not inputs:
+        raise LogwardenError("no input: give --input (repeatable) or LOGWARDEN_INPUTS")
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
                       follow=follow, on_alert=_print_alert,
                       on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None)
@@ -133,7 +136,8 @@ def ship(
     from logwarden.streams import ship as send
 
     settings = _env_settings()
-    url = parse_stream_url(to, settings.redis_url.get_secret_value() if settings.redis_url else None)
+    url = parse_stream_url(to, settings.redis_url.get_secret_value() if settings.redis_url else None,
+                           settings.stream_field)
     import redis
 
     try:

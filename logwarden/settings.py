@@ -34,6 +34,8 @@ class Settings(BaseSettings):
                                          description="how often a following run writes its scorecard")
     kafka_config: dict[str, SecretStr] = Field(
         default_factory=dict, description="extra librdkafka settings (JSON), e.g. SASL credentials")
+    inputs: list[str] = Field(default_factory=list, description="run's inputs when no --input is given (JSON list)")
+    stream_field: str = Field("line", min_length=1, description="the Redis stream entry field holding the raw line")
     stream_poll: Duration = Field(timedelta(milliseconds=50), description="Redis stream / Kafka poll when idle")
 
     # Crash recovery and scale-out (Bytewax).

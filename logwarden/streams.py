@@ -59,16 +59,17 @@ def is_stream_url(text: str) -> bool:
     return text.startswith(("redis://", "rediss://", "unix://"))
 
 
-def parse_stream_url(text: str, credentials_from: str | None = None) -> StreamURL:
+def parse_stream_url(text: str, credentials_from: str | None = None, field_name: str = "line") -> StreamURL:
     """Parse a stream input; a URL without a password borrows it from ``credentials_from``
-    (``LOGWARDEN_REDIS_URL``) when both name the same host, so no password sits on a command line."""
+    (``LOGWARDEN_REDIS_URL``) when both name the same host, so no password sits on a command line.
+    ``field_name`` (``LOGWARDEN_STREAM_FIELD``) is the entries' line field unless the URL says ``field=``."""
     parts = urlsplit(text)
     query = parse_qs(parts.query)
     stream = (query.pop("stream", [None]) or [None])[0]
     if not stream:
         raise ConfigError(f"input {StreamURL(urlunsplit(parts._replace(query='')), '?').redacted()}: "
                           "add ?stream=NAME (a stream name or a glob such as logs:*)")
-    field_name = (query.pop("field", ["line"]) or ["line"])[0]
+    field_name = (query.pop("field", [field_name]) or [field_name])[0]
     url = urlunsplit(parts._replace(query=urlencode({k: v[0] for k, v in query.items()})))
     if credentials_from and parts.password is None:
         cred = urlsplit(credentials_from)

@@ -184,13 +184,19 @@ def test_ship_merge_sends_history_in_event_time_order(sim: Path, redis_url: str,
     assert refused.returncode == 2 and "cannot --follow" in refused.stderr
 
 
-def test_json_logs_describe_the_run(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
-    redis.Redis.from_url(redis_url).xadd(f"{redis_prefix}one", {"line": '{"@timestamp":"2026-11-24T10:00:00Z"}'})
-    done = _cli("run", "-i", f"{redis_url}?stream={redis_prefix}one", "--no-model", "-w", "2",
-                env={"LOGWARDEN_LOG_FORMAT": "json"})
+def test_inputs_from_settings_and_json_logs_describe_the_run(redis_url: str, redis_prefix: str,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    redis.Redis.from_url(redis_url).xadd(f"{redis_prefix}one", {"msg": '{"@timestamp":"2026-11-24T10:00:00Z"}'})
+    violations = tmp_path / "v.jsonl"
+    done = _cli("run", "--no-model", "-w", "2", "--violations", str(violations),
+                env={"LOGWARDEN_LOG_FORMAT": "json", "LOGWARDEN_STREAM_FIELD": "msg",
+                     "LOGWARDEN_INPUTS": orjson.dumps([f"{redis_url}?stream={redis_prefix}one"]).decode()})
     assert done.returncode == 0, done.stderr
+    [v] = [orjson.loads(line) for line in violations.read_bytes().splitlines()]
+    assert v["reason"] == "missing_field" and v["line"] == 1  # the line came from the field "msg"
     logs = [orjson.loads(line) for line in done.stderr.splitlines()]  # every stderr line is one JSON object
     started = next(entry for entry in logs if entry["event"] == "flow_started")
-    assert started["inputs"] == [{"stream": f"{redis_url}?stream={redis_prefix}one"}] and started["workers"] == 2
+    assert started["inputs"] == [{"stream": f"{redis_url}?stream={redis_prefix}one&field=msg"}]
+    assert started["workers"] == 2
     assert started["level"] == "info" and started["timestamp"].endswith("Z")
     assert any(entry["event"] == "flow_stopped" for entry in logs)
