@@ -273,10 +273,11 @@ def recovery_config(settings: Settings) -> Any:
             init_db_dir(directory, RECOVERY_PARTITIONS)
         else:  # the first process creates it; the others wait for it
             deadline = time.monotonic() + 60
-            while not any(directory.glob("part-*.sqlite3")):
+            while len(list(directory.glob("part-*.sqlite3"))) < RECOVERY_PARTITIONS:
                 if time.monotonic() > deadline:
                     raise ConfigError(f"recovery directory {directory}: process 0 has not created it")
                 time.sleep(0.2)
+            time.sleep(0.5)  # the last partition file exists; let its creation finish
     return RecoveryConfig(directory)
 
 
