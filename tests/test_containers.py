@@ -13,6 +13,7 @@ import yaml
 from compose_pydantic import ComposeSpecification
 
 from logwarden.simulate import simulate
+from tests.fakes import redis_prefix, redis_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +125,59 @@ def test_the_readme_container_section_matches_the_compose_file() -> None:
         if volume != "logwarden-kafka-state":
             assert f"`{volume}`" in section, volume
     assert "no image has been built and no container started" in section
+
+
+def test_the_compose_services_commands_run_outside_a_container(redis_url: str, redis_prefix: str,  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """samples -> ship -> logwarden, with the compose file's own commands and environment; only
+    hosts, ports and directories are swapped for this machine's (Redis keys under a test prefix)."""
+    import os
+    import socket
+    import time
+
+    import orjson
+
+    services = compose()["services"]
+    stream = f"{redis_prefix}logs"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def local(arg: str) -> str:
+        return (arg.replace("redis://redis:6379/0", redis_url).replace("stream=logs", f"stream={stream}")
+                .replace("/samples", str(tmp_path / "samples")).replace("/var/lib/logwarden", str(tmp_path / "state"))
+                .replace("9464", str(port)))
+
+    def env_of(name: str) -> dict[str, str]:
+        env = {k: local(str(v)) for k, v in services[name].get("environment", {}).items()}
+        env.update(LOGWARDEN_REDIS_URL=redis_url, LOGWARDEN_REDIS_PREFIX=redis_prefix,
+                   LOGWARDEN_METRICS_ADDR="127.0.0.1")
+        return {**os.environ, **env}
+
+    def command(name: str) -> list[str]:
+        return [sys.executable, "-m", "logwarden", *map(local, services[name]["command"])]
+
+    for name in ("samples", "ship"):
+        done = subprocess.run(command(name), env=env_of(name), cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, (name, done.stderr)
+    shipped = sum(int(line.split()[0]) for line in done.stdout.splitlines())
+    flow = subprocess.Popen(command("logwarden"), env=env_of("logwarden"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    health = [local(a) for a in services["logwarden"]["healthcheck"]["test"][1:]]
+    try:
+        for _ in range(300):  # bounded: up to 60 s until the healthcheck passes and every line is read
+            check = subprocess.run([sys.executable, "-m", *health], cwd=ROOT, capture_output=True, text=True,
+                                   timeout=30, check=False)
+            lines = sum(int(row.split()[1]) for row in check.stdout.splitlines() if row.startswith(str(tmp_path)))
+            if check.returncode == 0 and lines == shipped:
+                break
+            time.sleep(0.2)
+        assert check.returncode == 0 and lines == shipped > 1000, check.stdout + check.stderr
+    finally:
+        flow.terminate()
+        _, err = flow.communicate(timeout=60)
+    started = orjson.loads(err.splitlines()[0])  # LOGWARDEN_LOG_FORMAT=json, as the compose file sets
+    assert started["event"] == "flow_started" and started["follow"] is True
+    assert started["recovery"] == str(tmp_path / "state" / "recovery")
+    assert any((tmp_path / "state" / "recovery").glob("part-*.sqlite3"))
