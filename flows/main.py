@@ -19,6 +19,8 @@ whole batches (one Python call per batch, not per item).
 from __future__ import annotations
 
 import pickle
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -245,6 +247,41 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         return _freeze(self._config, self._engine.state)
 
 
+class _EndOfInput:
+    """A replay's end: Bytewax calls ``on_eof`` key by key, and scoring each principal's last
+    windows alone costs a vectorized call each. The first call of a worker scores every pending
+    principal of that worker (and flow) in one call; the others pick up their share.
+
+    Keyed by OS thread id, not ``threading.local``: Bytewax's worker threads get a fresh Python
+    thread state each time they take the GIL, which empties thread-local data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.live: dict[tuple[int, int], weakref.WeakSet[_FeatureLogic]] = {}
+        self.ready: dict[int, list[Alert]] = {}
+
+    def register(self, flow: int, logic: _FeatureLogic) -> None:
+        with self._lock:
+            self.live.setdefault((flow, threading.get_ident()), weakref.WeakSet()).add(logic)
+
+    def take(self, flow: int, logic: _FeatureLogic, scorer: PrincipalScorer) -> list[Alert]:
+        with self._lock:
+            found = self.ready.pop(id(logic), None)
+            if found is not None:
+                return found
+            pending = [lg for lg in self.live.pop((flow, threading.get_ident()), ())
+                       if lg is not logic and lg._state is not None and lg._state.windows]
+        assert logic._state is not None
+        states = [logic._state] + [lg._state for lg in pending]  # type: ignore[misc]
+        mine, *theirs = scorer.close_many(states, None)
+        with self._lock:
+            self.ready.update((id(lg), alerts) for lg, alerts in zip(pending, theirs, strict=True))
+        return mine
+
+
+_EOF = _EndOfInput()
+
+
 class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
     """Per principal: feature windows, scored in batches when they close."""
 
@@ -258,6 +295,8 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         self._held = _Held(config, "features")
         if resume is not None:
             self._held.hold()
+        if not self._live:
+            _EOF.register(id(config), self)
 
     def on_batch(self, values: list[Event]) -> tuple[Iterable[Any], bool]:
         if self._state is None:
@@ -269,7 +308,9 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         return self._flush()
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        return self._flush()
+        if self._live or self._state is None:
+            return self._flush()
+        return _EOF.take(id(self._config), self, self._scorer), self._held.verdict(False)
 
     def notify_at(self) -> datetime | None:
         # Live: a quiet principal's last windows still close once the lateness has passed.

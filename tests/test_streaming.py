@@ -57,14 +57,15 @@ def test_stream_replay_equals_the_files_and_scales_over_workers_and_processes(
 
     def run(name: str, *args: str) -> tuple[list[bytes], list[bytes]]:
         alerts, violations = tmp_path / f"{name}-a.jsonl", tmp_path / f"{name}-v.jsonl"
-        done = _cli("run", *args, "--alerts", str(alerts), "--violations", str(violations), "--no-model",
-                    env={"LOGWARDEN_BATCH_SIZE": "97"})
+        done = _cli("run", *args, "--alerts", str(alerts), "--violations", str(violations),
+                    env={"LOGWARDEN_BATCH_SIZE": "97"})  # the rules and the shipped anomaly model
         assert done.returncode == 0, done.stderr
         return _records(alerts), _records(violations)
 
     files = run("files", *[a for p in sim_inputs(sim) for a in ("-i", p)])
     one = run("w1", "-i", target)
     assert one == files and len(one[0]) >= 20 and one[1]
+    assert any(b'"anomaly.iforest"' in line for line in one[0])
     assert run("w2", "-i", target, "-w", "2") == one
     assert run("p2w2", "-i", target, "-p", "2", "-w", "2") == one
 
