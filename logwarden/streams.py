@@ -21,12 +21,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
 import redis
+import structlog
 
 from logwarden.errors import ConfigError, LogwardenError
 from logwarden.inputs import LineReader, RawChunk, sniff_file
 from logwarden.parsers import PARSERS, ParserOptions, build_parser, detect_format
 
 GLOB_CHARS = "*?["
+log = structlog.get_logger("logwarden.streams")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class StreamReader:
         self.client, self.stream, self.field = client, stream, field_name.encode()
         self.fmt, self.options, self.chunk_size, self.follow = fmt, options, chunk_size, follow
         self.state = resume or StreamState()
+        self._down = False
         self.end_id: str | None = None if follow else self._last_id()
 
     def _last_id(self) -> str:
@@ -119,6 +122,8 @@ class StreamReader:
             info = self.client.xinfo_stream(self.stream)
         except redis.ResponseError:  # no such stream (yet): nothing to replay
             return "0-0"
+        except redis.RedisError as exc:
+            raise ConfigError(f"stream {self.stream}: {type(exc).__name__}: {exc}") from None
         last = info["last-generated-id"]
         return last.decode() if isinstance(last, bytes) else str(last)
 
@@ -130,8 +135,19 @@ class StreamReader:
         """The next entries as chunks; empty when there is nothing new (or ``finished``)."""
         if self.finished:
             return []
-        entries = self.client.xrange(self.stream, min=f"({self.state.last_id}", max=self.end_id or "+",
-                                     count=self.chunk_size)
+        try:
+            entries = self.client.xrange(self.stream, min=f"({self.state.last_id}", max=self.end_id or "+",
+                                         count=self.chunk_size)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Redis restarting or unreachable for a moment: keep the position and try again at
+            # the next poll (redis-py reconnects); nothing is read twice or skipped.
+            if not self._down:
+                log.warning("stream_unreachable", stream=self.stream, error=type(exc).__name__)
+            self._down = True
+            return []
+        if self._down:
+            log.info("stream_reachable", stream=self.stream)
+            self._down = False
         if not entries:
             return []
         chunks: list[RawChunk] = []

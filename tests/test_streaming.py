@@ -201,3 +201,47 @@ def test_inputs_from_settings_and_json_logs_describe_the_run(redis_url: str, red
     assert started["workers"] == 2
     assert started["level"] == "info" and started["timestamp"].endswith("Z")
     assert any(entry["event"] == "flow_stopped" for entry in logs)
+
+
+def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Our own redis-server (the shared one must not be restarted): the follower keeps its place
+    while Redis is down, logs it, and goes on where it was once Redis is back."""
+    import shutil
+    import time
+
+    from tests.fakes import _free_port
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    port = _free_port()
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+                                 "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                redis.Redis(port=port).ping()
+                return proc
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    server = start()
+    client = redis.Redis(port=port, socket_timeout=2)
+    try:
+        for k in range(5):
+            client.xadd("s", {"line": f'{{"@timestamp":"2026-11-24T10:00:0{k}Z","n":{k}}}', "format": "json"})
+        reader = StreamReader(redis.Redis(port=port, socket_timeout=2), "s", "line", None, ParserOptions(), 2,
+                              follow=True)
+        assert [c.lines for c in reader.read()] == [[f'{{"@timestamp":"2026-11-24T10:00:0{k}Z","n":{k}}}'
+                                                     for k in (0, 1)]]
+        client.save()
+        client.shutdown(nosave=True)
+        server.wait(timeout=10)
+        assert reader.read() == [] and reader.read() == []  # down: no error, same place
+        server = start()  # back, with the saved stream
+        got = [c for _ in range(3) for c in reader.read()]
+        assert [(c.first_line, len(c.lines)) for c in got] == [(3, 2), (5, 1)]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 from bytewax.inputs import FixedPartitionedSource
 from typing_extensions import override
 
 from logwarden.connectors.polling import PollingPartition
+from logwarden.errors import ConfigError
 from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions
 from logwarden.streams import StreamReader, StreamState, StreamURL, list_streams
@@ -25,7 +27,10 @@ class RedisStreamSource(FixedPartitionedSource[RawChunk, StreamState]):
     def list_parts(self) -> list[str]:
         client = self._url.client()
         try:
+            client.ping()  # a wrong host, port or password: said at start
             return [f"redis:{s}" for s in list_streams(client, self._url)]
+        except redis.RedisError as exc:  # at start: a clear error, not a traceback
+            raise ConfigError(f"input {self._url.redacted()}: {type(exc).__name__}: {exc}") from None
         finally:
             client.close()
 
