@@ -28,13 +28,24 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _die_with_parent() -> None:
+    """In each child: if this launcher dies (even by SIGKILL), the child gets SIGKILL too, so no
+    orphaned half of a cluster keeps running (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run_local_cluster(argv: list[str], processes: int) -> int:
     """Start ``processes`` copies of ``logwarden ARGV``, wait for all; the first failure's exit code."""
     addresses = [f"127.0.0.1:{p}" for p in free_ports(processes)]
     children = []
     for i in range(processes):
         env = {**os.environ, "LOGWARDEN_PROCESS_ID": str(i), "LOGWARDEN_ADDRESSES": orjson.dumps(addresses).decode()}
-        children.append(subprocess.Popen([sys.executable, "-m", "logwarden", *argv], env=env))
+        children.append(subprocess.Popen([sys.executable, "-m", "logwarden", *argv], env=env,
+                                         preexec_fn=_die_with_parent))
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for child in children:

@@ -245,3 +245,29 @@ def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(tmp_path: Path) ->
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_killing_a_local_cluster_leaves_no_orphan(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "logwarden", "run", "-i", f"{redis_url}?stream={redis_prefix}x",
+                             "--follow", "-p", "2", "--no-model"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    for _ in range(100):  # both processes of the cluster are up
+        children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                   text=True, check=False).stdout.split()]
+        if len(children) == 2:
+            break
+        time.sleep(0.1)
+    assert len(children) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    for _ in range(100):
+        alive = [c for c in children if Path(f"/proc/{c}").exists()
+                 and "zombie" not in Path(f"/proc/{c}/status").read_text().lower()]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert alive == []
