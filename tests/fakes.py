@@ -113,6 +113,18 @@ class FakeSlack:
             out.append(msg)
         return out
 
+    def replies(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """conversations.replies: a thread's replies since ``oldest``, with their metadata."""
+        oldest = float(query.get("oldest") or 0)
+        out = []
+        for c in self.posts(thread=True):
+            if c["body"].get("thread_ts") != query.get("ts") or float(c["ts"]) < oldest:
+                continue
+            meta = c["body"].get("metadata")
+            out.append({"type": "message", "ts": c["ts"], "thread_ts": c["body"]["thread_ts"],
+                        **({"metadata": json.loads(meta) if isinstance(meta, str) else meta} if meta else {})})
+        return out
+
     def ok_calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["method"] == method and c["ok"]]
 
@@ -158,6 +170,8 @@ class FakeSlack:
                     return self._reply(200, {"ok": False, "error": "invalid_auth"})
                 if method == "conversations.history":
                     return self._reply(200, {"ok": True, "messages": fake.history(body), "has_more": False})
+                if method == "conversations.replies":
+                    return self._reply(200, {"ok": True, "messages": fake.replies(body), "has_more": False})
                 if method == "conversations.list":
                     return self._reply(200, {"ok": True, "channels": [], "response_metadata": {"next_cursor": ""}})
                 ts = fake._next_ts()

@@ -174,6 +174,34 @@ def test_a_crash_between_slacks_answer_and_our_record_does_not_post_twice(
         assert bool(inc.message.get("digest")) == many
 
 
+class _DiesAfterSlackTakesAReply(IncidentStore):
+    """The process dies right after Slack accepted a thread reply, before recording it."""
+
+    def mark_notified(self, iid: str, version: int, message: dict | None, sent_pending: int,
+                      notified: bool) -> None:
+        if message is None and sent_pending:
+            raise SystemExit("killed")
+        super().mark_notified(iid, version, message, sent_pending, notified)
+
+
+def test_a_crash_after_a_reply_does_not_reply_twice(slack: FakeSlack, redis_url: str,  # noqa: F811
+                                                    redis_prefix: str) -> None:  # noqa: F811
+    backend = RedisBackend.from_url(redis_url, redis_prefix)
+    store = IncidentStore(backend)
+    [inc] = store.apply([alert()])
+    dispatcher(store, bot(slack), lease_ms=100).run_once()
+    store.ack(inc.id, "alice", "on it")
+    store.resolve(inc.id, "bob")
+    with pytest.raises(SystemExit):
+        dispatcher(_DiesAfterSlackTakesAReply(backend), bot(slack), lease_ms=100).run_once()
+    assert len(slack.posts(thread=True)) == 2
+    time.sleep(0.2)  # the dead process's lease expires
+    dispatcher(store, bot(slack), lease_ms=100).run_once()
+    texts = [p["body"]["text"] for p in slack.posts(thread=True)]
+    assert len(texts) == 2 and "Acknowledged by alice" in texts[0] and "Resolved by bob" in texts[1]
+    assert store.outbox() == [] and store.get(inc.id).sending is None  # type: ignore[union-attr]
+
+
 def test_a_slack_outage_loses_nothing_and_sends_each_once(slack: FakeSlack) -> None:  # noqa: F811
     store = IncidentStore(MemoryBackend())
     d = dispatcher(store, bot(slack), max_attempts=2)

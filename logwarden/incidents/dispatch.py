@@ -129,6 +129,14 @@ class Dispatcher:
             log.info("notification_lookup_failed", error=type(exc).__name__)
             return None
 
+    def _replied(self, inc: Incident, ref: MessageRef) -> set[str]:
+        assert inc.sending is not None
+        try:
+            return self.notifier.replied(inc.id, ref, inc.sending["since"] - SENDING_SLACK)
+        except Exception as exc:
+            log.info("notification_lookup_failed", error=type(exc).__name__)
+            return set()
+
     def _post_new(self, channel: str | None, group: list[Incident], report: Report) -> None:
         # A first post cut short (a crash or a timeout after Slack took it): look before posting again.
         waiting = []
@@ -179,7 +187,15 @@ class Dispatcher:
                     return
                 sent_any = True
             done = 0
+            # Replies cut short before (a crash or a timeout after Slack took them) are looked up
+            # in the thread, and those already there are not sent again.
+            there = self._replied(inc, ref) if inc.pending and inc.sending else set()
+            if inc.pending:
+                self.store.note_sending([inc.id], channel, time.time())
             for event in inc.pending:
+                if str(event.get("id")) in there:
+                    done += 1
+                    continue
                 if self._attempt(channel, lambda event=event: self.notifier.reply(inc, ref, event),
                                  report) is _FAILED:
                     break

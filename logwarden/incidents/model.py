@@ -105,3 +105,8 @@ class Silence:
         d = asdict(self)
         d["created_at"], d["expires_at"] = wall_iso(self.created_at), wall_iso(self.expires_at)
         return d
+
+
+def pending_id(inc: Incident, now: float) -> str:
+    """A follow-up's own id (its reply carries it, so a reply already in Slack is not sent again)."""
+    return f"{now:.6f}.{inc.version}.{len(inc.pending)}"

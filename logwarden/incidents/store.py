@@ -23,7 +23,7 @@ import orjson
 from logwarden.alerts import Alert
 from logwarden.errors import LogwardenError
 from logwarden.incidents.backend import Backend, Tx
-from logwarden.incidents.model import MAX_EVIDENCE, Incident, Silence, fingerprint_of, incident_id
+from logwarden.incidents.model import MAX_EVIDENCE, Incident, Silence, fingerprint_of, incident_id, pending_id
 from logwarden.timeutil import isoformat
 
 SYSTEM = "logwarden"
@@ -132,7 +132,7 @@ class IncidentStore:
             inc.state = state
             inc.version += 1  # the posted message must show the new state
             inc.record(now, by, state, note)
-            inc.pending.append({"kind": state, "by": by, "note": note})
+            inc.pending.append({"kind": state, "by": by, "note": note, "id": pending_id(inc, now)})
             self._write(tx, inc, now, notify=True, index=True)
             return inc
 
@@ -197,6 +197,8 @@ class IncidentStore:
             if message is not None:
                 inc.message, inc.sending = message, None
             del inc.pending[:sent_pending]
+            if inc.message is not None and not inc.pending:
+                inc.sending = None  # every reply is out
             inc.notified_version = max(inc.notified_version, version)
             if notified:
                 inc.last_notified_at = self.clock()
@@ -207,7 +209,8 @@ class IncidentStore:
         self.backend.atomic(tx_fn)
 
     def note_sending(self, iids: list[str], channel: str | None, since: float) -> None:
-        """Before a first post: record that it is under way (see ``Incident.sending``)."""
+        """Before a first post or a thread's replies: record that it is under way (see
+        ``Incident.sending``)."""
 
         def tx_fn(tx: Tx) -> None:
             for text in tx.get([self._inc + i for i in iids]):
@@ -288,4 +291,4 @@ def _update(inc: Incident, alert: Alert, now: float, policy: IncidentPolicy) -> 
     if (inc.state == "open" and inc.last_notified_at is not None
             and now - inc.last_notified_at >= policy.repeat_interval.total_seconds()
             and not any(p["kind"] == "renotify" for p in inc.pending)):
-        inc.pending.append({"kind": "renotify", "by": SYSTEM, "note": "still firing"})
+        inc.pending.append({"kind": "renotify", "by": SYSTEM, "note": "still firing", "id": pending_id(inc, now)})

@@ -195,8 +195,25 @@ class SlackBot:
         self._call("chat.update", "chat_update", channel=ref["channel"], ts=ref["ts"], **build_slack_blocks(incident))
 
     def reply(self, incident: Incident, ref: MessageRef, event: dict[str, Any]) -> None:
+        meta = _metadata([incident.id])
+        meta["event_payload"]["reply"] = str(event.get("id", ""))
         self._call("chat.postMessage", "chat_postMessage", channel=ref["channel"], thread_ts=ref["ts"],
-                   **build_reply(incident, event))
+                   metadata=meta, **build_reply(incident, event))
+
+    def replied(self, incident_id: str, ref: MessageRef, since: float) -> set[str]:
+        """The follow-up ids already in the incident's thread since ``since`` (from the replies'
+        metadata); empty when the thread cannot be read."""
+        try:
+            resp = self._client.conversations_replies(channel=ref["channel"], ts=ref["ts"], oldest=f"{since:.6f}",
+                                                      include_all_metadata=True, limit=200)
+        except Exception:
+            return set()
+        out = set()
+        for msg in resp.get("messages", []):
+            payload = (msg.get("metadata") or {}).get("event_payload") or {}
+            if incident_id in str(payload.get("incidents", "")).split(",") and payload.get("reply"):
+                out.add(str(payload["reply"]))
+        return out
 
     def digest(self, incidents: list[Incident], channel: str | None) -> MessageRef:
         resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel,
@@ -236,3 +253,6 @@ class SlackWebhook:
 
     def find(self, incident_ids: list[str], channel: str | None, since: float) -> MessageRef | None:
         return None  # a webhook cannot read back: after a crash mid-send, at least once
+
+    def replied(self, incident_id: str, ref: MessageRef, since: float) -> set[str]:
+        return set()
