@@ -18,6 +18,7 @@ whole batches (one Python call per batch, not per item).
 
 from __future__ import annotations
 
+import io
 import pickle
 import threading
 import weakref
@@ -98,8 +99,28 @@ def _freeze(config: FlowConfig, state: Any) -> bytes | None:
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if config.snapshots else None
 
 
+_SAFE = {"datetime": {"datetime", "date", "timedelta", "timezone"},
+         "collections": {"deque", "OrderedDict", "Counter", "defaultdict"},
+         "builtins": {"set", "frozenset", "dict", "list", "tuple", "bytes", "bytearray", "int", "float", "str",
+                      "bool", "complex"}}
+
+
+class _StateUnpickler(pickle.Unpickler):
+    """Snapshots hold only our own state classes and plain values: anything else in a recovery
+    database (a function, another module's object) is refused instead of being called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name in _SAFE.get(module, ()):
+            return super().find_class(module, name)
+        if module.startswith("logwarden."):
+            found = super().find_class(module, name)
+            if isinstance(found, type):
+                return found
+        raise pickle.UnpicklingError(f"recovery snapshot refers to {module}.{name}, which is not logwarden state")
+
+
 def _thaw(resume: Any) -> Any:
-    return pickle.loads(resume) if isinstance(resume, bytes) else resume
+    return _StateUnpickler(io.BytesIO(resume)).load() if isinstance(resume, bytes) else resume
 
 
 class _Held:

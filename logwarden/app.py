@@ -267,7 +267,9 @@ def recovery_config(settings: Settings) -> Any:
     from bytewax.recovery import RecoveryConfig, init_db_dir
 
     directory = settings.recovery_dir
-    directory.mkdir(parents=True, exist_ok=True)
+    # Bytewax keeps its snapshots pickled: only this user may read or write them.
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
     if not any(directory.glob("part-*.sqlite3")):
         if settings.process_id in (None, 0):
             init_db_dir(directory, RECOVERY_PARTITIONS)

@@ -32,6 +32,7 @@ InputOpt = Annotated[list[str], typer.Option(
                           "file (also ones created later and rotated ones), a Redis stream "
                           "'redis://host:6379/0?stream=logs:*' or Kafka 'kafka://broker:9092/topic' (repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
+OptionalInputOpt = Annotated[list[str] | None, InputOpt.__metadata__[0]]  # run: else LOGWARDEN_INPUTS
 
 
 def _settings(**overrides: object):
@@ -60,7 +61,7 @@ def _print_alert(alert) -> None:
 
 @app.command()
 def run(
-    inputs: Annotated[list[str] | None, InputOpt.__metadata__[0]] = None,
+    inputs: OptionalInputOpt = None,
     fmt: FormatOpt = None,
     alerts: Annotated[Path | None, typer.Option(help="write alerts here as JSON lines")] = None,
     violations: Annotated[Path | None, typer.Option(help="write violations here as JSON lines")] = None,
@@ -135,14 +136,14 @@ def ship(
     from logwarden.streams import parse_stream_url, ship_merged
     from logwarden.streams import ship as send
 
+    if merge and follow:
+        raise LogwardenError("ship: --merge orders whole files; it cannot --follow them")
     settings = _env_settings()
     url = parse_stream_url(to, settings.redis_url.get_secret_value() if settings.redis_url else None,
                            settings.stream_field)
     import redis
 
     try:
-        if merge and follow:
-            raise LogwardenError("ship: --merge orders whole files; it cannot --follow them")
         sent = ship_merged(url, files, fmt, parser_options(settings), maxlen=maxlen,
                            chunk_size=settings.batch_size) if merge else \
             send(url, files, fmt, parser_options(settings), follow=follow, maxlen=maxlen,

@@ -204,12 +204,8 @@ def ship(url: StreamURL, paths: list[str], fmt: str | None, options: ParserOptio
             moved = 0
             for reader in readers:
                 for chunk in _chunks(reader, follow):
-                    pipe = client.pipeline(transaction=False)
-                    for line in chunk.lines:
-                        pipe.xadd(stream_for(url, reader.path), {url.field: line, "source": reader.path,
-                                                                 "format": reader.fmt},
-                                  maxlen=maxlen, approximate=maxlen is not None)
-                    pipe.execute()
+                    target = stream_for(url, reader.path)
+                    _send(client, url, maxlen, [(target, reader.path, reader.fmt, line) for line in chunk.lines])
                     sent[reader.path] += len(chunk.lines)
                     moved += len(chunk.lines)
             if not follow or (stop is not None and stop.is_set()):
@@ -250,13 +246,20 @@ def ship_merged(url: StreamURL, paths: list[str], fmt: str | None, options: Pars
     merged = time_ordered([(p, fmt or sniff_file(p, options)) for p in paths], options)
     sent = dict.fromkeys(paths, 0)
     for i in range(0, len(merged), chunk_size):
-        pipe = client.pipeline(transaction=False)
-        for path, f, line in merged[i:i + chunk_size]:
-            pipe.xadd(url.stream, {url.field: line, "source": path, "format": f}, maxlen=maxlen,
-                      approximate=maxlen is not None)
+        batch = merged[i:i + chunk_size]
+        _send(client, url, maxlen, [(url.stream, path, f, line) for path, f, line in batch])
+        for path, _, _ in batch:
             sent[path] += 1
-        pipe.execute()
     return sent
+
+
+def _send(client: Any, url: StreamURL, maxlen: int | None, entries: list[tuple[str, str, str, str]]) -> None:
+    """``XADD`` each ``(stream, source, format, line)`` entry, in one pipeline."""
+    pipe = client.pipeline(transaction=False)
+    for stream, source, fmt, line in entries:
+        pipe.xadd(stream, {url.field: line, "source": source, "format": fmt}, maxlen=maxlen,
+                  approximate=maxlen is not None)
+    pipe.execute()
 
 
 def _chunks(reader: LineReader, follow: bool) -> Iterator[RawChunk]:

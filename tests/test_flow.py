@@ -131,3 +131,59 @@ def test_replaying_files_gives_the_alerts_of_one_time_ordered_merge(sim: Path) -
     merged = evaluate(load_rules([ROOT / "rules" / "default.yaml"]).enabled(), events)
     expected = sorted((a.to_dict() for a in merged), key=lambda d: orjson.dumps(d, option=orjson.OPT_SORT_KEYS))
     assert _run(sim, 1, batch_size=50)["alerts"] == expected
+
+
+def test_snapshots_round_trip_and_refuse_anything_but_logwarden_state(sim: Path) -> None:
+    """Every stateful step's snapshot (live mode, rules and the shipped model) restores to the same
+    state; a recovery database entry naming any other callable is refused, never called."""
+    import pickle
+    from collections import defaultdict
+    from datetime import timedelta
+
+    import pytest
+
+    from flows.main import Featured, Routed, _FeatureLogic, _RulesLogic, _StandardLogic, _thaw
+    from logwarden.anomaly.model import AnomalyModel
+    from logwarden.app import default_model_path
+    from logwarden.inputs import LineReader
+
+    options = ParserOptions()
+    model_path = default_model_path()
+    assert model_path is not None
+    config = FlowConfig(profile=load_profile(), parser_options=options,
+                        rules=load_rules([ROOT / "rules" / "default.yaml"]).enabled(),
+                        allowed_lateness=timedelta(minutes=5), model=AnomalyModel.load(model_path))
+    logics: list = []
+    by_key: dict = defaultdict(list)
+    by_principal: dict = defaultdict(list)
+    for path, fmt in resolve_inputs(sim_inputs(sim), None, options):
+        standard = _StandardLogic(config, None)
+        for chunk in LineReader(path, fmt, 500).chunks():
+            for item in standard.on_batch([chunk])[0]:
+                if type(item) is Routed:
+                    by_key[item.key].append(item.value)
+                elif type(item) is Featured:
+                    by_principal[item.principal].append(item.event)
+        logics.append(standard)
+    for values in by_key.values():
+        logic = _RulesLogic(config, None)
+        logic.on_batch(values)
+        logics.append(logic)
+    for events in by_principal.values():
+        logic = _FeatureLogic(config, None)
+        logic.on_batch(events)
+        logics.append(logic)
+    assert {type(lg) for lg in logics} == {_StandardLogic, _RulesLogic, _FeatureLogic} and len(logics) > 50
+    for logic in logics:
+        snap = logic.snapshot()
+        assert isinstance(snap, bytes)
+        assert _thaw(type(logic)(config, snap).snapshot()) == _thaw(snap)
+
+    class Foreign:
+        def __reduce__(self) -> tuple:
+            return (os.system, ("echo should-never-run",))
+
+    with pytest.raises(pickle.UnpicklingError, match="not logwarden state"):
+        _thaw(pickle.dumps(Foreign()))
+    with pytest.raises(pickle.UnpicklingError, match="not logwarden state"):  # our functions neither
+        _thaw(pickle.dumps(load_profile))

@@ -117,7 +117,11 @@ def test_ship_follow_sends_what_is_appended(redis_url: str, redis_prefix: str, t
         f.write(line.format(1))
         f.write(line.format(2)[:20])  # half a line: sent only once its newline is written
         f.flush()
-        time.sleep(0.3)
+        for _ in range(200):  # bounded: the two whole lines arrive
+            if client.xlen(stream) >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # several polls later, the half line has still not been sent
         assert client.xlen(stream) == 2
         f.write(line.format(2)[20:])
     for _ in range(100):

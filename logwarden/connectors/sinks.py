@@ -111,7 +111,7 @@ class _BatchPartition(StatefulSinkPartition[Any, None]):
 
 class BatchSink(_OneWriter[None]):
     """Hands each batch of records to ``write`` on a single worker: the incident store (one
-    transaction a batch), the audit trail (one append a batch), the terminal, tests."""
+    transaction a batch), metrics, the terminal, tests."""
 
     def __init__(self, write: Callable[[list[Any]], Any], name: str = "out") -> None:
         self._write = write
