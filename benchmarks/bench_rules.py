@@ -38,7 +38,7 @@ def generate(work: Path, events: int, principals: int, seed: int = 3) -> list[tu
         failed = rng.random() < 0.3 or (k % 5000) < 15  # background noise plus bursts
         attacker = ips[k // 5000] if (k % 5000) < 15 else ip
         auth.append(f"{ts.strftime('%b %d %H:%M:%S')} bastion sshd[{k % 9999}]: "
-                    + (f"Failed password for root from {attacker} port 22 ssh2" if failed
+                    + (f"Failed password for alice from {attacker} port 22 ssh2" if failed
                        else f"Accepted publickey for {rng.choice(users)} from {ip} port 22 ssh2"))
     out = []
     for name, fmt, lines in (("web.log", "combined", web), ("api.jsonl", "json", api), ("auth.log", "syslog", auth)):

@@ -140,7 +140,7 @@ def latency(rate: int, seconds: int, lateness: str, processes: int, recovery: bo
             ip = f"203.0.{attacks // 250}.{attacks % 250}"
             stamp = now.strftime("%b %d %H:%M:%S")
             for n in range(10):
-                line = f"{stamp} bastion sshd[{n}]: Failed password for root from {ip} port 22 ssh2"
+                line = f"{stamp} bastion sshd[{n}]: Failed password for alice from {ip} port 22 ssh2"
                 if n == 9:
                     completing = (ip, line)
                 else:

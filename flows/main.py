@@ -34,9 +34,9 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from logwarden.alerts import Alert
-from logwarden.anomaly.features import principal_of
+from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, principal_of
 from logwarden.anomaly.model import AnomalyModel
-from logwarden.anomaly.stream import PrincipalScorer, PrincipalState
+from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
 from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions, build_parser
@@ -61,6 +61,9 @@ class FlowConfig:
     now: Callable[[], datetime] = utcnow
     model: AnomalyModel | None = None  # scores per-principal windows when set
     feature_window: timedelta = timedelta(minutes=10)
+    model_gate: Gate | None = None  # when a principal's baseline is ready; None: the model's own
+    service_patterns: tuple[str, ...] = DEFAULT_SERVICE_PATTERNS
+    on_model: Progress | None = None  # told as principals learn (the warm-up's progress)
     # Told (step, +1 / -1) as keyed state is created and let go: the state-size metric.
     on_state: Callable[[str, int], None] | None = None
     # Recovery on: snapshots are taken. Off: Bytewax still asks every touched key for one at each
@@ -310,7 +313,9 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         assert config.model is not None
         self._config = config
         resume = _thaw(resume)
-        self._scorer = PrincipalScorer(config.model, config.feature_window, config.allowed_lateness)
+        self._scorer = PrincipalScorer(config.model, config.feature_window, config.allowed_lateness,
+                                       gate=config.model_gate, service_patterns=config.service_patterns,
+                                       on_progress=config.on_model)
         self._state = resume
         self._live = config.allowed_lateness is not None
         self._held = _Held(config, "features")

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from logwarden.alerts import Alert
+from logwarden.anomaly.stream import ModelProgress
 from logwarden.audit.retention import run_retention
 from logwarden.audit.setup import build_trails, who
 from logwarden.errors import ConfigError, LogwardenError
@@ -40,6 +41,7 @@ class RunResult:
     alerts: list[Alert] = field(default_factory=list)
     store: IncidentStore | None = None
     undelivered: int = 0
+    model: ModelProgress | None = None  # the model's warm-up, when a model ran
 
 
 def parser_options(settings: Settings) -> ParserOptions:
@@ -49,7 +51,7 @@ def parser_options(settings: Settings) -> ParserOptions:
 
 def load_rule_set(settings: Settings) -> RuleSet:
     """The rules in force; raises ``RuleLoadError`` listing every problem, before any input."""
-    return load_rules(list(settings.rules) if settings.rules else default_rule_files())
+    return load_rules(list(settings.rules) if settings.rules else default_rule_files(), settings.internal_networks)
 
 
 def default_model_path() -> Path | None:
@@ -72,6 +74,12 @@ def load_model(settings: Settings) -> Any:
     return AnomalyModel.load(path)
 
 
+def model_gate(settings: Settings) -> Any:
+    from logwarden.anomaly.features import Gate
+
+    return Gate(settings.model_warmup, settings.model_min_windows)
+
+
 def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_path: Path | None,
              violations_path: Path | None, follow: bool = False,
              on_alert: Callable[[Alert], None] | None = None,
@@ -89,7 +97,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
 
         metrics = Metrics()
         metrics.serve(settings.metrics_port + (settings.process_id or 0), settings.metrics_addr)
-    store = build_store(settings)
+    store = build_store(settings, rule_set)  # the rule set gives each rule its noise budget
     notifier = build_notifier(settings)
     trails = build_trails(settings)
     options = parser_options(settings)
@@ -99,20 +107,28 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
         terms = RedisTermStore(backend.client, backend.prefix)
         rules = [dataclasses.replace(r, store=terms) if isinstance(r, NewTermRule) else r for r in rules]
+    model = load_model(settings)
+    gate = model_gate(settings)
+    progress = ModelProgress(gate, model.portable) if model is not None else None
     config = FlowConfig(
         profile=load_profile(settings.standard_profile),
         parser_options=options,
         rules=rules,
         allowed_lateness=settings.allowed_lateness if follow else None,
         scorecard_interval=settings.scorecard_interval if follow else None,
-        model=load_model(settings),
+        model=model,
         feature_window=settings.feature_window,
+        model_gate=gate,
+        service_patterns=tuple(settings.service_accounts),
+        on_model=progress.update if progress is not None else None,
         on_state=metrics.state if metrics is not None else None,
         snapshots=settings.recovery_dir is not None,
     )
+    if metrics is not None and progress is not None:
+        metrics.watch_model(progress)
     if metrics is not None and settings.recovery_dir is not None:
         metrics.watch_recovery(settings.recovery_dir)
-    result = RunResult(store=store)
+    result = RunResult(store=store, model=progress)
 
     def take_alert(alert: Alert) -> None:
         result.alerts.append(alert)
@@ -290,6 +306,17 @@ def print_incidents(incidents: list[Any], out: Any = None) -> None:
     print(f"\n{'incident':<15} {'state':<13} {'severity':<9} {'count':>6}  rule / entity", file=out)
     for i in sorted(incidents, key=lambda x: x.first_seen):
         print(f"{i.id:<15} {i.state:<13} {i.severity:<9} {i.count:>6}  {i.rule_id} {i.entity}", file=out)
+
+
+def print_budget(store: IncidentStore, out: Any = None) -> None:
+    """A line per detector and day past its noise budget, after the incident table."""
+    out = out or sys.stdout
+    report = store.budget_report()
+    if report:
+        print(file=out)
+    for r in report:
+        print(f"over budget: {r.rule_id} on {r.day}: {r.folded:,} alert{'s' if r.folded != 1 else ''} folded into "
+              f"{r.incident_id} (budget {r.budget})", file=out)
 
 
 def print_scorecards(cards: list[Scorecard], out: Any = None) -> None:

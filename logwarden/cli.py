@@ -85,7 +85,7 @@ def run(
     log_format: Annotated[str | None, typer.Option(help="stderr logs: console or json")] = None,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
-    from logwarden.app import print_incidents, print_scorecards, run_flow
+    from logwarden.app import print_budget, print_incidents, print_scorecards, run_flow
 
     settings = _settings(workers=workers, standard_profile=standard, json_mapping=mapping,
                          syslog_year=syslog_year, rules=rules or None, model=model,
@@ -105,8 +105,11 @@ def run(
                       follow=follow, on_alert=_print_alert,
                       on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None)
     print_scorecards(result.scorecards)
+    if result.model is not None:
+        typer.echo(result.model.summary())
     if result.store is not None:
         print_incidents(result.store.list())
+        print_budget(result.store)
     if result.undelivered:
         typer.echo(f"warning: {result.undelivered} incident notification(s) not delivered yet; they stay in "
                    "the outbox (logwarden incidents notify)", err=True)
@@ -162,12 +165,14 @@ def simulate(
     days: Annotated[int, typer.Option(min=1, max=60, help="days of activity")] = 1,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same logs)")] = 7,
     baseline_days: Annotated[int, typer.Option(min=0, max=90, help="plant-free days before, in OUT/baseline")] = 0,
+    org: Annotated[str, typer.Option(help="the organisation: acme, or any other name for different "
+                                          "people, service accounts and networks")] = "acme",
 ) -> None:
     """Write realistic multi-format logs of a small organisation, with planted attacks,
     behavioural anomalies, non-compliant lines and a labels file."""
     from logwarden.simulate import simulate as make
 
-    written = make(out, days=days, seed=seed, baseline_days=baseline_days)
+    written = make(out, days=days, seed=seed, baseline_days=baseline_days, org=org)
     for path, lines in written.items():
         typer.echo(f"{lines:>8}  {path}")
 
@@ -178,7 +183,7 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-w")] = 1,
 ) -> None:
     """Simulate a day of an organisation's logs and run the flow on them (no Redis, no Slack)."""
-    from logwarden.app import print_incidents, print_scorecards, run_flow
+    from logwarden.app import print_budget, print_incidents, print_scorecards, run_flow
     from logwarden.simulate import simulate as make
 
     base = out or Path(tempfile.mkdtemp(prefix="logwarden-demo-"))
@@ -196,8 +201,11 @@ def demo(
     result = run_flow(settings, inputs, None, alerts_path=base / "alerts.jsonl",
                       violations_path=base / "violations.jsonl", on_alert=_print_alert)
     print_scorecards(result.scorecards)
+    if result.model is not None:
+        typer.echo(result.model.summary())
     if result.store is not None:
         print_incidents(result.store.list())
+        print_budget(result.store)
     fired = {a.alert_id for a in result.alerts}
     where = "in Redis" if settings.redis_url else "in memory"
     typer.echo(f"\n{len(fired)} alert(s), {len(result.store.list()) if result.store else 0} incident(s) "
@@ -205,6 +213,47 @@ def demo(
     if settings.audit_dir is not None:
         typer.echo(f"audit trail in {settings.audit_dir}: check it with "
                    f"LOGWARDEN_AUDIT_KEY=$(cat {base / 'audit.key'}) logwarden audit verify {settings.audit_dir}")
+
+
+@app.command()
+def backtest(
+    inputs: InputOpt,
+    fmt: FormatOpt = None,
+    rules: RulesOpt = None,
+    model: Annotated[Path | None, typer.Option(help="anomaly model (default: the shipped one)")] = None,
+    no_model: Annotated[bool, typer.Option("--no-model", help="rules only, no anomaly scoring")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document, for tools")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Bytewax workers")] = None,
+) -> None:
+    """Replay past logs through the real flow with no Slack and incidents in memory, and print per
+    detector: alerts and incidents a day, the top entities, and which went over their budget."""
+    from logwarden.app import run_flow
+    from logwarden.backtest import summarize
+
+    settings = _settings(rules=rules or None, model=model, model_enabled=False if no_model else None,
+                         workers=workers)
+    # Nothing leaves a backtest: no Redis, no Slack, no audit records, no metrics, no recovery.
+    settings = settings.model_copy(update={"redis_url": None, "slack_token": None, "slack_webhook_url": None,
+                                           "audit_dir": None, "metrics_port": None, "recovery_dir": None})
+    result = run_flow(settings, inputs, fmt, alerts_path=None, violations_path=None)
+    oldest = [c.oldest for c in result.scorecards if c.oldest is not None]
+    newest = [c.newest for c in result.scorecards if c.newest is not None]
+    store = result.store
+    assert store is not None
+    report = summarize(result.alerts, store.list(), min(oldest, default=None), max(newest, default=None),
+                       store.budget_report())
+    if as_json:
+        incidents = [{"id": i.id, "rule_id": i.rule_id, "entity": i.entity, "severity": i.severity,
+                      "count": i.count, "first_seen": i.first_seen, "last_seen": i.last_seen, "summary": i.summary}
+                     for i in store.list()]
+        typer.echo(orjson.dumps({**report.to_dict(), "incidents": incidents,
+                                 "model": result.model.summary() if result.model else None,
+                                 "sources": [c.to_dict() for c in result.scorecards]}).decode())
+        return
+    for line in report.lines():
+        typer.echo(line)
+    if result.model is not None:
+        typer.echo("\n" + result.model.summary())
 
 
 @app.command("scorecard")
@@ -520,6 +569,12 @@ def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpo
         if counts:
             typer.echo(f"{title}: " + ", ".join(f"{k}={v:.0f}" for k, v in sorted(counts.items())))
     typer.echo(f"outbox: {values.get('logwarden_outbox', 0):.0f} waiting")
+    model = {lab["state"]: v for lab, v in labelled("logwarden_model_principals")}
+    if model:
+        left = values.get("logwarden_model_warmup_remaining_seconds", 0.0)
+        typer.echo(f"model: {model.get('scored', 0):.0f} principals scored, {model.get('learning', 0):.0f} learning; "
+                   + (f"warm-up: {left / 3600:.1f}h of event time left (no model alert before)" if left > 0
+                      else "warm-up done"))
     held = {lab["step"]: v for lab, v in labelled("logwarden_state_keys")}
     recovery = values.get("logwarden_recovery_bytes")
     typer.echo("state: " + ", ".join(f"{k}={v:.0f} keys" for k, v in sorted(held.items()))
@@ -533,18 +588,22 @@ def train(
     alerts_per_day: Annotated[float, typer.Option(help="target false alarms a day on the baseline")] = 1.0,
     evaluate: Annotated[Path | None, typer.Option(help="a `logwarden simulate` directory of held-out days "
                                                        "with labels.jsonl: precision, recall, alerts a day")] = None,
+    portable: Annotated[bool, typer.Option(help="keep no baselines of these principals: a model to ship to other "
+                                                "organisations, whose principals then warm up first")] = False,
 ) -> None:
-    """Fit the anomaly model on baseline logs (same parsers, standard and features as the flow)."""
+    """Fit the anomaly model on baseline logs (same parsers, standard and features as the flow).
+    Without --portable the model carries this organisation's baselines and scores from the first event."""
     from logwarden.anomaly.train import train as fit
-    from logwarden.app import parser_options
+    from logwarden.app import model_gate, parser_options
     from logwarden.standard import load_profile
 
     settings = _env_settings()
     card = fit(inputs, parser_options(settings), load_profile(settings.standard_profile), model_out,
-               settings.feature_window, alerts_per_day, evaluate)
+               settings.feature_window, alerts_per_day, evaluate, model_gate(settings), portable)
     t = card["training"]
-    typer.echo(f"trained on {t['events']} events, {t['windows']} windows of {t['principals']} principals "
-               f"({t['from']} .. {t['to']}); threshold {card['threshold']:.4f}")
+    typer.echo(f"trained on {t['events']} events, {t['windows']} windows of {t['principals']} principals, "
+               f"{t['scored_windows']} with a ready baseline ({t['from']} .. {t['to']}); "
+               f"threshold {card['threshold']:.4f}; baselines: {card['baselines']}")
     if "evaluation" in card:
         e = card["evaluation"]
         typer.echo(f"held-out: recall {e['recall']}, precision {e['precision']}, {e['alerts_per_day']} alerts/day "

@@ -26,6 +26,8 @@ class Metrics:
         self.alerts = Counter("logwarden_alerts", "alert records (fired and updated), by rule", ["rule"], registry=r)
         self.incidents = Counter("logwarden_incident_changes", "incident changes, by rule and state",
                                  ["rule", "state"], registry=r)
+        self.over_budget = Counter("logwarden_over_budget_alerts", "alerts folded into over-budget incidents "
+                                   "(past their detector's daily noise budget), by rule", ["rule"], registry=r)
         self.notifications = Counter("logwarden_notifications", "notification outcomes", ["outcome"], registry=r)
         self.lag = Gauge("logwarden_lag_seconds", "now minus the newest event time seen, per source", ["source"],
                          registry=r)
@@ -51,6 +53,17 @@ class Metrics:
     def state(self, step: str, delta: int) -> None:
         self.state_keys.labels(step).inc(delta)
 
+    def watch_model(self, progress: Any) -> None:
+        """The model's warm-up, read when scraped (``logwarden status`` shows it)."""
+        r = self.registry
+        principals = Gauge("logwarden_model_principals", "principals the model scores, or still learns",
+                           ["state"], registry=r)
+        principals.labels("scored").set_function(lambda: float(progress.counts()[0]))
+        principals.labels("learning").set_function(lambda: float(progress.counts()[1]))
+        left = Gauge("logwarden_model_warmup_remaining_seconds", "event time left in the organisation's "
+                     "model warm-up (0: done)", registry=r)
+        left.set_function(lambda: (progress.warmup_left() or progress.gate.warmup).total_seconds())
+
     def watch_recovery(self, directory: Path) -> None:
         self.recovery_bytes.set_function(lambda: float(sum(p.stat().st_size for p in directory.glob("*")
                                                            if p.is_file())))
@@ -66,6 +79,9 @@ class Metrics:
     def incident_changes(self, incidents: list[Any]) -> None:
         for i in incidents:
             self.incidents.labels(i.rule_id, i.state).inc()
+            folded = (getattr(i, "over_budget", None) or {}).get("added", 0)
+            if folded:
+                self.over_budget.labels(i.rule_id).inc(folded)
 
     def delivery(self, report: Any, waiting: int) -> None:
         for outcome in ("sent", "failed", "deferred"):

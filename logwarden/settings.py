@@ -6,9 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from logwarden.networks import DEFAULT_INTERNAL, parse_networks
 from logwarden.timeutil import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -51,6 +52,15 @@ class Settings(BaseSettings):
     incident_resolve_after: Duration = Field(timedelta(hours=1), description="auto-resolve after this quiet")
     incident_repeat_interval: Duration = Field(timedelta(hours=4), description="re-notify a still-firing incident")
     incident_retention: Duration = Field(timedelta(days=7), description="resolved incidents expire after this")
+    # Noise budget: new incidents a detector may open per UTC day of its alerts' event time; past
+    # it, that day's further new alerts of the detector fold into one over-budget incident.
+    # "none" lifts the limit. A rule's own `budget:` (YAML) wins over rule_budget.
+    rule_budget: Annotated[
+        int | None, BeforeValidator(lambda v: None if str(v).lower() in ("none", "null") else v)
+    ] = Field(10, ge=0, description="new incidents a day of a rule without its own 'budget:'")
+    model_budget: Annotated[
+        int | None, BeforeValidator(lambda v: None if str(v).lower() in ("none", "null") else v)
+    ] = Field(5, ge=0, description="new incidents a day of the anomaly model")
 
     # Slack: a bot token and channel, or an incoming webhook.
     slack_token: SecretStr | None = Field(None, description="bot token (xoxb-...)")
@@ -83,6 +93,20 @@ class Settings(BaseSettings):
     model: Path | None = Field(None, description="anomaly model (NAME.skops + card); default: the shipped one")
     model_enabled: bool = Field(True, description="score per-principal windows with the model")
     feature_window: Duration = Field(timedelta(minutes=10), description="the model's window width")
+    model_warmup: Duration = Field(timedelta(days=1), description="event time a principal's baseline is learned "
+                                   "before the model may alert on it (a cold start learns silently)")
+    model_min_windows: int = Field(6, ge=1, description="windows a principal's baseline needs before scoring")
+    service_accounts: list[str] = Field(["svc-*", "system:serviceaccount:*"],
+                                        description="user-name globs of service accounts (JSON list)")
+    internal_networks: list[str] = Field(
+        list(DEFAULT_INTERNAL),
+        description="CIDRs of the organisation's own networks ('cidr: internal' in rules; JSON list)")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics on this port")
     metrics_addr: str = Field("127.0.0.1", description="metrics listen address (0.0.0.0 in a container)")
     check_min_compliance: float = Field(0.99, ge=0, le=1, description="logwarden check's threshold")
+
+    @field_validator("internal_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError naming the bad CIDR
+        return value

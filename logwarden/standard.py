@@ -53,8 +53,17 @@ def _check_fields(value: list[str]) -> list[str]:
     return value
 
 
+# Who an audit record must name (PCI DSS 4.0 10.2.2 "user identification", NIST AU-3 "identity"):
+# a gateway in front of an API or a database must say which user; an anonymous web request can
+# only say which address; a host's syslog line may name neither.
+Identity = Literal["user", "address", "user_or_address", "none"]
+IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
+    "user": ("user.name",), "address": ("source.ip",), "user_or_address": ("user.name", "source.ip"), "none": ()}
+
+
 class SourcePolicy(_Strict):
     required: list[str] | None = None
+    identity: Identity | None = None
     timestamp: TimestampOverride = TimestampOverride()
     secrets_expected: list[str] = []
 
@@ -75,6 +84,7 @@ class Profile(_Strict):
     controls: list[str] = []
     timestamp: TimestampPolicy = TimestampPolicy()
     required: list[str] = ["@timestamp", "event.action"]
+    identity: Identity = "none"
     sources: dict[str, SourcePolicy] = {}
 
     _fields = field_validator("required")(_check_fields)
@@ -91,6 +101,9 @@ class Profile(_Strict):
         """Required field groups, timestamp policy and expected secret kinds for a source type."""
         src = self.sources.get(dataset, SourcePolicy())
         required = tuple(tuple(e.split("|")) for e in (src.required or self.required))
+        who = IDENTITY_FIELDS[src.identity or self.identity]
+        if who and who not in required:
+            required += (who,)
         overrides = {k: v for k, v in src.timestamp.model_dump().items() if v is not None}
         ts = self.timestamp.model_copy(update=overrides)
         return required, ts, frozenset(src.secrets_expected)
@@ -129,6 +142,7 @@ class Scorecard:
     dropped: int = 0
     redacted: int = 0
     newest: datetime | None = None  # the newest event time seen (for lag)
+    oldest: datetime | None = None  # the oldest event time seen (the period it covers)
 
     @property
     def compliance_rate(self) -> float:
@@ -146,6 +160,7 @@ class Scorecard:
             "violations": dict(sorted(self.violations.items())),
             "compliance_rate": round(self.compliance_rate, 6),
             "newest": self.newest.isoformat() if isinstance(self.newest, datetime) else self.newest,
+            "oldest": self.oldest.isoformat() if isinstance(self.oldest, datetime) else self.oldest,
         }
 
 
@@ -165,6 +180,9 @@ class SourceChecker:
         self._parser = parser
         self._now = now
         self._required, self._ts, self._expected = profile.policy_for(parser.name)
+        src = profile.sources.get(parser.name)
+        self._identity = (src.identity if src and src.identity else None) or profile.identity
+        self._identity_label = " or ".join(IDENTITY_FIELDS[self._identity])
         self._required_getters = [(" or ".join(group), [Event.getter(n) for n in group])
                                   for group in self._required]
         self.newest: datetime | None = None
@@ -222,7 +240,9 @@ class SourceChecker:
         missing = [label for label, getters in self._required_getters
                    if all(get(event) is None for get in getters)]
         if missing:
-            return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}",
+            why = f" (a {self._parser.name} record must name its {self._identity})" \
+                if self._identity_label in missing else ""
+            return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}{why}",
                                          text, event, kinds)
         reported = tuple(k for k in kinds if k not in self._expected)
         if reported:
@@ -249,6 +269,9 @@ class SourceChecker:
                         f"{'now' if self._ts.age_reference == 'wallclock' else 'the newest event of this source'}")
         if self.newest is None or ts > self.newest:
             self.newest = ts
+        card = self.scorecard
+        if card.oldest is None or ts < card.oldest:
+            card.oldest = ts
         return None
 
     def _violation(self, lineno: int, reason: str, detail: str, text: str,

@@ -30,6 +30,6 @@ def ev(sec: float, line: int, source: str = "s.log", **ecs: object) -> Event:
     return Event.from_ecs(doc, source=source, line=line)
 
 
-def failed(sec: float, line: int, ip: str = "203.0.113.5", source: str = "auth.log", user: str = "root") -> Event:
+def failed(sec: float, line: int, ip: str = "203.0.113.5", source: str = "auth.log", user: str = "alice") -> Event:
     return ev(sec, line, source, **{"event.action": "ssh_login", "event.outcome": "failure",
                                     "source.ip": ip, "user.name": user})

@@ -68,7 +68,7 @@ def test_model_card_describes_the_model(trained: tuple[Path, dict]) -> None:
     loaded = AnomalyModel.load(out)
     assert card["features"] == list(loaded.card_["features"]) and card["threshold"] == loaded.threshold_
     assert {"scikit-learn", "numpy", "logwarden"} <= set(card["versions"])
-    assert card["training"]["windows"] > 1000 and len(card["training"]["inputs"]) == 5
+    assert card["training"]["windows"] > 1000 and len(card["training"]["inputs"]) == 6
     assert all(len(i["sha256"]) == 64 for i in card["training"]["inputs"])
     assert set(card["score_distribution"]) == {"p50", "p90", "p99", "p999", "max"}
 

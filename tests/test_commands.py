@@ -38,7 +38,7 @@ def test_follow_tails_a_growing_file_and_alerts(tmp_path: Path) -> None:
         time.sleep(2)
         with log.open("a") as f:
             for k in range(12):
-                f.write(f"Nov 24 10:00:{k:02d} h sshd[2]: Failed password for root from "
+                f.write(f"Nov 24 10:00:{k:02d} h sshd[2]: Failed password for alice from "
                         f"192.0.2.7 port {k} ssh2\n")
         records: list[dict] = []
         for _ in range(300):  # bounded wait: up to 30 s

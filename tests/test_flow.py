@@ -42,7 +42,7 @@ def test_one_and_two_workers_give_the_same_outputs(sim: Path) -> None:
     one = _run(sim, 1)
     two = _run(sim, 2, batch_size=97)
     assert one == two
-    assert one["alerts"] and one["violations"] and len(one["scorecards"]) == 5
+    assert one["alerts"] and one["violations"] and len(one["scorecards"]) == 6
 
 
 def test_planted_violations_and_attacks_are_found(sim: Path) -> None:
@@ -83,7 +83,7 @@ def test_no_planted_secret_reaches_any_output(sim: Path, tmp_path: Path) -> None
 
 
 def test_cli_reads_stdin_with_format_and_rejects_bad_input(tmp_path: Path) -> None:
-    lines = "".join(f"Nov 24 10:00:{k:02d} h sshd[1]: Failed password for root from 192.0.2.1 "
+    lines = "".join(f"Nov 24 10:00:{k:02d} h sshd[1]: Failed password for alice from 192.0.2.1 "
                     f"port 22 ssh2\n" for k in range(12))
     out = tmp_path / "a.jsonl"
     proc = subprocess.run([sys.executable, "-m", "logwarden.cli", "run", "-i", "-", "--format",

@@ -21,7 +21,7 @@ from logwarden.parsers import ParserOptions
 from tests.fakes import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-SSH = "Nov 24 10:00:0{} gw sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2"
+SSH = "Nov 24 10:00:0{} gw sshd[1]: Failed password for alice from 192.0.2.7 port 22 ssh2"
 
 
 def test_kafka_urls() -> None:

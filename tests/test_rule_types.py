@@ -175,12 +175,12 @@ def test_local_overrides_without_editing_the_pack(tmp_path: Path) -> None:
     local = tmp_path / "local.yaml"
     local.write_text("overrides:\n"
                      "  - {id: ssh-bruteforce, count: 20, severity: critical}\n"
-                     "  - {id: k8s-exec-into-pod, enabled: false}\n"
+                     "  - {id: k8s-exec-new-namespace, enabled: false}\n"
                      "  - id: sudo-read-shadow\n    exceptions: [{field: user.name, equals: backup}]\n")
     rs = load_rules([DEFAULT_PACK, local])
     by_id = {r.meta.id: r for r in rs.rules}
     assert by_id["ssh-bruteforce"].count == 20 and by_id["ssh-bruteforce"].meta.severity == "critical"  # type: ignore[attr-defined]
-    assert not by_id["k8s-exec-into-pod"].meta.enabled and "k8s-exec-into-pod" not in {r.meta.id for r in rs.enabled()}
+    assert not by_id["k8s-exec-new-namespace"].meta.enabled and "k8s-exec-new-namespace" not in {r.meta.id for r in rs.enabled()}
     shadow = {"event.action": "sudo_command", "process.command_line": "/bin/cat /etc/shadow"}
     assert evaluate([by_id["sudo-read-shadow"]], [e(0, 1, **shadow, **{"user.name": "backup"})]) == []
     assert evaluate([by_id["sudo-read-shadow"]], [e(0, 1, **shadow, **{"user.name": "eve"})])
@@ -212,9 +212,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_rules_validate_and_test_commands(tmp_path: Path) -> None:
     ok = _cli("rules", "validate")
-    assert ok.returncode == 0 and "19 rules" in ok.stdout
+    assert ok.returncode == 0 and "20 rules" in ok.stdout
     tested = _cli("rules", "test")
-    assert tested.returncode == 0 and "FAIL" not in tested.stdout and "39 of 39" in tested.stdout
+    assert tested.returncode == 0 and "FAIL" not in tested.stdout and "48 of 48" in tested.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - {id: x, type: match, description: d, severity: low, group_by: user.name,\n"
                    "     where: {field: event.action, equals: a},\n"

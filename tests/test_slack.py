@@ -287,7 +287,7 @@ def _env(slack: FakeSlack, url: str, prefix: str, api_url: str | None = None) ->
 
 
 def _auth_log(path: Path) -> Path:
-    lines = [f"Nov 24 10:0{k // 60}:{k % 60:02d} h sshd[1]: Failed password for root from 192.0.2.{1 + k // 20} "
+    lines = [f"Nov 24 10:0{k // 60}:{k % 60:02d} h sshd[1]: Failed password for alice from 192.0.2.{1 + k // 20} "
              f"port {k} ssh2" for k in range(60)]
     path.write_text("\n".join(lines) + "\n")
     return path

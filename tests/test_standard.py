@@ -31,7 +31,9 @@ def j(**doc: object) -> str:
     (j(), None, None),
     ("", "malformed", "empty line"),
     ("{oops", "malformed", "invalid JSON"),
-    (j(user=None, ip=None), "missing_field", "user.name or source.ip"),
+    # an API or database gateway must name its user (PCI DSS 10.2.2), an address is not enough
+    (j(user=None, ip=None), "missing_field", "missing user.name (a json record must name its user)"),
+    (j(user=None), "missing_field", "missing user.name"),
     (j(action=None), "missing_field", "event.action"),
     (j(outcome=None), "missing_field", "event.outcome"),
     (j(**{"@timestamp": None}), "bad_timestamp", "missing"),
@@ -149,3 +151,33 @@ def test_secret_kinds_are_redacted(kind: str, line: str) -> None:
 ])
 def test_ordinary_lines_are_not_redacted(line: str) -> None:
     assert secrets.redact(line) is None
+
+
+@pytest.mark.parametrize(("fmt", "line", "reason"), [
+    # an anonymous web request names its address only: compliant
+    ("combined", '203.0.113.9 - - [26/Nov/2026:11:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/8"', None),
+    # a Kubernetes audit event without a user: the API server always names one
+    ("k8s_audit", orjson.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get",
+                                "requestURI": "/api/v1/pods", "stageTimestamp": "2026-11-26T11:00:00Z",
+                                "responseStatus": {"code": 200}, "user": {}}).decode(), "missing_field"),
+])
+def test_identity_is_declared_per_source_kind(fmt: str, line: str, reason: str | None) -> None:
+    c = SourceChecker(load_profile(), build_parser(fmt, ParserOptions()), "x", now=lambda: NOW)
+    event, violation = c.check_line(line, 1)
+    if reason is None:
+        assert event is not None and violation is None
+    else:
+        assert violation is not None and violation.reason == reason and "user.name" in violation.detail
+
+
+def test_a_profile_sets_identity_per_source_kind() -> None:
+    from pydantic import ValidationError
+
+    from logwarden.standard import Profile
+
+    p = Profile.model_validate({"name": "x", "required": ["@timestamp"], "identity": "user_or_address",
+                                "sources": {"combined": {"identity": "none"}}})
+    assert p.policy_for("combined")[0] == (("@timestamp",),)
+    assert p.policy_for("json")[0] == (("@timestamp",), ("user.name", "source.ip"))
+    with pytest.raises(ValidationError):
+        Profile.model_validate({"name": "x", "identity": "someone"})

@@ -1,17 +1,29 @@
 """Per-principal windowed features: one module for training (the notebook, ``logwarden train``) and
 serving (the flow), so the two cannot drift.
 
-A principal is the event's user name, else its source address. Events fold into fixed windows
-(``WindowStats``: plain, picklable). A closed window becomes a feature vector: absolute features,
-then features relative to the principal's own baseline learned from the training data (its usual
-count and volume, the resources, addresses and agents it used, the hours it is active), falling
-back to its role (service account or person) and then the whole population when it has none.
+Who is modelled. A principal is an *identified* account: a person's user name or a service
+account (``svc-*``, ``system:serviceaccount:*``, configurable). Anonymous clients (an address with
+no user) are left to the rules: one visitor has no personal baseline, and "new address" is
+degenerate for a principal that *is* an address. A failed login names a claimed identity, not an
+identified one, so it is the rules' business too.
+
+How it learns. Events fold into fixed windows (``WindowStats``). Windows are taken in time order,
+*prequentially*: each window is described against what its principal's ``Baseline`` held before
+it (its usual count and volume, the resources, networks and clients it used, the hours it is
+active), then absorbed into it. Training does exactly this over history, so the forest sees the
+same kind of rows the flow will give it. A principal is scored only once its baseline is ready
+(``Gate``: at least ``min_windows`` windows, learned over at least ``warmup`` of event time);
+before that it learns and never alerts. That is the cold start: a model fitted elsewhere does not
+judge this organisation's principals against someone else's habits.
 """
 
 from __future__ import annotations
 
 import bisect
+import fnmatch
+import ipaddress
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,26 +33,44 @@ import numpy as np
 from logwarden.event import Event
 
 FEATURES = (
-    "log_events", "failure_ratio", "log_distinct_resources", "log_distinct_addresses", "log_distinct_agents",
+    "log_events", "failure_ratio", "log_distinct_resources", "log_distinct_networks", "log_distinct_agents",
     "log_volume", "log_sensitive_hits", "log_privileged",
     # Time of day counts only against the principal's own hours (idle_hour): night work is
     # normal for an on-call engineer or a batch job, not for an analyst.
-    "volume_vs_usual", "events_vs_usual", "new_resource_share", "new_address_share", "new_agent_share",
+    "volume_vs_usual", "events_vs_usual", "new_resource_share", "new_network_share", "new_agent_share",
     "idle_hour",
 )
 PRIVILEGED_ACTIONS = frozenset({"sudo_command", "su", "StopLogging", "DeleteTrail", "PutEventSelectors",
                                 "AttachUserPolicy", "CreateAccessKey", "create", "delete", "patch"})
+# Attempts to log in: when they fail, the user name is a claim, not an identity.
+LOGIN_ACTIONS = frozenset({"ssh_login", "ssh_invalid_user", "ConsoleLogin", "login", "signin"})
 DEFAULT_SENSITIVE = ("secret", "password", "shadow", "payroll", "customers", "cardholder", "/export", "pii")
+DEFAULT_SERVICE_PATTERNS = ("svc-*", "system:serviceaccount:*")
 MAX_TRACKED = 200  # distinct values kept per window and per baseline set
 EVIDENCE = 5  # event ids an anomaly alert cites
 
 
 def principal_of(e: Event) -> str | None:
-    return e.user_name or e.source_ip
+    """The identified account an event belongs to, or None (anonymous, or a failed login)."""
+    if e.user_name is None or (e.outcome == "failure" and (e.category == "authentication"
+                                                            or e.action in LOGIN_ACTIONS)):
+        return None
+    return e.user_name
 
 
-def role_of(principal: str) -> str:
-    return "service" if principal.startswith(("svc-", "system:serviceaccount:")) else "person"
+def kind_of(principal: str, service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> str:
+    """``service`` or ``user`` (anonymous clients never become principals)."""
+    return "service" if any(fnmatch.fnmatchcase(principal, p) for p in service_patterns) else "user"
+
+
+def network_of(address: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) an address belongs to: DHCP, Wi-Fi and pod churn move a
+    person or a workload between addresses of one network all day; a new network means more."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
 
 
 @dataclass
@@ -53,7 +83,7 @@ class WindowStats:
     sensitive: int = 0
     privileged: int = 0
     resources: set[str] = field(default_factory=set)
-    addresses: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
     # The window's earliest events by (time, id): the same whatever order they arrived in.
     first: list[tuple[datetime, str]] = field(default_factory=list)
@@ -72,8 +102,8 @@ class WindowStats:
                 self.resources.add(resource)
             low = resource.lower()
             self.sensitive += any(s in low for s in sensitive)
-        if e.source_ip and len(self.addresses) < MAX_TRACKED:
-            self.addresses.add(e.source_ip)
+        if e.source_ip and len(self.networks) < MAX_TRACKED:
+            self.networks.add(network_of(e.source_ip))
         if e.user_agent and len(self.agents) < MAX_TRACKED:
             self.agents.add(e.user_agent)
         self.privileged += e.action in PRIVILEGED_ACTIONS or (e.extra or {}).get("user.target.name") == "root"
@@ -85,71 +115,102 @@ class WindowStats:
 
 @dataclass
 class Baseline:
-    """What is usual for one principal (or a role, or everyone): plain values, JSON-friendly."""
+    """What is usual for one principal: plain values, JSON-friendly, picklable."""
 
     windows: int = 0
     log_events: float = 0.0  # means over its active windows
     log_volume: float = 0.0
     resources: set[str] = field(default_factory=set)
-    addresses: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
     hours: list[int] = field(default_factory=lambda: [0] * 24)
+    first: datetime | None = None  # the start of the first window it learned from
 
     def absorb(self, w: WindowStats) -> None:
         n = self.windows
         self.log_events = (self.log_events * n + math.log1p(w.events)) / (n + 1)
         self.log_volume = (self.log_volume * n + math.log1p(w.volume)) / (n + 1)
-        for mine, theirs in ((self.resources, w.resources), (self.addresses, w.addresses), (self.agents, w.agents)):
+        for mine, theirs in ((self.resources, w.resources), (self.networks, w.networks), (self.agents, w.agents)):
             for v in theirs:
                 if len(mine) >= MAX_TRACKED:
                     break
                 mine.add(v)
         self.hours[w.start.hour] += 1
         self.windows = n + 1
+        if self.first is None or w.start < self.first:
+            self.first = w.start
 
     def usual_hours(self) -> str:
-        active = [h for h, c in enumerate(self.hours) if c and c >= 0.05 * max(self.hours)]
-        if not active:
-            return "no usual hours"
-        return f"{min(active):02d}:00-{max(active) + 1:02d}:00"
+        return usual_hours(self.hours)
 
     def to_json(self) -> dict[str, Any]:
         return {"windows": self.windows, "log_events": self.log_events, "log_volume": self.log_volume,
-                "resources": sorted(self.resources), "addresses": sorted(self.addresses),
-                "agents": sorted(self.agents), "hours": self.hours}
+                "resources": sorted(self.resources), "networks": sorted(self.networks),
+                "agents": sorted(self.agents), "hours": self.hours,
+                "first": self.first.isoformat() if self.first else None}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Baseline:
-        return cls(d["windows"], d["log_events"], d["log_volume"], set(d["resources"]), set(d["addresses"]),
-                   set(d["agents"]), list(d["hours"]))
+        first = datetime.fromisoformat(d["first"]) if d.get("first") else None
+        return cls(d["windows"], d["log_events"], d["log_volume"], set(d["resources"]), set(d["networks"]),
+                   set(d["agents"]), list(d["hours"]), first)
+
+    def copy(self) -> Baseline:
+        return Baseline(self.windows, self.log_events, self.log_volume, set(self.resources), set(self.networks),
+                        set(self.agents), list(self.hours), self.first)
+
+
+def usual_hours(hours: list[int]) -> str:
+    active = [h for h, c in enumerate(hours) if c and c >= 0.05 * max(hours)]
+    if not active:
+        return "no usual hours"
+    return f"{min(active):02d}:00-{max(active) + 1:02d}:00"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """When a principal's baseline is ready to judge it: ``min_windows`` windows learned over at
+    least ``warmup`` of event time. Until then it learns silently."""
+
+    warmup: timedelta = timedelta(days=1)
+    min_windows: int = 6
+
+    def ready(self, b: Baseline, start: datetime) -> bool:
+        return b.windows >= self.min_windows and b.first is not None and start - b.first >= self.warmup
+
+    def to_json(self) -> dict[str, Any]:
+        return {"warmup": self.warmup.total_seconds(), "min_windows": self.min_windows}
 
 
 @dataclass
-class Baselines:
-    principals: dict[str, Baseline] = field(default_factory=dict)
-    roles: dict[str, Baseline] = field(default_factory=dict)
-    population: Baseline = field(default_factory=Baseline)
+class Contrast:
+    """What a window did against its baseline, kept for the explanation (which is written only
+    for windows that turn out anomalous, after the baseline has moved on)."""
 
-    @classmethod
-    def learn(cls, windows: list[WindowStats]) -> Baselines:
-        out = cls()
-        for w in windows:
-            out.principals.setdefault(w.principal, Baseline()).absorb(w)
-            out.roles.setdefault(role_of(w.principal), Baseline()).absorb(w)
-            out.population.absorb(w)
-        return out
+    principal: str
+    kind: str
+    events: int
+    failures: int
+    volume: int
+    sensitive: int
+    privileged: int
+    resources: int
+    new_resources: int
+    new_networks: list[str]
+    new_agents: list[str]
+    usual_events: float
+    usual_volume: float
+    hour: int
+    usual_hours: str
 
-    def for_principal(self, principal: str) -> Baseline:
-        return self.principals.get(principal) or self.roles.get(role_of(principal)) or self.population
 
-    def to_json(self) -> dict[str, Any]:
-        return {"principals": {k: v.to_json() for k, v in self.principals.items()},
-                "roles": {k: v.to_json() for k, v in self.roles.items()}, "population": self.population.to_json()}
+@dataclass
+class Row:
+    """One window ready to score: its feature vector and what explains it."""
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Baselines:
-        return cls({k: Baseline.from_json(v) for k, v in d["principals"].items()},
-                   {k: Baseline.from_json(v) for k, v in d["roles"].items()}, Baseline.from_json(d["population"]))
+    window: WindowStats
+    x: np.ndarray
+    contrast: Contrast
 
 
 def window_start(ts: datetime, width: timedelta) -> datetime:
@@ -159,7 +220,8 @@ def window_start(ts: datetime, width: timedelta) -> datetime:
 
 def windows_of(events: list[Event], width: timedelta = timedelta(minutes=10),
                sensitive: tuple[str, ...] = DEFAULT_SENSITIVE) -> list[WindowStats]:
-    """All windows of these events (training and the notebook; the flow folds the same way)."""
+    """All windows of these events, in time order (training and the notebook; the flow folds the
+    same way)."""
     table: dict[tuple[str, datetime], WindowStats] = {}
     for e in events:
         p = principal_of(e)
@@ -179,33 +241,55 @@ def _share_new(seen: set[str], values: set[str]) -> float:
     return sum(v not in seen for v in values) / len(values)
 
 
-def vectorize(windows: list[WindowStats], baselines: Baselines) -> np.ndarray:
-    """The feature matrix, columns in ``FEATURES`` order."""
-    X = np.empty((len(windows), len(FEATURES)), dtype=np.float64)
-    for i, w in enumerate(windows):
-        b = baselines.for_principal(w.principal)
-        log_events, log_volume = math.log1p(w.events), math.log1p(w.volume)
-        X[i] = (log_events, w.failures / w.events if w.events else 0.0, math.log1p(len(w.resources)),
-                math.log1p(len(w.addresses)), math.log1p(len(w.agents)), log_volume, math.log1p(w.sensitive),
-                math.log1p(w.privileged),
-                # one-sided: doing less than usual is not what we look for
-                max(0.0, log_volume - b.log_volume), max(0.0, log_events - b.log_events),
-                _share_new(b.resources, w.resources), _share_new(b.addresses, w.addresses),
-                _share_new(b.agents, w.agents), 1.0 / (1.0 + b.hours[w.start.hour]))
-    return X
+def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> Row:
+    """The window against its principal's baseline as it stood before the window."""
+    log_events, log_volume = math.log1p(w.events), math.log1p(w.volume)
+    x = np.array((
+        log_events, w.failures / w.events if w.events else 0.0, math.log1p(len(w.resources)),
+        math.log1p(len(w.networks)), math.log1p(len(w.agents)), log_volume, math.log1p(w.sensitive),
+        math.log1p(w.privileged),
+        # one-sided: doing less than usual is not what we look for
+        max(0.0, log_volume - b.log_volume), max(0.0, log_events - b.log_events),
+        _share_new(b.resources, w.resources), _share_new(b.networks, w.networks),
+        _share_new(b.agents, w.agents), 1.0 / (1.0 + b.hours[w.start.hour])), dtype=np.float64)
+    contrast = Contrast(
+        w.principal, kind_of(w.principal, service_patterns), w.events, w.failures, w.volume, w.sensitive,
+        w.privileged, len(w.resources), sum(r not in b.resources for r in w.resources),
+        sorted(n for n in w.networks if n not in b.networks)[:3],
+        sorted(a for a in w.agents if a not in b.agents)[:2],
+        math.expm1(b.log_events), math.expm1(b.log_volume), w.start.hour, b.usual_hours())
+    return Row(w, x, contrast)
 
 
-def explain(w: WindowStats, x: np.ndarray, mean: np.ndarray, std: np.ndarray, baselines: Baselines,
-            top: int = 3) -> list[str]:
+def prequential(windows: Iterable[WindowStats], baselines: dict[str, Baseline], gate: Gate,
+                service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> list[Row]:
+    """Windows in time order: each ready one becomes a row against its baseline, then every
+    window is absorbed into its principal's baseline (``baselines`` is updated in place)."""
+    rows: list[Row] = []
+    for w in windows:
+        b = baselines.get(w.principal)
+        if b is None:
+            b = baselines[w.principal] = Baseline()
+        if gate.ready(b, w.start):
+            rows.append(featurize(w, b, service_patterns))
+        b.absorb(w)
+    return rows
+
+
+def matrix(rows: list[Row]) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, len(FEATURES)))
+    return np.vstack([r.x for r in rows])
+
+
+def explain(row: Row, mean: np.ndarray, std: np.ndarray, top: int = 3) -> list[str]:
     """The features that made the window unusual, each with its value and the usual one."""
-    b = baselines.for_principal(w.principal)
-    z = (x - mean) / np.where(std > 0, std, 1.0)  # signed: every feature grows with suspicion
+    z = (row.x - mean) / np.where(std > 0, std, 1.0)  # signed: every feature grows with suspicion
     out: list[str] = []
     for j in np.argsort(-z):
         if z[j] <= 0:
             break
-        name = FEATURES[int(j)]
-        text = _describe(name, w, b)
+        text = _describe(FEATURES[int(j)], row.contrast)
         if text and text not in out:
             out.append(text)
         if len(out) >= top:
@@ -220,26 +304,23 @@ def _human(n: float) -> str:
     return f"{n:.0f}"
 
 
-def _describe(name: str, w: WindowStats, b: Baseline) -> str | None:
+def _describe(name: str, c: Contrast) -> str | None:
     if name in ("log_volume", "volume_vs_usual"):
-        return f"volume (bytes/rows) {_human(w.volume)}, usual {_human(math.expm1(b.log_volume))}"
+        return f"volume (bytes/rows) {_human(c.volume)}, usual {_human(c.usual_volume)}"
     if name in ("log_events", "events_vs_usual"):
-        return f"events {w.events}, usual {_human(math.expm1(b.log_events))}"
+        return f"events {c.events}, usual {_human(c.usual_events)}"
     if name == "idle_hour":
-        return f"active at {w.start.hour:02d}:00, usually {b.usual_hours()}"
-    if name in ("new_address_share", "log_distinct_addresses"):
-        new = sorted(a for a in w.addresses if a not in b.addresses)[:3]
-        return f"{len(new)} new source address(es) {', '.join(new)}" if new else None
+        return f"active at {c.hour:02d}:00, usually {c.usual_hours}"
+    if name in ("new_network_share", "log_distinct_networks"):
+        return f"from network(s) never used before: {', '.join(c.new_networks)}" if c.new_networks else None
     if name in ("new_agent_share", "log_distinct_agents"):
-        new = sorted(a for a in w.agents if a not in b.agents)[:2]
-        return f"new client(s) {'; '.join(a[:40] for a in new)}" if new else None
+        return f"new client(s) {'; '.join(a[:40] for a in c.new_agents)}" if c.new_agents else None
     if name in ("new_resource_share", "log_distinct_resources"):
-        new = sum(r not in b.resources for r in w.resources)
-        return f"{len(w.resources)} resources, {new} never used before" if w.resources else None
+        return f"{c.resources} resources, {c.new_resources} never used before" if c.resources else None
     if name == "failure_ratio":
-        return f"{w.failures} of {w.events} events failed"
+        return f"{c.failures} of {c.events} events failed" if c.failures else None
     if name == "log_sensitive_hits":
-        return f"{w.sensitive} sensitive-resource hits" if w.sensitive else None
+        return f"{c.sensitive} sensitive-resource hits" if c.sensitive else None
     if name == "log_privileged":
-        return f"{w.privileged} privileged actions" if w.privileged else None
+        return f"{c.privileged} privileged actions" if c.privileged else None
     return None

@@ -5,6 +5,12 @@ Contracts (scikit-learn and river): ``fit`` sets attributes ending in ``_``; sco
 changes the model; higher score = more anomalous, and scikit-learn's ``score_samples`` sign is
 flipped in exactly one place (``VectorizedForest.score``). Files: ``NAME.skops`` (skops: loading
 cannot run code), ``NAME.card.json`` (the model card), ``NAME.baselines.json``.
+
+The forest is the analyst's offline artifact (``logwarden train``, the notebook); the baselines
+it judges principals against are learned online from the organisation's own stream. A model
+trained on this organisation's history carries its baselines (``card["baselines"] ==
+"organisation"``) and scores its principals from the first event; a *portable* model (the shipped
+default, fitted on simulated data) carries none, so every principal first warms up.
 """
 
 from __future__ import annotations
@@ -19,10 +25,18 @@ import numpy as np
 import orjson
 
 from logwarden import __version__
-from logwarden.anomaly.features import FEATURES, Baselines, WindowStats, explain, vectorize
+from logwarden.anomaly.features import FEATURES, Baseline, Gate, Row, WindowStats, explain, matrix
 from logwarden.errors import LogwardenError
+from logwarden.timeutil import parse_duration
 
 RULE_ID = "anomaly.iforest"
+# An isolation forest cannot tell a value far beyond everything it was trained on from the most
+# extreme training value (its splits never reach past the training range), so a window doing 1,000
+# times its usual volume scores like an ordinary busy one. For the features measured against the
+# principal's own baseline, the model also flags a value beyond the training maximum by more than
+# EXTREME_MARGIN times the training p50-p99 spread.
+EXTREME_FEATURES = ("volume_vs_usual", "events_vs_usual")
+EXTREME_MARGIN = 3.0
 # An IsolationForest's own parts that skops does not trust by default; nothing else is loaded.
 TRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
 
@@ -119,8 +133,9 @@ class Anomaly:
 
 
 class AnomalyModel:
-    """Fitted forest + per-principal baselines + threshold, with the training statistics that
-    explanations compare against."""
+    """Fitted forest + threshold, the training statistics that explanations compare against, the
+    gate its training used and, unless portable, the organisation's baselines at the end of
+    training."""
 
     def __init__(self, n_estimators: int = 100, max_samples: int = 256, random_state: int = 7,
                  alerts_per_day: float = 1.0) -> None:
@@ -129,17 +144,16 @@ class AnomalyModel:
         self.random_state = random_state
         self.alerts_per_day = alerts_per_day
 
-    def fit(self, windows: list[WindowStats], baselines: Baselines, days: float) -> AnomalyModel:
+    def fit(self, rows: list[Row], days: float, baselines: dict[str, Baseline], gate: Gate,
+            portable: bool = False) -> AnomalyModel:
+        """Fit on prequential rows (``features.prequential``); ``baselines`` as they ended."""
         from sklearn.ensemble import IsolationForest
 
-        X = vectorize(windows, baselines)
+        X = matrix(rows)
         self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(X)),
                                        random_state=self.random_state).fit(X)
-        self._finish(baselines, X, days)
-        return self
-
-    def _finish(self, baselines: Baselines, X: np.ndarray, days: float) -> None:
-        self.baselines_ = baselines
+        self.baselines_ = {} if portable else baselines
+        self.gate_ = gate
         self.scorer_ = VectorizedForest(self.forest_)
         self.mean_, self.std_ = X.mean(axis=0), X.std(axis=0)
         scores = self.scorer_.score(X)
@@ -148,17 +162,35 @@ class AnomalyModel:
         allowed = max(int(self.alerts_per_day * days), 0)
         ordered = np.sort(scores)[::-1]
         self.threshold_ = float(ordered[allowed] if allowed < len(ordered) else ordered[-1]) + 1e-12
+        self.extremes_ = {}
+        for name in EXTREME_FEATURES:
+            col = X[:, FEATURES.index(name)]
+            spread = float(np.quantile(col, 0.99) - np.quantile(col, 0.5))
+            self.extremes_[name] = float(col.max()) + EXTREME_MARGIN * max(spread, 0.1)
+        return self
 
-    def score(self, windows: list[WindowStats]) -> np.ndarray:
-        return self.scorer_.score(vectorize(windows, self.baselines_)) if windows else np.zeros(0)
+    @property
+    def portable(self) -> bool:
+        return not self.baselines_
 
-    def anomalies(self, windows: list[WindowStats]) -> list[Anomaly]:
-        if not windows:
+    def baseline_for(self, principal: str) -> Baseline:
+        """A fresh copy of what training learned of this principal, or an empty baseline."""
+        known = self.baselines_.get(principal)
+        return known.copy() if known is not None else Baseline()
+
+    def score(self, rows: list[Row]) -> np.ndarray:
+        return self.scorer_.score(matrix(rows)) if rows else np.zeros(0)
+
+    def anomalies(self, rows: list[Row]) -> list[Anomaly]:
+        if not rows:
             return []
-        X = vectorize(windows, self.baselines_)
+        X = matrix(rows)
         scores = self.scorer_.score(X)
-        return [Anomaly(w, float(s), explain(w, x, self.mean_, self.std_, self.baselines_))
-                for w, x, s in zip(windows, X, scores, strict=True) if s > self.threshold_]
+        flagged = scores > self.threshold_
+        for name, bound in self.extremes_.items():
+            flagged |= X[:, FEATURES.index(name)] > bound
+        return [Anomaly(r.window, float(s), explain(r, self.mean_, self.std_))
+                for r, s, hit in zip(rows, scores, flagged, strict=True) if hit]
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path, card_extra: dict[str, Any]) -> dict[str, Any]:
@@ -168,13 +200,16 @@ class AnomalyModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         model_file, card_file, base_file = _files(path)
         sio.dump(self.forest_, model_file)
-        base_file.write_bytes(orjson.dumps({"baselines": self.baselines_.to_json(), "mean": self.mean_.tolist(),
-                                            "std": self.std_.tolist()}, option=orjson.OPT_SORT_KEYS))
+        base_file.write_bytes(orjson.dumps({"baselines": {k: v.to_json() for k, v in self.baselines_.items()},
+                                            "mean": self.mean_.tolist(), "std": self.std_.tolist()},
+                                           option=orjson.OPT_SORT_KEYS))
         q = np.quantile(self.train_scores_, [0.5, 0.9, 0.99, 0.999, 1.0]).tolist()
         card = {
             "model": RULE_ID, "features": list(FEATURES), "threshold": self.threshold_,
+            "extremes": self.extremes_,
             "alerts_per_day_target": self.alerts_per_day, "n_estimators": self.n_estimators,
             "max_samples": self.max_samples, "random_state": self.random_state,
+            "baselines": "none" if self.portable else "organisation", "gate": self.gate_.to_json(),
             "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "logwarden": __version__,
                          "python": platform.python_version()},
             "score_distribution": dict(zip(["p50", "p90", "p99", "p999", "max"], q, strict=True)),
@@ -215,10 +250,13 @@ class AnomalyModel:
         extra = orjson.loads(base_file.read_bytes())
         model = cls(card["n_estimators"], card["max_samples"], card["random_state"], card["alerts_per_day_target"])
         model.forest_ = forest
-        model.baselines_ = Baselines.from_json(extra["baselines"])
+        model.baselines_ = {k: Baseline.from_json(v) for k, v in extra["baselines"].items()}
+        gate = card.get("gate") or {}
+        model.gate_ = Gate(parse_duration(gate["warmup"]), int(gate["min_windows"])) if gate else Gate()
         model.scorer_ = VectorizedForest(forest)
         model.mean_, model.std_ = np.asarray(extra["mean"]), np.asarray(extra["std"])
         model.threshold_ = float(card["threshold"])
+        model.extremes_ = {k: float(v) for k, v in (card.get("extremes") or {}).items() if k in FEATURES}
         model.card_ = card
         return model
 

@@ -1,13 +1,28 @@
-"""The model in the stream, per principal: fold events into windows, score closed windows in one
-vectorized batch, and turn consecutive anomalous windows into one alert that is updated."""
+"""The model in the stream, per principal: fold events into windows; as windows close, describe
+each against the principal's baseline and learn it (``features.prequential``), score the ready
+ones in one vectorized batch, and turn consecutive anomalous windows into one alert that is
+updated. The baseline lives in the principal's state: recovered with it after a crash, and
+owned by the one worker the principal is routed to."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from logwarden.alerts import Alert, make_alert_id
-from logwarden.anomaly.features import DEFAULT_SENSITIVE, WindowStats, window_start
+from logwarden.anomaly.features import (
+    DEFAULT_SENSITIVE,
+    DEFAULT_SERVICE_PATTERNS,
+    Baseline,
+    Gate,
+    Row,
+    WindowStats,
+    kind_of,
+    prequential,
+    window_start,
+)
 from logwarden.anomaly.model import RULE_ID, Anomaly, AnomalyModel
 from logwarden.event import Event
 
@@ -35,12 +50,21 @@ class PrincipalState:
     windows: dict[datetime, WindowStats] = field(default_factory=dict)
     newest: datetime | None = None
     open_alert: OpenAlert | None = None
+    baseline: Baseline | None = None  # what is usual for it, learned as its windows close
+
+
+Progress = Callable[[str, Baseline, datetime | None], None]
 
 
 class PrincipalScorer:
     def __init__(self, model: AnomalyModel, width: timedelta, lateness: timedelta | None,
-                 sensitive: tuple[str, ...] = DEFAULT_SENSITIVE) -> None:
+                 sensitive: tuple[str, ...] = DEFAULT_SENSITIVE, gate: Gate | None = None,
+                 service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS,
+                 on_progress: Progress | None = None) -> None:
         self.model, self.width, self.lateness, self.sensitive = model, width, lateness, sensitive
+        self.gate = gate or model.gate_
+        self.service_patterns = tuple(service_patterns)
+        self.on_progress = on_progress
 
     def add(self, st: PrincipalState, events: list[Event]) -> list[Alert]:
         for e in events:
@@ -66,8 +90,14 @@ class PrincipalScorer:
         due = [[st.windows.pop(s) for s in sorted(s for s in st.windows
                                                   if watermark is None or s + self.width <= watermark)]
                for st in states]
-        everything = [w for windows in due for w in windows]
-        flagged = {(a.window.principal, a.window.start): a for a in self.model.anomalies(everything)}
+        rows: list[Row] = []
+        for st, windows in zip(states, due, strict=True):
+            if st.baseline is None:
+                st.baseline = self.model.baseline_for(st.principal)
+            rows += prequential(windows, {st.principal: st.baseline}, self.gate, self.service_patterns)
+            if self.on_progress is not None and windows:
+                self.on_progress(st.principal, st.baseline, windows[-1].start)
+        flagged = {(a.window.principal, a.window.start): a for a in self.model.anomalies(rows)}
         return [self._merge(st, windows, flagged) for st, windows in zip(states, due, strict=True)]
 
     def _merge(self, st: PrincipalState, windows: list[WindowStats],
@@ -94,7 +124,58 @@ class PrincipalScorer:
         return alerts
 
     def _alert(self, principal: str, a: OpenAlert) -> Alert:
-        because = "; ".join(a.explanation)
+        because = "; ".join(a.explanation) or "an unusual combination of its window's features"
+        who = "service account" if kind_of(principal, self.service_patterns) == "service" else "user"
         return Alert(a.alert_id, RULE_ID, "high", principal, a.start, a.end, a.events,
-                     f"{DESCRIPTION}: {because}", list(a.evidence), list(TAGS), a.revision, DESCRIPTION,
-                     score=a.score, explanation=because)
+                     f"{DESCRIPTION} ({who} {principal}): {because}", list(a.evidence), list(TAGS), a.revision,
+                     DESCRIPTION, score=a.score, explanation=because)
+
+
+class ModelProgress:
+    """How far the model's warm-up is, for the scorecard, metrics and ``logwarden status``:
+    told by every worker's scorer as windows close (thread-safe)."""
+
+    def __init__(self, gate: Gate, portable: bool) -> None:
+        self.gate, self.portable = gate, portable
+        self._lock = threading.Lock()
+        self._ready: dict[str, bool] = {}
+        self.first: datetime | None = None
+        self.newest: datetime | None = None
+
+    def update(self, principal: str, baseline: Baseline, newest: datetime | None) -> None:
+        with self._lock:
+            if baseline.first is not None and (self.first is None or baseline.first < self.first):
+                self.first = baseline.first
+            if newest is not None and (self.newest is None or newest > self.newest):
+                self.newest = newest
+            self._ready[principal] = newest is not None and self.gate.ready(baseline, newest)
+
+    def counts(self) -> tuple[int, int]:
+        """(principals scored, principals still learning)."""
+        with self._lock:
+            ready = sum(self._ready.values())
+            return ready, len(self._ready) - ready
+
+    def warmup_left(self) -> timedelta | None:
+        """Event time left before the organisation's warm-up ends (None: nothing seen yet)."""
+        if self.first is None or self.newest is None:
+            return None
+        return max(self.first + self.gate.warmup - self.newest, timedelta(0))
+
+    def summary(self) -> str:
+        scored, learning = self.counts()
+        left = self.warmup_left()
+        if left is None:
+            return "model: no identified principal seen yet (anonymous clients are left to the rules)"
+        origin = "a portable model (no baselines of this organisation)" if self.portable else \
+            "a model with this organisation's baselines"
+        if left > timedelta(0):
+            done = self.gate.warmup - left
+            hours = self.gate.warmup.total_seconds() / 3600
+            state = (f"warming up: {done.total_seconds() / 3600:.1f}h of {hours:.0f}h of event time learned "
+                     f"({done / self.gate.warmup:.0%}), no model alert before it ends")
+        else:
+            state = "warm-up done"
+        return (f"model: {origin}; {state}; {scored} principal(s) scored, {learning} still learning "
+                f"(a principal is scored after {self.gate.min_windows} windows over "
+                f"{self.gate.warmup.total_seconds() / 3600:.0f}h)")

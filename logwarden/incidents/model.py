@@ -13,6 +13,9 @@ import orjson
 STATES = ("open", "acknowledged", "resolved")
 MAX_EVIDENCE = 5
 MAX_HISTORY = 200
+OVER_BUDGET = "over-budget:"  # the entity of a detector's over-budget incident: over-budget:YYYY-MM-DD
+MAX_TALLY = 200  # entities an over-budget incident counts exactly; past it, the rarest give way
+TOP = 5  # entities its summary names
 
 
 def incident_id(fingerprint: str, first_alert_id: str) -> str:
@@ -21,6 +24,28 @@ def incident_id(fingerprint: str, first_alert_id: str) -> str:
 
 def fingerprint_of(rule_id: str, entity: str) -> str:
     return f"{rule_id}|{entity}"
+
+
+def over_budget_entity(day: str) -> str:
+    return OVER_BUDGET + day
+
+
+def tally(counts: dict[str, int], entity: str, limit: int = MAX_TALLY) -> None:
+    """Count one more alert of ``entity``. The map stays within ``limit`` entities (Space-Saving):
+    past it, a newcomer takes the place of the least counted entity and inherits its count, plus
+    one. The entities with the most alerts are always kept; a count is too high by at most what
+    it inherited."""
+    if entity in counts or len(counts) < limit:
+        counts[entity] = counts.get(entity, 0) + 1
+        return
+    least, n = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    del counts[least]
+    counts[entity] = n + 1
+
+
+def top_entities(counts: dict[str, int], n: int = TOP) -> list[tuple[str, int]]:
+    """The ``n`` entities with the most alerts, most first (ties by name, so it is stable)."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def wall_iso(epoch: float) -> str:
@@ -56,6 +81,10 @@ class Incident:
     silenced_by: str | None = None
     explanation: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Only on a detector's over-budget incident of a day: {"day": "YYYY-MM-DD", "budget": int,
+    # "entities": {entity: alerts folded}, "added": alerts folded by the change that wrote it}.
+    # Its ``count`` is the number of alerts folded into it.
+    over_budget: dict[str, Any] | None = None
 
     def record(self, at: float, by: str, action: str, note: str = "") -> None:
         entry = {"at": wall_iso(at), "by": by, "action": action}
@@ -79,7 +108,21 @@ class Incident:
         d["created_at"], d["updated_at"] = wall_iso(self.created_at), wall_iso(self.updated_at)
         if self.last_notified_at is not None:
             d["last_notified_at"] = wall_iso(self.last_notified_at)
+        if self.over_budget is None:
+            d.pop("over_budget")
+        else:
+            ob = self.over_budget
+            d["over_budget"] = {"day": ob["day"], "budget": ob["budget"], "alerts_folded": self.count,
+                                "top_entities": [[e, n] for e, n in top_entities(ob["entities"], 20)]}
         return d
+
+    def over_budget_summary(self) -> str:
+        """Its summary: N alerts of R over its budget of B new incidents on D; top: a (12), ..."""
+        ob = self.over_budget or {}
+        top = ", ".join(f"{e} ({n:,})" for e, n in top_entities(ob.get("entities", {})))
+        more = ", ..." if len(ob.get("entities", {})) > TOP else ""
+        return (f"{self.count:,} alert{'s' if self.count != 1 else ''} of {self.rule_id} over its budget of "
+                f"{ob.get('budget')} new incidents on {ob.get('day')}; top: {top}{more}")
 
 
 @dataclass

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from logwarden.errors import ConfigError
 from logwarden.incidents.backend import MemoryBackend
 from logwarden.incidents.dispatch import DispatchPolicy
-from logwarden.incidents.store import IncidentPolicy, IncidentStore
+from logwarden.incidents.store import IncidentPolicy, IncidentStore, NoiseBudget
 from logwarden.notify.base import Notifier
 from logwarden.settings import Settings
 
+if TYPE_CHECKING:
+    from logwarden.rules.loader import RuleSet
 
-def build_store(settings: Settings, *, require_redis: bool = False) -> IncidentStore:
+MODEL_RULE_ID = "anomaly.iforest"  # logwarden.anomaly.model.RULE_ID, without loading numpy here
+
+
+def noise_budget(settings: Settings, rules: RuleSet | None) -> NoiseBudget:
+    """Each rule's own ``budget:`` (None: no limit), the model's, and the default for the rest."""
+    own: dict[str, int | None] = {}
+    for rule in rules.rules if rules is not None else []:
+        budget = rule.meta.budget
+        if budget is None or isinstance(budget, int):  # not "default"
+            own[rule.meta.id] = budget
+    return NoiseBudget(default=settings.rule_budget, rules={MODEL_RULE_ID: settings.model_budget, **own})
+
+
+def build_store(settings: Settings, rules: RuleSet | None = None, *, require_redis: bool = False) -> IncidentStore:
+    """The incident store; ``rules`` (the rule set in force) gives each rule its noise budget."""
     policy = IncidentPolicy(settings.incident_resolve_after, settings.incident_repeat_interval,
-                            settings.incident_retention)
+                            settings.incident_retention, budget=noise_budget(settings, rules))
     if settings.redis_url is None:
         if require_redis:
             raise ConfigError("incident commands need LOGWARDEN_REDIS_URL (without it, incidents live in "

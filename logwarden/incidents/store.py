@@ -8,25 +8,54 @@
   transaction*: recorded before sent, so a crash loses nothing.
 - States open -> acknowledged -> resolved; auto-resolve after a quiet period; re-notify a
   still-firing open incident after ``repeat_interval``; silences; history of who did what.
+- A noise budget: each detector may open so many new incidents per UTC day of its alerts' event
+  time. Past it, that day's alerts that would open a new incident fold into one over-budget
+  incident of the detector and day (fingerprint ``rule|over-budget:YYYY-MM-DD``; reopened if it
+  was resolved), which counts them and their top entities. Updates of open incidents are never
+  held back; the over-budget incident does not count against the budget. The day's counter
+  lives in the backend, so workers and restarts count together; a replayed alert is skipped by
+  its alert -> incident key before it could be counted again.
 """
 
 from __future__ import annotations
 
 import secrets as _random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from logwarden.alerts import Alert
 from logwarden.errors import LogwardenError
 from logwarden.incidents.backend import Backend, Tx
-from logwarden.incidents.model import MAX_EVIDENCE, Incident, Silence, fingerprint_of, incident_id, pending_id
+from logwarden.incidents.model import (
+    MAX_EVIDENCE,
+    Incident,
+    Silence,
+    fingerprint_of,
+    incident_id,
+    over_budget_entity,
+    pending_id,
+    tally,
+)
 from logwarden.timeutil import isoformat
 
 SYSTEM = "logwarden"
+
+
+@dataclass(frozen=True)
+class NoiseBudget:
+    """New incidents a detector may open per UTC day; None: no limit. Without configuration
+    nothing is limited: the settings give rules and the model their budgets (``build_store``)."""
+
+    default: int | None = None  # a detector without a budget of its own
+    rules: Mapping[str, int | None] = field(default_factory=dict)  # rule id (or the model's) -> budget
+    memory: timedelta = timedelta(days=3)  # how long a day's counter is kept (reruns within it count none)
+
+    def of(self, rule_id: str) -> int | None:
+        return self.rules[rule_id] if rule_id in self.rules else self.default
 
 
 @dataclass(frozen=True)
@@ -35,6 +64,18 @@ class IncidentPolicy:
     repeat_interval: timedelta = timedelta(hours=4)  # re-notify a still-firing open incident
     retention: timedelta = timedelta(days=7)  # resolved incidents' keys expire after this
     alert_memory: timedelta = timedelta(days=30)  # how long an alert id stays tied to its incident
+    budget: NoiseBudget = field(default_factory=NoiseBudget)
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """One detector's day past its budget: how many alerts were folded, and into which incident."""
+
+    rule_id: str
+    day: str  # YYYY-MM-DD, UTC, of the alerts' event time
+    budget: int
+    folded: int
+    incident_id: str
 
 
 class IncidentError(LogwardenError):
@@ -50,7 +91,7 @@ class IncidentStore:
         p = backend.prefix
         self._inc, self._fp = f"{p}inc:", f"{p}fp:"
         self._index, self._outbox, self._silences = f"{p}incidents", f"{p}outbox", f"{p}silences"
-        self._alert = f"{p}alert:"
+        self._alert, self._budget = f"{p}alert:", f"{p}budget:"
 
     # -- alerts in -------------------------------------------------------------------------
     def apply(self, alerts: list[Alert]) -> list[Incident]:
@@ -58,19 +99,29 @@ class IncidentStore:
         if not alerts:
             return []
         ordered = sorted(alerts, key=lambda a: (a.start, a.alert_id, a.revision))
-        fps = sorted({fingerprint_of(a.rule_id, a.entity) for a in ordered})
+        limits = {a.rule_id: self.policy.budget.of(a.rule_id) for a in ordered}
+        # (rule, day) pairs under a budget: their counters and over-budget incidents are read
+        # with everything else, in the same round trips.
+        pairs = sorted({(a.rule_id, day_of(a.start)) for a in ordered if limits[a.rule_id] is not None})
+        over_fps = {pair: fingerprint_of(pair[0], over_budget_entity(pair[1])) for pair in pairs}
+        fps = sorted({fingerprint_of(a.rule_id, a.entity) for a in ordered} | set(over_fps.values()))
         aids = sorted({a.alert_id for a in ordered})
+        counters = [f"{self._budget}{day}:{rule}" for rule, day in pairs]
 
         def tx_fn(tx: Tx) -> list[Incident]:
             now = self.clock()
             silences = self._load_silences(tx)
-            owner = dict(zip(aids, tx.get([self._alert + a for a in aids]), strict=True))
+            got = tx.get([self._alert + a for a in aids] + counters)
+            owner = dict(zip(aids, got[:len(aids)], strict=True))
+            opened = {pair: int(n or 0) for pair, n in zip(pairs, got[len(aids):], strict=True)}
             ids = dict(zip(fps, tx.get([self._fp + fp for fp in fps]), strict=True))
             known = [i for i in ids.values() if i]
             docs = dict(zip(known, tx.get([self._inc + i for i in known]), strict=True))
             current = {fp: Incident.from_json(docs[i]) for fp, i in ids.items() if i and docs.get(i)}
             changed: dict[str, Incident] = {}
-            created: set[str] = set()
+            created: set[str] = set()  # new (or reopened): their fingerprint and listing entries are written
+            counted: set[tuple[str, str]] = set()
+            folded: dict[str, int] = {}  # over-budget incident id -> alerts folded by this batch
             memory_ms = int(self.policy.alert_memory.total_seconds() * 1000)
             for alert in ordered:
                 fp = fingerprint_of(alert.rule_id, alert.entity)
@@ -79,19 +130,39 @@ class IncidentStore:
                     continue
                 known_owner = owner.get(alert.alert_id)
                 if known_owner not in (None, inc.id if inc else None):
-                    continue  # a replayed alert of an earlier (resolved) incident
+                    continue  # a replayed alert of an earlier (resolved) incident, or a folded one
                 if inc is None or inc.state == "resolved":
-                    inc = _open(fp, alert, now)
-                    created.add(inc.id)
+                    limit, pair = limits[alert.rule_id], (alert.rule_id, day_of(alert.start))
+                    if limit is not None and opened[pair] >= limit:
+                        inc = current.get(over_fps[pair])
+                        if inc is None:
+                            inc = _open_over_budget(over_fps[pair], alert, pair[1], limit, now)
+                            created.add(inc.id)
+                        elif inc.state == "resolved":  # one a detector's day: the same one, reopened
+                            _reopen(inc, now)
+                            created.add(inc.id)  # its keys lose the retention again
+                        _fold(inc, alert, now, self.policy)
+                        folded[inc.id] = folded.get(inc.id, 0) + 1
+                    else:
+                        if limit is not None:
+                            opened[pair] += 1
+                            counted.add(pair)
+                        inc = _open(fp, alert, now)
+                        created.add(inc.id)
                 else:
                     _update(inc, alert, now, self.policy)
-                silence = next((s for s in silences if s.matches(alert.rule_id, alert.entity, now)), None)
+                silence = next((s for s in silences if s.matches(inc.rule_id, inc.entity, now)), None)
                 inc.silenced_by = silence.id if silence else None
-                current[fp] = changed[inc.id] = inc
+                current[inc.fingerprint] = changed[inc.id] = inc
                 if known_owner is None:
                     owner[alert.alert_id] = inc.id
                     tx.set(self._alert + alert.alert_id, inc.id, memory_ms)
+            budget_ms = int(self.policy.budget.memory.total_seconds() * 1000)
+            for rule, day in sorted(counted):
+                tx.set(f"{self._budget}{day}:{rule}", str(opened[rule, day]), budget_ms)
             for inc in changed.values():
+                if inc.over_budget is not None:
+                    inc.over_budget["added"] = folded.get(inc.id, 0)
                 self._write(tx, inc, now, notify=inc.silenced_by is None, index=inc.id in created)
             return list(changed.values())
 
@@ -103,14 +174,31 @@ class IncidentStore:
         return Incident.from_json(text) if text else None
 
     def list(self, state: str | None = None, rule: str | None = None, limit: int = 1000) -> list[Incident]:
+        out = [i for i in self._all() if (state is None or i.state == state) and (rule is None or i.rule_id == rule)]
+        return out[-limit:]
+
+    def _all(self) -> list[Incident]:
+        """Every stored incident, oldest first."""
+
         def tx_fn(tx: Tx) -> list[Incident]:
             ids = tx.zrange(self._index)
             docs = tx.get([self._inc + i for i in ids]) if ids else []
             return [Incident.from_json(d) for d in docs if d]
 
-        out = [i for i in self.backend.atomic(tx_fn)
-               if (state is None or i.state == state) and (rule is None or i.rule_id == rule)]
-        return out[-limit:]
+        return self.backend.atomic(tx_fn)
+
+    def budget_report(self) -> list[OverBudget]:
+        """Per detector and day past its budget: alerts folded and the over-budget incident, by
+        day then rule (from the stored over-budget incidents: resolved ones expire with them)."""
+        days: dict[tuple[str, str], OverBudget] = {}
+        for inc in self._all():  # oldest first: had a day two (the first expired), the latest is named
+            ob = inc.over_budget
+            if ob is None:
+                continue
+            key = (inc.rule_id, ob["day"])
+            before = days[key].folded if key in days else 0
+            days[key] = OverBudget(inc.rule_id, ob["day"], ob["budget"], before + inc.count, inc.id)
+        return [days[k] for k in sorted(days, key=lambda k: (k[1], k[0]))]
 
     def ack(self, iid: str, by: str, note: str = "") -> Incident:
         return self._transition(iid, "acknowledged", by, note)
@@ -279,15 +367,58 @@ def _open(fp: str, alert: Alert, now: float) -> Incident:
 def _update(inc: Incident, alert: Alert, now: float, policy: IncidentPolicy) -> None:
     inc.alerts[alert.alert_id] = [alert.revision, alert.count]
     inc.count = sum(c for _, c in inc.alerts.values())
+    inc.summary = alert.summary
+    _extend(inc, alert)
+    _renotify_if_due(inc, now, policy)
+
+
+def day_of(ts: datetime) -> str:
+    """The UTC calendar day of an event time (YYYY-MM-DD); a naive time is taken as UTC."""
+    return (ts.astimezone(UTC) if ts.tzinfo is not None else ts).date().isoformat()
+
+
+def _open_over_budget(fp: str, alert: Alert, day: str, budget: int, now: float) -> Incident:
+    """A detector's over-budget incident of a day, empty: ``_fold`` adds the first alert."""
+    inc = Incident(
+        id=incident_id(fp, alert.alert_id), fingerprint=fp, rule_id=alert.rule_id, severity=alert.severity,
+        entity=over_budget_entity(day), description=f"Over its noise budget: {alert.description or alert.rule_id}",
+        summary="", tags=list(alert.tags), first_seen=isoformat(alert.start), last_seen=isoformat(alert.end),
+        count=0, created_at=now, updated_at=now, version=0,
+        over_budget={"day": day, "budget": budget, "entities": {}, "added": 0})
+    inc.record(now, SYSTEM, "opened", f"{alert.rule_id} opened its {budget} new incidents of {day}")
+    return inc
+
+
+def _reopen(inc: Incident, now: float) -> None:
+    inc.state = "open"
+    note = "more alerts past the budget"
+    inc.record(now, SYSTEM, "reopened", note)
+    inc.pending.append({"kind": "reopened", "by": SYSTEM, "note": note, "id": pending_id(inc, now)})
+
+
+def _fold(inc: Incident, alert: Alert, now: float, policy: IncidentPolicy) -> None:
+    """One more alert of the detector's day past its budget: counted, not an incident of its own.
+    (Its later revisions are not: the alert -> incident key skips them; the count is of alerts.)"""
+    assert inc.over_budget is not None
+    tally(inc.over_budget["entities"], alert.entity)
+    inc.count += 1
+    inc.summary = inc.over_budget_summary()
+    _extend(inc, alert)
+    _renotify_if_due(inc, now, policy)
+
+
+def _extend(inc: Incident, alert: Alert) -> None:
     inc.first_seen = min(inc.first_seen, isoformat(alert.start))
     inc.last_seen = max(inc.last_seen, isoformat(alert.end))
-    inc.summary = alert.summary
     for ref in alert.evidence:
         if len(inc.evidence) >= MAX_EVIDENCE:
             break
         if ref not in inc.evidence:
             inc.evidence.append(ref)
     inc.version += 1
+
+
+def _renotify_if_due(inc: Incident, now: float, policy: IncidentPolicy) -> None:
     if (inc.state == "open" and inc.last_notified_at is not None
             and now - inc.last_notified_at >= policy.repeat_interval.total_seconds()
             and not any(p["kind"] == "renotify" for p in inc.pending)):

@@ -28,9 +28,14 @@ def build_slack_blocks(incident: Incident) -> dict[str, Any]:
     i = incident
     state = STATE_LABEL.get(i.state, i.state.upper())
     head = f"{SEVERITY_EMOJI.get(i.severity, '')} {i.severity.upper()} · {escape(i.rule_id)} · {state}".strip()
+    if i.over_budget is None:
+        who, count = f"*Principal*\n`{escape(i.entity)}`", f"*Count*\n{i.count}"
+    else:  # a detector's day past its noise budget (the summary names its top entities)
+        who = f"*Over budget on*\n{escape(i.over_budget['day'])} (budget: {i.over_budget['budget']} a day)"
+        count = f"*Alerts folded*\n{i.count:,}"
     fields = [
-        {"type": "mrkdwn", "text": f"*Principal*\n`{escape(i.entity)}`"},
-        {"type": "mrkdwn", "text": f"*Count*\n{i.count}"},
+        {"type": "mrkdwn", "text": who},
+        {"type": "mrkdwn", "text": count},
         {"type": "mrkdwn", "text": f"*First seen*\n{escape(i.first_seen)}"},
         {"type": "mrkdwn", "text": f"*Last seen*\n{escape(i.last_seen)}"},
     ]
@@ -62,7 +67,9 @@ def build_slack_blocks(incident: Incident) -> dict[str, Any]:
 def build_reply(incident: Incident, event: dict[str, Any]) -> dict[str, Any]:
     kind = event.get("kind", "")
     i = incident
-    if kind == "renotify":
+    if kind == "renotify" and i.over_budget is not None:
+        line = f"Still over budget: {i.count:,} alerts folded, last seen {i.last_seen}"
+    elif kind == "renotify":
         line = f"Still firing: {i.count} events, last seen {i.last_seen}"
     else:
         line = f"{kind.title()} by {event.get('by', '?')}" + (f": {event['note']}" if event.get("note") else "")

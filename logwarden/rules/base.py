@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,6 +29,9 @@ class RuleMeta:
     group_by: str  # ECS field whose value is the alert's entity
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    # New incidents a day (noise budget): a number, None (`budget: null`: no limit, for critical
+    # rules), or "default" (no `budget:` key: LOGWARDEN_RULE_BUDGET applies).
+    budget: int | Literal["default"] | None = "default"
 
 
 class Rule(Protocol):

@@ -3,6 +3,7 @@
     {field: event.action, equals: ssh_login}
     {field: url.query, regex: "(?i)union\\s+select"}
     {field: source.ip, cidr: [10.0.0.0/8, 192.168.0.0/16]}
+    {field: source.ip, cidr: internal}      # the organisation's networks (LOGWARDEN_INTERNAL_NETWORKS)
     {field: http.response.status_code, gte: 400}
     {all: [...]}, {any: [...]}, {not: {...}}
 
@@ -12,12 +13,12 @@ field) is a load error, never a silent no-op.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from logwarden.event import Event, known_field
+from logwarden.networks import DEFAULT_INTERNAL, in_networks, parse_networks
 
 Predicate = Callable[[Event], bool]
 # A value a predicate requires: (field, values) when it can only be true if the field's value
@@ -55,7 +56,13 @@ def _chain(preds: list[Predicate], all_of: bool) -> Predicate:
     return lambda e: head(e) or rest(e)
 
 
-def compile_condition(spec: Any) -> Predicate:
+NamedNetworks = Mapping[str, Sequence[str]]
+
+
+def compile_condition(spec: Any, networks: NamedNetworks | None = None) -> Predicate:
+    """``networks``: the named CIDR lists a ``cidr:`` may name (default: ``internal``)."""
+    if networks is None:
+        networks = {"internal": DEFAULT_INTERNAL}
     if spec is None:
         return always
     if not isinstance(spec, dict):
@@ -67,11 +74,11 @@ def compile_condition(spec: Any) -> Predicate:
                                  f"found also {sorted(set(spec) - combinators)}")
         kind, inner = next(iter(spec.items()))
         if kind == "not":
-            pred = compile_condition(inner)
+            pred = compile_condition(inner, networks)
             return lambda e: not pred(e)
         if not isinstance(inner, list) or not inner:
             raise ConditionError(f"'{kind}' takes a non-empty list of conditions")
-        preds = [compile_condition(c) for c in inner]
+        preds = [compile_condition(c, networks) for c in inner]
         if kind == "all":
             needs = next((n for n in map(needs_of, preds) if n is not None), None)
             return _with_needs(_chain(preds, True), needs)
@@ -88,10 +95,10 @@ def compile_condition(spec: Any) -> Predicate:
     if not known_field(str(spec["field"])):
         raise ConditionError(f"unknown field {spec['field']!r} (ECS names, parser fields, or labels.*)")
     get = Event.getter(str(spec["field"]))
-    return _operator(op, spec[op], get, str(spec["field"]))
+    return _operator(op, spec[op], get, str(spec["field"]), networks)
 
 
-def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str) -> Predicate:
+def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str, networks: NamedNetworks) -> Predicate:
     if op == "equals":
         if isinstance(arg, str):  # the common case: compare strings directly
             return _with_needs(lambda e: (v := get(e)) == arg or (
@@ -112,13 +119,16 @@ def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str) -> Pre
             raise ConditionError(f"bad regex for {field!r}: {exc}") from None
         return lambda e: (v := get(e)) is not None and rx.search(str(v)) is not None
     if op == "cidr":
-        nets = []
-        for text in arg if isinstance(arg, list) else [arg]:
-            try:
-                nets.append(ipaddress.ip_network(str(text), strict=False))
-            except ValueError as exc:
-                raise ConditionError(f"bad CIDR for {field!r}: {exc}") from None
-        return lambda e: _in_nets(get(e), nets)
+        if isinstance(arg, str) and "/" not in arg:
+            if arg not in networks:
+                raise ConditionError(f"'cidr' on {field!r}: no network set named {arg!r}; named: "
+                                     f"{', '.join(networks)} (or a CIDR list)")
+            arg = list(networks[arg])
+        try:
+            nets = parse_networks(arg if isinstance(arg, list) else [arg])
+        except ValueError as exc:
+            raise ConditionError(f"bad CIDR for {field!r}: {exc}") from None
+        return lambda e: in_networks(get(e), nets)
     if op in ("gt", "gte", "lt", "lte"):
         if isinstance(arg, bool) or not isinstance(arg, int | float):
             raise ConditionError(f"'{op}' on {field!r} takes a number")
@@ -151,13 +161,3 @@ def _num(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _in_nets(value: Any, nets: list[Any]) -> bool:
-    if value is None:
-        return False
-    try:
-        addr = ipaddress.ip_address(str(value))
-    except ValueError:
-        return False
-    return any(addr in net for net in nets)

@@ -1,17 +1,19 @@
 """Loading rule files: every problem at once, each with file:line and rule id.
 
 A rule file holds ``rules:`` (new rules) and, in local files, ``overrides:`` (disable a
-shipped rule, change its parameters, severity or tags, add exceptions) so the shipped pack is
-never edited. ``logwarden run`` refuses to start on any problem, with the same messages as
-``logwarden rules validate``.
+shipped rule, change its parameters, severity, tags or noise budget, add exceptions) so the
+shipped pack is never edited. ``logwarden run`` refuses to start on any problem, with the same
+messages as ``logwarden rules validate``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -19,13 +21,14 @@ from pydantic import ValidationError
 from logwarden.alerts import SEVERITIES
 from logwarden.errors import ConfigError
 from logwarden.event import known_field
+from logwarden.networks import DEFAULT_INTERNAL, parse_networks
 from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
-from logwarden.rules.conditions import ConditionError, Predicate, compile_condition, needs_of
+from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, needs_of
 
-COMMON = ("id", "type", "description", "severity", "tags", "enabled", "group_by", "where",
+COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "where",
           "exceptions", "examples")
-OVERRIDABLE = ("enabled", "severity", "tags", "description", "exceptions")
+OVERRIDABLE = ("enabled", "severity", "tags", "description", "exceptions", "where", "budget")
 
 
 def default_rule_files() -> list[Path]:
@@ -79,7 +82,11 @@ class _Raw:
     path: Path
 
 
-def load_rules(paths: list[Path]) -> RuleSet:
+def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None) -> RuleSet:
+    """``internal_networks``: what ``cidr: internal`` and ``new_term``'s ``granularity: network``
+    mean (``LOGWARDEN_INTERNAL_NETWORKS``; default RFC 1918 and the usual cluster ranges)."""
+    internal = parse_networks(internal_networks or DEFAULT_INTERNAL)
+    networks = {"internal": [str(n) for n in internal]}
     problems: list[str] = []
     raws: dict[str, _Raw] = {}
     overrides: list[_Raw] = []
@@ -123,8 +130,10 @@ def load_rules(paths: list[Path]) -> RuleSet:
     rules: list[Rule] = []
     examples: dict[str, list[dict[str, Any]]] = {}
     for rid, raw in raws.items():
-        rule = _build(raw, problems)
+        rule = _build(raw, problems, networks)
         if rule is not None:
+            if getattr(rule, "internal_networks", None) is not None:  # new_term judging addresses by network
+                rule = dataclasses.replace(rule, internal_networks=internal)
             rules.append(rule)
             examples[rid] = list(raw.doc.get("examples") or [])
     if problems:
@@ -156,7 +165,7 @@ def _apply_override(ov: _Raw, raws: dict[str, _Raw], problems: list[str]) -> Non
     raws[rid] = _Raw(merged, target.path if ov.path == target.path else ov.path)
 
 
-def _build(raw: _Raw, problems: list[str]) -> Rule | None:
+def _build(raw: _Raw, problems: list[str], networks: NamedNetworks) -> Rule | None:
     doc, path = raw.doc, raw.path
     rid = doc["id"]
 
@@ -180,14 +189,15 @@ def _build(raw: _Raw, problems: list[str]) -> Rule | None:
         problem("tags", "'tags' is a list of strings")
     if not isinstance(doc.get("enabled", True), bool):
         problem("enabled", "'enabled' is true or false")
-    where = _condition(doc.get("where"), "where", problem)
+    budget = _budget(doc, problem)
+    where = _condition(doc.get("where"), "where", problem, networks)
     exceptions: list[Predicate] = []
     excs = doc.get("exceptions") or []
     if not isinstance(excs, list):
         problem("exceptions", "'exceptions' is a list of conditions")
         excs = []
     for exc in excs:
-        pred = _condition(exc, "exceptions", problem)
+        pred = _condition(exc, "exceptions", problem, networks)
         if pred is not None:
             exceptions.append(pred)
     _check_examples(doc.get("examples"), problem)
@@ -207,7 +217,7 @@ def _build(raw: _Raw, problems: list[str]) -> Rule | None:
     if len(problems) > before or where is None:
         return None
     meta = RuleMeta(rid, doc["description"], doc["severity"], doc["group_by"], tuple(tags),
-                    doc.get("enabled", True))
+                    doc.get("enabled", True), budget)
     predicate = where if not exceptions else _without(where, exceptions)
     try:
         return rtype.build(meta, predicate, validated)
@@ -216,9 +226,9 @@ def _build(raw: _Raw, problems: list[str]) -> Rule | None:
         return None
 
 
-def _condition(spec: Any, key: str, problem: Any) -> Predicate | None:
+def _condition(spec: Any, key: str, problem: Any, networks: NamedNetworks) -> Predicate | None:
     try:
-        return compile_condition(spec)
+        return compile_condition(spec, networks)
     except ConditionError as exc:
         problem(key, f"{key}: {exc}")
         return None
@@ -232,6 +242,20 @@ def _without(where: Predicate, exceptions: list[Predicate]) -> Predicate:
     if needs is not None:
         pred.needs = needs  # type: ignore[attr-defined]
     return pred
+
+
+def _budget(doc: dict[str, Any], problem: Any) -> int | Literal["default"] | None:
+    """``budget:`` new incidents a day; null (or none) for no limit; absent: the default."""
+    if "budget" not in doc:
+        return "default"
+    value = doc["budget"]
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    problem("budget", f"'budget' is a number of new incidents a day (0 or more), or null for no limit, "
+                      f"not {value!r}")
+    return "default"
 
 
 def _check_examples(examples: Any, problem: Any) -> None:

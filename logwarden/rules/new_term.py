@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import orjson
 from pydantic import Field
@@ -21,6 +21,7 @@ from pydantic import Field
 from logwarden.alerts import Alert, make_alert_id
 from logwarden.errors import ConfigError
 from logwarden.event import Event
+from logwarden.networks import DEFAULT_INTERNAL, Net, in_networks, parse_networks, prefix_of
 from logwarden.rules.base import Params, Predicate, RuleMeta
 from logwarden.rules.terms import STARTED, TermStore
 from logwarden.rules.threshold import Duration
@@ -32,6 +33,7 @@ class NewTermParams(Params):
     known: dict[str, list[str]] = {}
     seed_file: Path | None = None
     max_terms: int = Field(1000, ge=1)
+    granularity: Literal["address", "/24", "/16", "network"] = "address"
 
 
 @dataclass
@@ -52,6 +54,9 @@ class NewTermRule:
     learn: timedelta
     known: dict[str, frozenset[str]]
     max_terms: int
+    granularity: str = "address"
+    # What "network" granularity calls internal (the loader sets LOGWARDEN_INTERNAL_NETWORKS).
+    internal_networks: tuple[Net, ...] | None = None
     store: TermStore | None = field(default=None, compare=False)
 
     @classmethod
@@ -66,7 +71,16 @@ class NewTermRule:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"seed_file {params.seed_file}: {exc}") from None
         return cls(meta, where, params.field, params.learn,
-                   {k: frozenset(v) for k, v in known.items()}, params.max_terms)
+                   {k: frozenset(v) for k, v in known.items()}, params.max_terms, params.granularity,
+                   parse_networks(DEFAULT_INTERNAL) if params.granularity == "network" else None)
+
+    def term_of(self, value: object) -> str:
+        text = str(value)
+        if self.granularity == "address":
+            return text
+        if self.granularity == "network":
+            return "internal" if in_networks(text, self.internal_networks or ()) else "external"
+        return prefix_of(text, int(self.granularity[1:]))
 
     def relevant(self, event: Event) -> bool:
         return self.where(event) and event.get(self.field) is not None
@@ -78,22 +92,21 @@ class NewTermRule:
         value = event.get(self.field)
         if value is None or not self.where(event):
             return None
-        term, ts = str(value), event.timestamp
+        term, ts = self.term_of(value), event.timestamp
         assert ts is not None
         if state.started is None:
-            state.started = ts
             seeded = set(self.known.get(entity, ()))
+            # Seeded from a baseline (known, seed_file): nothing left to learn.
+            state.started = ts - self.learn - timedelta(seconds=1) if seeded else ts
             if self.store is not None:
                 state.taught_by = self.store.terms(self.meta.id, entity)
                 began = state.taught_by.pop(STARTED, None)
-                seeded |= set(state.taught_by)
-                if began is not None:  # learned before (a restart, another worker): as it was
+                if began is not None:  # learned before (a restart, a rerun, another worker): as it was
                     state.started = datetime.fromisoformat(began)
                 else:
-                    self.store.add(self.meta.id, entity, STARTED, ts.isoformat())
+                    self.store.add(self.meta.id, entity, STARTED, state.started.isoformat())
+                seeded |= set(state.taught_by)
             state.terms.update(seeded)
-            if seeded and state.started == ts:  # seeded from a baseline: nothing left to learn
-                state.started = ts - self.learn - timedelta(seconds=1)
         if term in state.terms:
             if state.taught_by.pop(term, None) != event.id:
                 return None
@@ -106,7 +119,8 @@ class NewTermRule:
             return None
         alert_id = make_alert_id(self.meta.id, entity, f"{self.field}={term}")
         return Alert(alert_id, self.meta.id, self.meta.severity, entity, ts, ts, 1,
-                     f"{self.meta.description}: {self.field} {term!r} never seen for {entity}",
+                     f"{self.meta.description}: {self.field} {value!r}"
+                     f"{f' ({term})' if term != str(value) else ''} never seen for {entity}",
                      [event.id], list(self.meta.tags), 0, self.meta.description)
 
     def close(self, state: NewTermState, entity: str, watermark: datetime | None) -> Alert | None:
