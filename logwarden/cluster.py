@@ -2,7 +2,7 @@
 
 Each process is this same command with ``LOGWARDEN_PROCESS_ID`` and ``LOGWARDEN_ADDRESSES`` set;
 Bytewax spreads input partitions and keyed state over every worker of every process. Across
-hosts, start one process per host with those two settings instead (see the README).
+hosts, start one process per host with those two settings instead (see docs/streaming-and-recovery.md).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
     log = tmp_path / "api.jsonl"
     log.write_text("")
     env = {**os.environ, "LOGWARDEN_METRICS_PORT": str(port), "LOGWARDEN_SCORECARD_INTERVAL": "1s",
-           "LOGWARDEN_FOLLOW_POLL": "100ms", "LOGWARDEN_MODEL_ENABLED": "false"}
+           "LOGWARDEN_FOLLOW_POLL": "100ms"}
     proc = subprocess.Popen([sys.executable, "-m", "logwarden.cli", "run", "-i", str(log), "--format", "json",
                              "--follow", "--recovery-dir", str(tmp_path / "recovery")], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -97,6 +97,9 @@ def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert str(log) in shown and "      10        9" in shown and "90.0%" in shown, shown
         assert "missing_field=1" in shown and "outbox: 0 waiting" in shown
+        # the shipped model is portable: it learns this organisation before it judges anyone
+        assert re.search(r"^model: \d+ principals scored, \d+ learning; warm-up: 24\.0h of event time left", shown,
+                         re.M), shown
         # the group keys of user "a" hold state (buffered within the allowed lateness); the recovery
         # database is on disk
         assert re.search(r"^state: .*rules=[1-9]\d* keys; recovery database \d+\.\d MB$", shown, re.M), shown

@@ -1,6 +1,6 @@
 """Kafka input without a broker (none can run here): the URL, decoding messages into chunks, the
 connector's own message and error types, and clear errors when the cluster cannot be reached.
-The path through a real broker is the compose file's ``kafka`` profile (see the README)."""
+The path through a real broker is the compose file's ``kafka`` profile (see docs/containers.md)."""
 
 from __future__ import annotations
 
