@@ -182,13 +182,14 @@ def demo(
     out: Annotated[Path | None, typer.Option(help="keep the simulated logs and outputs here")] = None,
     workers: Annotated[int, typer.Option("--workers", "-w")] = 1,
 ) -> None:
-    """Simulate a day of an organisation's logs and run the flow on them (no Redis, no Slack)."""
+    """Simulate an organisation's logs (two routine days, for the model to learn it, then a day with
+    planted attacks) and run the flow on them (no Redis, no Slack)."""
     from logwarden.app import print_budget, print_incidents, print_scorecards, run_flow
     from logwarden.simulate import simulate as make
 
     base = out or Path(tempfile.mkdtemp(prefix="logwarden-demo-"))
     logs = base / "logs"
-    written = make(logs, days=1, seed=7)
+    written = make(logs, days=1, seed=7, baseline_days=2)
     inputs = sorted(str(p) for p in written if not str(p).endswith("labels.jsonl"))
     typer.echo(f"simulated {sum(written.values())} lines into {logs}")
     import os

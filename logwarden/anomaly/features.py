@@ -64,13 +64,16 @@ def kind_of(principal: str, service_patterns: Iterable[str] = DEFAULT_SERVICE_PA
 
 
 def network_of(address: str) -> str:
-    """The /24 (IPv4) or /64 (IPv6) an address belongs to: DHCP, Wi-Fi and pod churn move a
-    person or a workload between addresses of one network all day; a new network means more."""
+    """The network an address belongs to: a private IPv4 address's /16 (an office, a VPN pool, a
+    cluster's pod range, a CI runner pool), a public one's /24, an IPv6 address's /64. DHCP,
+    Wi-Fi, pods and runners move people and workloads between addresses all day; a new network
+    means more."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
+    bits = 64 if ip.version == 6 else 16 if ip.is_private else 24
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
 @dataclass
@@ -201,6 +204,7 @@ class Contrast:
     usual_events: float
     usual_volume: float
     hour: int
+    hour_seen: int  # windows it was active at that hour before
     usual_hours: str
 
 
@@ -257,7 +261,7 @@ def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEF
         w.privileged, len(w.resources), sum(r not in b.resources for r in w.resources),
         sorted(n for n in w.networks if n not in b.networks)[:3],
         sorted(a for a in w.agents if a not in b.agents)[:2],
-        math.expm1(b.log_events), math.expm1(b.log_volume), w.start.hour, b.usual_hours())
+        math.expm1(b.log_events), math.expm1(b.log_volume), w.start.hour, b.hours[w.start.hour], b.usual_hours())
     return Row(w, x, contrast)
 
 
@@ -310,7 +314,8 @@ def _describe(name: str, c: Contrast) -> str | None:
     if name in ("log_events", "events_vs_usual"):
         return f"events {c.events}, usual {_human(c.usual_events)}"
     if name == "idle_hour":
-        return f"active at {c.hour:02d}:00, usually {c.usual_hours}"
+        before = "never before at that hour" if not c.hour_seen else f"{c.hour_seen} time(s) before at that hour"
+        return f"active at {c.hour:02d}:00, {before} (usually {c.usual_hours})"
     if name in ("new_network_share", "log_distinct_networks"):
         return f"from network(s) never used before: {', '.join(c.new_networks)}" if c.new_networks else None
     if name in ("new_agent_share", "log_distinct_agents"):
