@@ -35,6 +35,7 @@ class Alert:
     description: str = ""
     score: float | None = None  # model alerts: the anomaly score (higher = more anomalous)
     explanation: str | None = None  # model alerts: what made it unusual, against the usual
+    resolved: bool = False  # the detector saw its condition end: its incident resolves itself
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class Alert:
             "revision": self.revision,
             **({"score": round(self.score, 6)} if self.score is not None else {}),
             **({"explanation": self.explanation} if self.explanation else {}),
+            **({"resolved": True} if self.resolved else {}),
         }
 
     def one_line(self) -> str:

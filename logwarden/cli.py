@@ -55,7 +55,7 @@ def _env_settings():
 
 
 def _print_alert(alert) -> None:
-    prefix = "ALERT " if alert.revision == 0 else "update"
+    prefix = "resolved" if alert.resolved else "ALERT " if alert.revision == 0 else "update"
     typer.echo(f"{prefix} {alert.one_line()}")
 
 

@@ -1075,6 +1075,9 @@ def _trail(ts: datetime, name: str, user: str, ip: str, rng: random.Random,
             "userAgent": "aws-cli/2.15.0", "eventID": str(uuid.UUID(int=rng.getrandbits(128))),
             "eventType": "AwsApiCall", "recipientAccountId": account,
             "userIdentity": {"type": "IAMUser", "userName": user, "accountId": account,
-                             "arn": f"arn:aws:iam::{account}:user/{user}"},
+                             "arn": f"arn:aws:iam::{account}:user/{user}",
+                             # every real record names its caller's access key id (expected, not a leak)
+                             "accessKeyId": "AKIA" + hashlib.sha256(f"{account}:{user}".encode()).hexdigest()[:16]
+                             .upper()},
             "requestParameters": {"bucketName": "reports", "key": "q3.csv"} if name == "GetObject" else {},
             "additionalEventData": {"bytesTransferredOut": rng.randint(2_000, 60_000)} if name == "GetObject" else {}}

@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from logwarden import secrets
+from logwarden.alerts import Alert
+from logwarden.compliance import SourceMonitor, StandardAlerts
 from logwarden.errors import ConfigError, ParseError, TimestampError
 from logwarden.event import ECS_FIELDS, Event
 from logwarden.parsers import PARSERS, Parser
@@ -86,6 +88,7 @@ class Profile(_Strict):
     required: list[str] = ["@timestamp", "event.action"]
     identity: Identity = "none"
     sources: dict[str, SourcePolicy] = {}
+    alerts: StandardAlerts = StandardAlerts()  # the standard's own detectors (logwarden.compliance)
 
     _fields = field_validator("required")(_check_fields)
 
@@ -188,17 +191,33 @@ class SourceChecker:
         self.newest: datetime | None = None
         self.in_key_block = False
         self.scorecard = Scorecard(source, parser.name)
+        self._missing: tuple[str, ...] = ()
+        self.monitor = SourceMonitor(profile.alerts, source, parser.name,
+                                     [label for label, _ in self._required_getters],
+                                     known_source=parser.name in profile.sources, expected=self._expected)
 
-    def check_lines(self, lines: list[str], first_lineno: int) -> Iterator[Event | Violation]:
-        """Events and violations of consecutive lines, in line order."""
+    def check_lines(self, lines: list[str], first_lineno: int) -> Iterator[Event | Violation | Alert]:
+        """Events and violations of consecutive lines, in line order; then the standard's own
+        alerts about this source (``logwarden.compliance``)."""
         now = self._now()
+        monitor = self.monitor
+        if not monitor.known_source and lines:
+            why = ("its format could not be detected" if self._parser.name == "undetected" else
+                   f"no entry of the standard profile covers its format ({self._parser.name})")
+            yield from monitor.unknown(why)
         for offset, raw in enumerate(lines):
-            event, violation = self.check_line(raw, first_lineno + offset, now)
+            lineno = first_lineno + offset
+            event, violation = self.check_line(raw, lineno, now)
+            # the line's time, when the standard accepted it (a jumped clock must not move the source's)
+            when = event.timestamp if event is not None else \
+                violation.timestamp if violation is not None and violation.reason != "bad_timestamp" else None
+            monitor.observe(lineno, when, violation, self._missing)
             if violation is not None:
                 yield violation
             if event is not None:
                 yield event
         self.scorecard.newest = self.newest
+        yield from monitor.flush()
 
     def check_line(self, raw: str, lineno: int, now: datetime | None = None) -> Outcome:
         card = self.scorecard
@@ -216,6 +235,7 @@ class SourceChecker:
         return event, violation
 
     def _check(self, raw: str, lineno: int, now: datetime) -> Outcome:
+        self._missing = ()
         opens = secrets.opens_private_key(raw)
         if self.in_key_block or opens:
             # A raw multi-line key: every line of the block is dropped, none is echoed.
@@ -240,6 +260,7 @@ class SourceChecker:
         missing = [label for label, getters in self._required_getters
                    if all(get(event) is None for get in getters)]
         if missing:
+            self._missing = tuple(missing)
             why = f" (a {self._parser.name} record must name its {self._identity})" \
                 if self._identity_label in missing else ""
             return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}{why}",
@@ -282,12 +303,14 @@ class SourceChecker:
 
     def snapshot(self) -> dict[str, Any]:
         return {"newest": self.newest, "in_key_block": self.in_key_block,
-                "scorecard": self.scorecard}
+                "scorecard": self.scorecard, "monitor": self.monitor.state}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.newest = state["newest"]
         self.in_key_block = state["in_key_block"]
         self.scorecard = state["scorecard"]
+        if "monitor" in state:
+            self.monitor.state = state["monitor"]
 
 
 def _human(delta: timedelta) -> str:

@@ -17,9 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logwarden.errors import ConfigError
 from logwarden.inputs import RawChunk
-from logwarden.parsers import ParserOptions, detect_format
+from logwarden.parsers import UNDETECTED, ParserOptions, detect_format
 
 GLOB_CHARS = set("*?[")
 
@@ -118,9 +117,9 @@ class DirectoryWatcher:
         if not text:
             return []
         if tracked.fmt is None:
-            tracked.fmt = self.fmt or detect_format(text, self.options)
-            if tracked.fmt is None:
-                raise ConfigError(f"input {tracked.name}: cannot detect its format; pass --format")
+            # Undetectable: its lines become violations and the standard reports the source,
+            # instead of one new file stopping the whole flow.
+            tracked.fmt = self.fmt or detect_format(text, self.options) or UNDETECTED
         out = []
         for i in range(0, len(text), self.chunk_size):
             part = text[i : i + self.chunk_size]

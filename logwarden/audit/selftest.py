@@ -19,8 +19,10 @@ import orjson
 from pydantic import SecretStr
 
 from logwarden.audit.verify import verify
+from logwarden.compliance import DROP, SECRET
 from logwarden.rules.evaluate import expand_example_events
 from logwarden.settings import Settings
+from logwarden.standard import load_profile
 
 CANARY_LABEL = "labels.logwarden_selftest"
 VIOLATION_CANARIES = {
@@ -67,14 +69,20 @@ def run_selftest(settings: Settings) -> list[Row]:
             path = work / f"canary-{rule.meta.id}.jsonl"
             path.write_text("\n".join(lines) + "\n")
             inputs[rule.meta.id] = path
-    bad = work / "canary-violations.jsonl"
+    bad = work / "canary-violations.jsonl"  # its secret canary also raises standard.secret-in-logs
     bad.write_text("\n".join(VIOLATION_CANARIES.values()) + "\n")
+    alerting = load_profile(settings.standard_profile).alerts
+    drop = work / "canary-compliance.jsonl"  # a window of lines that say no action: standard.compliance-drop
+    drop.write_text("".join(orjson.dumps({"@timestamp": f"2024-01-02T{11 + k // 3600:02d}:{k // 60 % 60:02d}:"
+                                                        f"{k % 60:02d}Z", "user": "canary", "outcome": "success"})
+                            .decode() + "\n" for k in range(alerting.min_lines)))
+    canaried = {SECRET: bad, DROP: drop} if alerting.enabled else {}
     scratch = settings.model_copy(update={
         "audit_dir": work / "audit", "audit_key": SecretStr(_random.token_hex(32)),
         "audit_encryption_key": settings.audit_encryption_key, "redis_url": None, "slack_token": None,
         "slack_webhook_url": None, "workers": 1})
     violations_path = work / "violations.jsonl"
-    result = run_flow(scratch, [str(p) for p in inputs.values()] + [str(bad)], "json", alerts_path=None,
+    result = run_flow(scratch, [str(p) for p in inputs.values()] + [str(bad), str(drop)], "json", alerts_path=None,
                       violations_path=violations_path)
     fired = {a.rule_id for a in result.alerts}
     rows: list[Row] = []
@@ -84,9 +92,12 @@ def run_selftest(settings: Settings) -> list[Row]:
             by_tag.setdefault(tag, []).append(rule.meta.id)
         if rule.meta.id not in inputs:
             rows.append(Row(f"rule {rule.meta.id}", False, "no positive example to use as a canary"))
+    for detector in canaried:  # the standard's own detectors serve controls too
+        for tag in alerting.tags.get(detector, []):
+            by_tag.setdefault(tag, []).append(detector)
     for tag, ids in sorted(by_tag.items()):
         missing = [i for i in ids if i not in fired]
-        rows.append(Row(tag, not missing, f"{len(ids) - len(missing)}/{len(ids)} rules fired"
+        rows.append(Row(tag, not missing, f"{len(ids) - len(missing)}/{len(ids)} detectors fired"
                         + (f"; silent: {', '.join(missing)}" if missing else "")))
     reasons = {orjson.loads(x)["reason"] for x in violations_path.read_text().splitlines() if x}
     missing_reasons = sorted(set(VIOLATION_CANARIES) - reasons)

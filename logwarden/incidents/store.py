@@ -131,6 +131,12 @@ class IncidentStore:
                 known_owner = owner.get(alert.alert_id)
                 if known_owner not in (None, inc.id if inc else None):
                     continue  # a replayed alert of an earlier (resolved) incident, or a folded one
+                if alert.resolved:  # its detector saw the condition end: the incident resolves itself
+                    if inc is not None and inc.state != "resolved" and known_owner == inc.id:
+                        _resolve_itself(inc, alert, now)
+                        changed[inc.id] = inc
+                        created.add(inc.id)  # its keys take the retention
+                    continue
                 if inc is None or inc.state == "resolved":
                     limit, pair = limits[alert.rule_id], (alert.rule_id, day_of(alert.start))
                     if limit is not None and opened[pair] >= limit:
@@ -370,6 +376,17 @@ def _update(inc: Incident, alert: Alert, now: float, policy: IncidentPolicy) -> 
     inc.summary = alert.summary
     _extend(inc, alert)
     _renotify_if_due(inc, now, policy)
+
+
+def _resolve_itself(inc: Incident, alert: Alert, now: float) -> None:
+    inc.alerts[alert.alert_id] = [alert.revision, alert.count]
+    inc.count = sum(c for _, c in inc.alerts.values())
+    inc.last_seen = max(inc.last_seen, isoformat(alert.end))
+    inc.state = "resolved"
+    inc.summary = alert.summary
+    inc.version += 1  # the posted message must show the new state
+    inc.record(now, SYSTEM, "resolved", alert.summary)
+    inc.pending.append({"kind": "resolved", "by": SYSTEM, "note": alert.summary, "id": pending_id(inc, now)})
 
 
 def day_of(ts: datetime) -> str:

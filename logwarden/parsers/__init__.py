@@ -6,7 +6,8 @@ detection ties: the more specific formats come first.
 
 from __future__ import annotations
 
-from logwarden.errors import ConfigError, LogwardenError
+from logwarden.errors import ConfigError, LogwardenError, ParseError
+from logwarden.event import Event
 from logwarden.parsers.base import Parser, ParserOptions
 from logwarden.parsers.cloudtrail import CloudTrail
 from logwarden.parsers.combined import CombinedLog
@@ -25,9 +26,28 @@ PARSERS: dict[str, type[Parser]] = {
 }
 
 SNIFF_LINES = 20
+UNDETECTED = "undetected"  # a followed file or stream whose format nothing recognised
+
+
+class Undetected:
+    """Every line of an input whose format could not be detected is a ``malformed`` violation
+    (kept, counted, reported by the standard's ``unknown-source`` alert), not a crashed flow."""
+
+    name = UNDETECTED
+
+    def __init__(self, options: ParserOptions) -> None:
+        self.options = options
+
+    def sniff(self, line: str) -> bool:
+        return False
+
+    def parse(self, line: str, source: str, lineno: int) -> Event:
+        raise ParseError("its format could not be detected (pass --format)")
 
 
 def build_parser(fmt: str, options: ParserOptions) -> Parser:
+    if fmt == UNDETECTED:
+        return Undetected(options)  # type: ignore[return-value]
     try:
         cls = PARSERS[fmt]
     except KeyError:
@@ -55,4 +75,4 @@ def detect_format(lines: list[str], options: ParserOptions) -> str | None:
     return best
 
 
-__all__ = ["PARSERS", "Parser", "ParserOptions", "build_parser", "detect_format"]
+__all__ = ["PARSERS", "UNDETECTED", "Parser", "ParserOptions", "build_parser", "detect_format"]
