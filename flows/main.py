@@ -189,7 +189,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         return self._card(), self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        return self._card(), self.RETAIN
+        last = self._checker.finish() if self._checker is not None else []
+        return [*last, *self._card()], self.RETAIN
 
     def notify_at(self) -> datetime | None:
         return self._next_card

@@ -129,6 +129,7 @@ class MonitorState:
     open: dict[str, Open] = field(default_factory=dict)  # problem key -> its alert in progress
     reported_unknown: bool = False
     now: datetime | None = None  # the source's own time: its newest valid event time
+    changed: set[str] = field(default_factory=set)  # secrets grown since their last report
 
 
 class SourceMonitor:
@@ -145,7 +146,6 @@ class SourceMonitor:
         self.required = required
         self.known_source = known_source or bool(config.sources and local != SourceAlerting())
         self.state = state or MonitorState()
-        self._changed: set[str] = set()
         self._pending: list[Alert] = []
 
     # -- feeding -----------------------------------------------------------------------------
@@ -203,7 +203,10 @@ class SourceMonitor:
                                               lineno, lineno, 0, detail=violation.excerpt)
         cur.count += 1
         cur.last_line, cur.end = lineno, self.state.now
-        self._changed.add(key)
+        if cur.count == 1:  # the first one of its kind: at once
+            self._pending.append(self._report(SECRET, cur, self._secret_summary(kind, cur)))
+        else:
+            self.state.changed.add(key)
 
     # -- alerts --------------------------------------------------------------------------------
     def unknown(self, why: str) -> list[Alert]:
@@ -216,26 +219,23 @@ class SourceMonitor:
         aid = make_alert_id(UNKNOWN, self.source, "new")
         return [self._alert(UNKNOWN, aid, when, when, 1, f"new log source {self.source}: {why}", 0)]
 
-    def flush(self) -> list[Alert]:
-        """At a batch's end: new and updated alerts, and those resolved, since the last batch; an
-        alert opened and updated within it is reported as opened and as it stands now."""
-        if not self.enabled or self.state.now is None:
-            return []
-        found = self._pending + self._evaluate()
-        self._pending = []
-        last = {a.alert_id: i for i, a in enumerate(found)}
-        firsts = {a.alert_id: i for i, a in reversed(list(enumerate(found)))}
-        return [a for i, a in enumerate(found) if i in (firsts[a.alert_id], last[a.alert_id])]
+    def flush(self, final: bool = False) -> list[Alert]:
+        """What the lines seen so far raised. Secrets open at their first line; everything else is
+        judged as each minute of the source's time ends (``final``: at the end of a finite input,
+        the last one too), so the alerts do not depend on how lines were batched."""
+        if final and self.enabled and self.state.now is not None:
+            self._pending += self._evaluate()
+        found, self._pending = self._pending, []
+        return found
 
     def _evaluate(self) -> list[Alert]:
         """Every condition over the window as it stands."""
         out: list[Alert] = []
-        for key in sorted(self._changed):
+        for key in sorted(self.state.changed):
             cur = self.state.open[key]
             kind = key.split("|", 1)[1]
-            out.append(self._report(SECRET, cur, f"{kind} redacted in {cur.count} line(s) of {self.source}, "
-                                                 f"lines {cur.first_line}..{cur.last_line}; first: {cur.detail}"))
-        self._changed.clear()
+            out.append(self._report(SECRET, cur, self._secret_summary(kind, cur)))
+        self.state.changed.clear()
         window = list(self.state.buckets)
         lines = sum(b.lines for b in window)
         if lines < self.min_lines:
@@ -300,6 +300,10 @@ class SourceMonitor:
         del self.state.open[key]
         return [self._alert(rule, cur.alert_id, cur.start, self.state.now, cur.count,
                             f"recovered: {summary(cur.first_line)}", cur.revision, cur.first_line, resolved=True)]
+
+    def _secret_summary(self, kind: str, cur: Open) -> str:
+        return (f"{kind} redacted in {cur.count} line(s) of {self.source}, lines {cur.first_line}..{cur.last_line}; "
+                f"first: {cur.detail}")
 
     def _report(self, rule: str, cur: Open, summary: str) -> Alert:
         assert self.state.now is not None

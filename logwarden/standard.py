@@ -219,6 +219,10 @@ class SourceChecker:
         self.scorecard.newest = self.newest
         yield from monitor.flush()
 
+    def finish(self) -> list[Alert]:
+        """At the end of a finite input: the standard's alerts about its last minute."""
+        return self.monitor.flush(final=True)
+
     def check_line(self, raw: str, lineno: int, now: datetime | None = None) -> Outcome:
         card = self.scorecard
         card.lines += 1

@@ -66,6 +66,8 @@ def test_sigkill_restarts_lose_nothing_and_double_nothing(redis_url: str, redis_
     local.write_text("overrides:\n  - id: log-source-silent\n    enabled: false\n")
     expected = {(rule, lb["entity"]) for lb in labels if lb["type"] == "attack" for rule in lb["rules"]
                 if rule != "log-source-silent"}
+    api = next(lb["source"] for lb in labels if lb["type"] == "violation" and "secret" in lb)
+    expected |= {("standard.secret-in-logs", api), ("standard.compliance-drop", api)}  # the standard's own
     stream = f"{redis_prefix}logs:all"
     audit = tmp_path / "audit"
     env = {**os.environ, "LOGWARDEN_REDIS_URL": redis_url, "LOGWARDEN_REDIS_PREFIX": redis_prefix,

@@ -71,7 +71,7 @@ def _load(out: Path) -> Day:
         for item in checker.check_lines(lines[rel], 1):
             if isinstance(item, Violation):
                 violations[(rel, item.line)] = item.reason
-            else:
+            elif isinstance(item, Event):  # not the standard's own alerts
                 parsed[item.line - 1] = item
         events[rel] = parsed
     return Day(out, labels, lines, events, violations)

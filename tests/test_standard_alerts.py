@@ -54,7 +54,7 @@ def check(lines: list[str], fmt: str = "json", source: str = "app/api.jsonl", pr
     out = []
     for i in range(0, len(lines), chunk):
         out += [x for x in checker.check_lines(lines[i:i + chunk], i + 1) if isinstance(x, Alert)]
-    return out
+    return out + checker.finish()
 
 
 def first_line_of(lines: list[str], needle: str) -> int:
@@ -64,6 +64,7 @@ def first_line_of(lines: list[str], needle: str) -> int:
 def test_a_deploy_that_leaks_tokens_then_drops_users_is_three_incidents() -> None:
     lines = api_day()
     alerts = check(lines)
+    assert [a.to_dict() for a in check(lines, chunk=97)] == [a.to_dict() for a in alerts]  # whatever the batches
     by_rule: dict[str, set[str]] = {}
     for a in alerts:
         by_rule.setdefault(a.rule_id, set()).add(a.alert_id)
