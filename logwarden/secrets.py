@@ -34,6 +34,9 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str, int], ...] = (
      r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9\-._~+/]{8,}=*)", 1),
     ("url_password", ("://",),
      r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^/\s:@\"']{1,256}:([^/\s@\"']{1,256})@", 1),
+    # STS credentials as CloudTrail writes them (AssumeRole answers): expected in a trail, a leak
+    # anywhere else.
+    ("aws_session_token", ("\"sessiontoken\"",), r"(?i)\"sessionToken\"\s*:\s*\"([^\"]{16,})\"", 1),
     ("password_param", ("pass", "pwd", "secret", "token", "api_key", "apikey", "api-key",
                         "private_key"),
      # (?!pwd=/): sudo logs the working directory as PWD=/home/...

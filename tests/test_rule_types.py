@@ -180,7 +180,8 @@ def test_local_overrides_without_editing_the_pack(tmp_path: Path) -> None:
     rs = load_rules([DEFAULT_PACK, local])
     by_id = {r.meta.id: r for r in rs.rules}
     assert by_id["ssh-bruteforce"].count == 20 and by_id["ssh-bruteforce"].meta.severity == "critical"  # type: ignore[attr-defined]
-    assert not by_id["k8s-exec-new-namespace"].meta.enabled and "k8s-exec-new-namespace" not in {r.meta.id for r in rs.enabled()}
+    assert not by_id["k8s-exec-new-namespace"].meta.enabled
+    assert "k8s-exec-new-namespace" not in {r.meta.id for r in rs.enabled()}
     shadow = {"event.action": "sudo_command", "process.command_line": "/bin/cat /etc/shadow"}
     assert evaluate([by_id["sudo-read-shadow"]], [e(0, 1, **shadow, **{"user.name": "backup"})]) == []
     assert evaluate([by_id["sudo-read-shadow"]], [e(0, 1, **shadow, **{"user.name": "eve"})])

@@ -134,6 +134,7 @@ def test_scorecard_counts_every_line() -> None:
     ("password_param", "GET /login?user=a&password=hunter2 HTTP/1.1"),
     ("password_param", '{"api_key": "k-123456"}'),
     ("password_param", "sessionToken=abc123"),
+    ("aws_session_token", '{"credentials": {"sessionToken": "IQoJb3JpZ2luX2VjEKn//////////wEaCXVz"}}'),
     ("private_key", "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY-----"),
 ])
 def test_secret_kinds_are_redacted(kind: str, line: str) -> None:
