@@ -76,9 +76,9 @@ def main() -> None:
     from bytewax.testing import run_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.connectors.files import LogFileSource
-    from logwarden.connectors.sinks import JsonLinesSink
     from logwarden.rules.loader import default_rule_files, load_rules
+    from logwarden.sinks import JsonLinesSink
+    from logwarden.sources.bytewax.files import LogFileSource
 
     inputs = []
     for fmt, lines in files.items():

@@ -57,13 +57,13 @@ def main() -> None:
     from bytewax.testing import run_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.connectors.files import LogFileSource
-    from logwarden.connectors.sinks import JsonLinesSink
     from logwarden.event import Event
-    from logwarden.inputs import LineReader
     from logwarden.parsers import ParserOptions, build_parser
     from logwarden.rules.evaluate import evaluate
     from logwarden.rules.loader import default_rule_files, load_rules
+    from logwarden.sinks import JsonLinesSink
+    from logwarden.sources import LineReader
+    from logwarden.sources.bytewax.files import LogFileSource
     from logwarden.standard import SourceChecker, load_profile
 
     work = Path(tempfile.mkdtemp(prefix="lw-bench-rules-"))

@@ -1,1 +1,1 @@
-"""Bytewax dataflows. Only this package and ``logwarden.connectors`` import bytewax."""
+"""Bytewax dataflows. Only this package, ``logwarden.sources.bytewax`` and ``logwarden.sinks`` import bytewax."""

@@ -38,10 +38,10 @@ from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, principal
 from logwarden.anomaly.model import AnomalyModel
 from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
-from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions, build_parser
 from logwarden.rules import Rule, RuleIndex, group_keys, rules_for_key
 from logwarden.rules.engine import KeyEngine, KeyState
+from logwarden.sources import RawChunk
 from logwarden.standard import Profile, Scorecard, SourceChecker
 from logwarden.timeutil import utcnow
 from logwarden.violation import Violation

@@ -22,13 +22,13 @@ from logwarden.errors import ConfigError, LogwardenError
 from logwarden.incidents.dispatch import Dispatcher
 from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
 from logwarden.incidents.store import IncidentStore
-from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
 from logwarden.rules.loader import RuleSet, default_rule_files, load_rules
 from logwarden.rules.new_term import NewTermRule
 from logwarden.rules.terms import RedisTermStore
 from logwarden.settings import Settings
+from logwarden.sources import resolve_inputs
 from logwarden.standard import Scorecard, load_profile
 
 log = structlog.get_logger("logwarden.run")
@@ -88,7 +88,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from bytewax.run import cli_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.connectors.sinks import BatchSink, JsonLinesSink, TrailSink, each
+    from logwarden.sinks import BatchSink, JsonLinesSink, TrailSink, each
 
     rule_set = load_rule_set(settings)
     metrics = None
@@ -240,9 +240,9 @@ def build_sources(settings: Settings, inputs: list[str], fmt: str | None, option
                   follow: bool) -> tuple[list[Any], list[dict[str, str]]]:
     """The Bytewax sources of ``--input``s (files, globs, Redis streams, Kafka topics), and how
     each is described in the audit trail (never with a password)."""
-    from logwarden.connectors.files import DirectorySource, LogFileSource
-    from logwarden.streams import is_stream_url, parse_stream_url
-    from logwarden.watch import is_pattern, pattern_of
+    from logwarden.sources.bytewax.files import DirectorySource, LogFileSource
+    from logwarden.sources.redis_streams import is_stream_url, parse_stream_url
+    from logwarden.sources.watch import is_pattern, pattern_of
 
     size, poll = settings.batch_size, settings.follow_poll
     sources: list[Any] = []
@@ -250,15 +250,15 @@ def build_sources(settings: Settings, inputs: list[str], fmt: str | None, option
     files = []
     for text in inputs:
         if is_stream_url(text):
-            from logwarden.connectors.redis_stream import RedisStreamSource
+            from logwarden.sources.bytewax.redis_stream import RedisStreamSource
 
             url = parse_stream_url(text, settings.redis_url.get_secret_value() if settings.redis_url else None,
                                    settings.stream_field)
             sources.append(RedisStreamSource(url, fmt, options, size, follow, settings.stream_poll))
             described.append({"stream": url.redacted()})
         elif text.startswith("kafka://"):
-            from logwarden.connectors.kafka import kafka_source
-            from logwarden.kafka_input import parse_kafka_url
+            from logwarden.sources.bytewax.kafka import kafka_source
+            from logwarden.sources.kafka import parse_kafka_url
 
             kafka = parse_kafka_url(text)
             sources.append(kafka_source(kafka, fmt, options, size, follow, settings.stream_poll,

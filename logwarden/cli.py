@@ -136,8 +136,8 @@ def ship(
     """Send log files into a Redis stream, a line an entry (with its source and format), so a
     flow reading that stream (run --input redis://...) can try the streaming path."""
     from logwarden.app import parser_options
-    from logwarden.streams import parse_stream_url, ship_merged
-    from logwarden.streams import ship as send
+    from logwarden.sources.redis_streams import parse_stream_url, ship_merged
+    from logwarden.sources.redis_streams import ship as send
 
     if merge and follow:
         raise LogwardenError("ship: --merge orders whole files; it cannot --follow them")
@@ -641,8 +641,8 @@ def check(
     """Only the logging-standard checks over sample logs; exit 1 when an input's compliance is below
     the threshold (for an application's CI: block a release whose logs break the standard)."""
     from logwarden.app import parser_options, print_scorecards
-    from logwarden.inputs import LineReader, resolve_inputs
     from logwarden.parsers import build_parser
+    from logwarden.sources import LineReader, resolve_inputs
     from logwarden.standard import SourceChecker, load_profile
     from logwarden.violation import Violation
 

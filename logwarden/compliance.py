@@ -33,7 +33,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from logwarden.alerts import Alert, make_alert_id
-from logwarden.timeutil import parse_duration
+from logwarden.timeutil import parse_duration, utcnow
 from logwarden.violation import Violation
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -166,7 +166,10 @@ class SourceMonitor:
                     st.always[name] = st.always.get(name, 0) + 1
         if self.state.now is None:
             return  # nothing to place it in time yet
-        bucket = self._bucket(self.state.now)
+        last = st.buckets[-1] if st.buckets else None
+        # the common case, a line of the current minute, without any date arithmetic
+        bucket = last if last is not None and last.start <= self.state.now < last.start + BUCKET else \
+            self._bucket(self.state.now)
         bucket.lines += 1
         if violation is None:
             bucket.compliant += 1
@@ -215,7 +218,7 @@ class SourceMonitor:
         if not self.enabled or not self.config.unknown_sources or st.reported_unknown:
             return []
         st.reported_unknown = True
-        when = self.state.now or datetime.now(UTC)
+        when = self.state.now or utcnow()  # an undetected format dates nothing
         aid = make_alert_id(UNKNOWN, self.source, "new")
         return [self._alert(UNKNOWN, aid, when, when, 1, f"new log source {self.source}: {why}", 0)]
 

@@ -201,10 +201,6 @@ class SourceChecker:
         alerts about this source (``logwarden.compliance``)."""
         now = self._now()
         monitor = self.monitor
-        if not monitor.known_source and lines:
-            why = ("its format could not be detected" if self._parser.name == "undetected" else
-                   f"no entry of the standard profile covers its format ({self._parser.name})")
-            yield from monitor.unknown(why)
         for offset, raw in enumerate(lines):
             lineno = first_lineno + offset
             event, violation = self.check_line(raw, lineno, now)
@@ -217,6 +213,10 @@ class SourceChecker:
             if event is not None:
                 yield event
         self.scorecard.newest = self.newest
+        if not monitor.known_source and lines:  # after its lines: dated by them where they could be
+            why = ("its format could not be detected" if self._parser.name == "undetected" else
+                   f"no entry of the standard profile covers its format ({self._parser.name})")
+            yield from monitor.unknown(why)
         yield from monitor.flush()
 
     def finish(self) -> list[Alert]:

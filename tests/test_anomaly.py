@@ -114,8 +114,8 @@ def test_the_flow_raises_explained_anomaly_alerts(trained: tuple[Path, dict], tm
     from bytewax.testing import TestingSink, run_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.connectors.files import LogFileSource
-    from logwarden.inputs import resolve_inputs
+    from logwarden.sources import resolve_inputs
+    from logwarden.sources.bytewax.files import LogFileSource
 
     out, _ = trained
     sim = tmp_path / "sim"

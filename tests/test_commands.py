@@ -166,7 +166,7 @@ def test_directory_watcher_state_resumes_after_a_restart(tmp_path: Path) -> None
     import pickle
 
     from logwarden.parsers import ParserOptions
-    from logwarden.watch import DirectoryWatcher
+    from logwarden.sources.watch import DirectoryWatcher
 
     log = tmp_path / "a.log"
     log.write_text("".join(f'{{"n": {k}}}\n' for k in range(5)))

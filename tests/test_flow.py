@@ -11,11 +11,11 @@ import orjson
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from flows.main import FlowConfig, Sinks, build_flow
-from logwarden.connectors.files import LogFileSource
-from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.rules.loader import load_rules
 from logwarden.simulate import SECRETS
+from logwarden.sources import resolve_inputs
+from logwarden.sources.bytewax.files import LogFileSource
 from logwarden.standard import load_profile
 from tests.conftest import sim_inputs
 
@@ -120,9 +120,9 @@ def test_replaying_files_gives_the_alerts_of_one_time_ordered_merge(sim: Path) -
     """Files are read chunk by chunk, one far ahead of another; the alerts must be those of a
     single time-ordered merge of all their events, evaluated without Bytewax."""
     from logwarden.event import Event
-    from logwarden.inputs import LineReader
     from logwarden.parsers import build_parser
     from logwarden.rules.evaluate import evaluate
+    from logwarden.sources import LineReader
     from logwarden.standard import SourceChecker
 
     options = ParserOptions()
@@ -150,7 +150,7 @@ def test_snapshots_round_trip_and_refuse_anything_but_logwarden_state(sim: Path)
     from flows.main import Featured, Routed, _FeatureLogic, _RulesLogic, _StandardLogic, _thaw
     from logwarden.anomaly.model import AnomalyModel
     from logwarden.app import default_model_path
-    from logwarden.inputs import LineReader
+    from logwarden.sources import LineReader
 
     options = ParserOptions()
     model_path = default_model_path()

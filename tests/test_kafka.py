@@ -14,10 +14,10 @@ import confluent_kafka
 import pytest
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
-from logwarden.connectors.kafka import KafkaInputError, _KafkaPartition, kafka_source
 from logwarden.errors import ConfigError
-from logwarden.kafka_input import MessageDecoder, parse_kafka_url
 from logwarden.parsers import ParserOptions
+from logwarden.sources.bytewax.kafka import KafkaInputError, _KafkaPartition, kafka_source
+from logwarden.sources.kafka import MessageDecoder, parse_kafka_url
 from tests.fakes import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]

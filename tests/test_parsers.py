@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logwarden.errors import ParseError
-from logwarden.inputs import LineReader, sniff_file
 from logwarden.parsers import PARSERS, ParserOptions, build_parser, detect_format
+from logwarden.sources import LineReader, sniff_file
 from logwarden.standard import SourceChecker, load_profile
 from tests.conftest import NOW, real_file
 

@@ -23,10 +23,10 @@ from logwarden.audit.trail import AuditTrail, Cipher
 from logwarden.audit.verify import verify
 from logwarden.incidents.redis_backend import RedisBackend
 from logwarden.incidents.store import IncidentStore
-from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions
 from logwarden.simulate import simulate
-from logwarden.streams import time_ordered
+from logwarden.sources import resolve_inputs
+from logwarden.sources.redis_streams import time_ordered
 from tests.fakes import TOKEN, FakeSlack, redis_prefix, redis_url, slack  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ import pytest
 
 from logwarden.errors import ConfigError
 from logwarden.event import Event
-from logwarden.inputs import resolve_inputs
 from logwarden.parsers import ParserOptions, build_parser
 from logwarden.simulate import ACME, SECRETS, USERS, organisation, simulate
+from logwarden.sources import resolve_inputs
 from logwarden.standard import SourceChecker, load_profile
 from logwarden.violation import Violation
 from tests.conftest import NOW, SIM_END

@@ -117,7 +117,7 @@ def test_a_format_change_and_a_clock_jump_are_drift() -> None:
 
 def test_expected_secrets_and_compliant_sources_stay_quiet_for_a_week(tmp_path: Path) -> None:
     simulate(tmp_path, days=7, seed=8, end=DAY)
-    from logwarden.inputs import resolve_inputs
+    from logwarden.sources import resolve_inputs
 
     raised: dict[str, set[str]] = {}
     for path, fmt in resolve_inputs(sorted(str(p) for p in tmp_path.rglob("*.*") if p.name != "labels.jsonl"),

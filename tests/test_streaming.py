@@ -15,7 +15,7 @@ import redis
 
 from logwarden.errors import ConfigError
 from logwarden.parsers import ParserOptions
-from logwarden.streams import StreamReader, parse_stream_url, ship
+from logwarden.sources.redis_streams import StreamReader, parse_stream_url, ship
 from tests.conftest import sim_inputs
 from tests.fakes import redis_prefix, redis_url  # noqa: F401  (fixtures)
 
@@ -168,8 +168,8 @@ def test_a_resumed_run_appends_nothing_twice(sim: Path, redis_url: str, redis_pr
 
 def test_ship_merge_sends_history_in_event_time_order(sim: Path, redis_url: str, redis_prefix: str) -> None:  # noqa: F811
     """What the compose file's shipper runs: every file into one stream, oldest event first."""
-    from logwarden.inputs import resolve_inputs
     from logwarden.parsers import build_parser
+    from logwarden.sources import resolve_inputs
 
     stream = f"{redis_prefix}logs"
     done = _cli("ship", "--to", f"{redis_url}?stream={stream}", "--merge", *sim_inputs(sim))

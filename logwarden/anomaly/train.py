@@ -12,8 +12,8 @@ import orjson
 from logwarden.anomaly.features import Baseline, Gate, WindowStats, prequential, windows_of
 from logwarden.anomaly.model import AnomalyModel
 from logwarden.event import Event
-from logwarden.inputs import LineReader, resolve_inputs
 from logwarden.parsers import ParserOptions, build_parser
+from logwarden.sources import LineReader, resolve_inputs
 from logwarden.standard import Profile, SourceChecker
 from logwarden.timeutil import isoformat, parse_iso
 

@@ -1,6 +1,6 @@
 """Redis Streams as log inputs: the URL, reading entries as chunks, and shipping files into a stream.
 
-Plain Python over redis-py; the Bytewax source in ``logwarden.connectors.redis_stream`` wraps
+Plain Python over redis-py; the Bytewax source in ``logwarden.sources.bytewax.redis_stream`` wraps
 ``StreamReader`` (one stream, one partition). An entry holds a raw log line (field ``line``,
 or the URL's ``field=``) and optionally ``source`` and ``format``. Its source defaults to the
 stream's name; each source gets its own line numbers, kept in the reader's state, so a restart
@@ -24,11 +24,11 @@ import redis
 import structlog
 
 from logwarden.errors import ConfigError, LogwardenError
-from logwarden.inputs import LineReader, RawChunk, sniff_file
 from logwarden.parsers import PARSERS, ParserOptions, build_parser, detect_format
+from logwarden.sources.files import LineReader, RawChunk, sniff_file
 
 GLOB_CHARS = "*?["
-log = structlog.get_logger("logwarden.streams")
+log = structlog.get_logger("logwarden.sources.redis_streams")
 
 
 @dataclass(frozen=True)

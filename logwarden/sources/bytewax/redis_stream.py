@@ -8,11 +8,11 @@ import redis
 from bytewax.inputs import FixedPartitionedSource
 from typing_extensions import override
 
-from logwarden.connectors.polling import PollingPartition
 from logwarden.errors import ConfigError
-from logwarden.inputs import RawChunk
 from logwarden.parsers import ParserOptions
-from logwarden.streams import StreamReader, StreamState, StreamURL, list_streams
+from logwarden.sources.bytewax.polling import PollingPartition
+from logwarden.sources.files import RawChunk
+from logwarden.sources.redis_streams import StreamReader, StreamState, StreamURL, list_streams
 
 
 class RedisStreamSource(FixedPartitionedSource[RawChunk, StreamState]):

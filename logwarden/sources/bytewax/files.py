@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
-from logwarden.connectors.polling import PollingPartition
-from logwarden.inputs import LineReader, RawChunk
 from logwarden.parsers import ParserOptions
+from logwarden.sources.bytewax.polling import PollingPartition
+from logwarden.sources.files import LineReader, RawChunk
+from logwarden.sources.watch import DirectoryWatcher, WatchState
 from logwarden.timeutil import utcnow
-from logwarden.watch import DirectoryWatcher, WatchState
 
 
 class _LogFilePartition(StatefulSourcePartition[RawChunk, tuple[int, int]]):

@@ -1,6 +1,6 @@
 """Reading inputs as chunks of raw lines, with their source name and line numbers.
 
-Plain Python: the Bytewax source in ``logwarden.connectors.files`` wraps these functions.
+Plain Python: the Bytewax source in ``logwarden.sources.bytewax.files`` wraps these functions.
 """
 
 from __future__ import annotations

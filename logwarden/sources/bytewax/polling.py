@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 from bytewax.inputs import StatefulSourcePartition
 from typing_extensions import override
 
-from logwarden.inputs import RawChunk
+from logwarden.sources.files import RawChunk
 from logwarden.timeutil import utcnow
 
 S = TypeVar("S")

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logwarden.inputs import RawChunk
 from logwarden.parsers import UNDETECTED, ParserOptions, detect_format
+from logwarden.sources.files import RawChunk
 
 GLOB_CHARS = set("*?[")
 

@@ -1,5 +1,5 @@
 """Kafka input through Bytewax's Kafka connector: its partitions are our partitions, its offsets
-our recovery state; messages become chunks of raw lines (``logwarden.kafka_input``)."""
+our recovery state; messages become chunks of raw lines (``logwarden.sources.kafka``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from logwarden.errors import LogwardenError
-from logwarden.inputs import RawChunk
-from logwarden.kafka_input import KafkaURL, MessageDecoder
 from logwarden.parsers import ParserOptions
+from logwarden.sources.files import RawChunk
+from logwarden.sources.kafka import KafkaURL, MessageDecoder
 from logwarden.timeutil import utcnow
 
 log = structlog.get_logger("logwarden.kafka")

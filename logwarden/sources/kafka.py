@@ -1,6 +1,6 @@
 """Kafka as a log input: the URL, and Kafka messages as chunks of raw lines.
 
-Plain Python; ``logwarden.connectors.kafka`` wraps Bytewax's Kafka connector with it. A message's
+Plain Python; ``logwarden.sources.bytewax.kafka`` wraps Bytewax's Kafka connector with it. A message's
 value is one raw log line; the headers ``source`` and ``format`` are optional. Its source
 defaults to ``kafka:TOPIC/PARTITION``, and a message's line number is its offset + 1, so a
 resumed flow numbers lines exactly as the first run did.
@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from logwarden.errors import ConfigError
-from logwarden.inputs import RawChunk
 from logwarden.parsers import PARSERS, ParserOptions, detect_format
+from logwarden.sources.files import RawChunk
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,0 @@
-"""Bytewax connectors: the only modules of the package that import bytewax."""
