@@ -34,9 +34,11 @@ from logwarden.event import Event
 
 FEATURES = (
     "log_events", "failure_ratio", "log_distinct_resources", "log_distinct_networks", "log_distinct_agents",
-    "log_volume", "log_sensitive_hits", "log_privileged",
-    # Time of day counts only against the principal's own hours (idle_hour): night work is
-    # normal for an on-call engineer or a batch job, not for an analyst.
+    "log_volume", "log_sensitive_hits", "privileged_vs_usual",
+    # Time of day counts only against the principal's own hours (idle_hour: how rarely it was
+    # active within an hour of this one): night work is normal for an on-call engineer or a batch
+    # job, not for an analyst. Privileged actions count above the principal's usual (a deploy
+    # account patches all day).
     "volume_vs_usual", "events_vs_usual", "new_resource_share", "new_network_share", "new_agent_share",
     "idle_hour",
 )
@@ -128,11 +130,13 @@ class Baseline:
     agents: set[str] = field(default_factory=set)
     hours: list[int] = field(default_factory=lambda: [0] * 24)
     first: datetime | None = None  # the start of the first window it learned from
+    log_privileged: float = 0.0
 
     def absorb(self, w: WindowStats) -> None:
         n = self.windows
         self.log_events = (self.log_events * n + math.log1p(w.events)) / (n + 1)
         self.log_volume = (self.log_volume * n + math.log1p(w.volume)) / (n + 1)
+        self.log_privileged = (self.log_privileged * n + math.log1p(w.privileged)) / (n + 1)
         for mine, theirs in ((self.resources, w.resources), (self.networks, w.networks), (self.agents, w.agents)):
             for v in theirs:
                 if len(mine) >= MAX_TRACKED:
@@ -150,17 +154,21 @@ class Baseline:
         return {"windows": self.windows, "log_events": self.log_events, "log_volume": self.log_volume,
                 "resources": sorted(self.resources), "networks": sorted(self.networks),
                 "agents": sorted(self.agents), "hours": self.hours,
-                "first": self.first.isoformat() if self.first else None}
+                "first": self.first.isoformat() if self.first else None, "log_privileged": self.log_privileged}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Baseline:
         first = datetime.fromisoformat(d["first"]) if d.get("first") else None
         return cls(d["windows"], d["log_events"], d["log_volume"], set(d["resources"]), set(d["networks"]),
-                   set(d["agents"]), list(d["hours"]), first)
+                   set(d["agents"]), list(d["hours"]), first, d.get("log_privileged", 0.0))
 
     def copy(self) -> Baseline:
         return Baseline(self.windows, self.log_events, self.log_volume, set(self.resources), set(self.networks),
-                        set(self.agents), list(self.hours), self.first)
+                        set(self.agents), list(self.hours), self.first, self.log_privileged)
+
+    def near_hour(self, hour: int) -> int:
+        """Windows it was active in within an hour of this one (the hours wrap around midnight)."""
+        return self.hours[(hour - 1) % 24] + self.hours[hour] + self.hours[(hour + 1) % 24]
 
 
 def usual_hours(hours: list[int]) -> str:
@@ -203,8 +211,9 @@ class Contrast:
     new_agents: list[str]
     usual_events: float
     usual_volume: float
+    usual_privileged: float
     hour: int
-    hour_seen: int  # windows it was active at that hour before
+    hour_seen: int  # windows it was active within an hour of that one before
     usual_hours: str
 
 
@@ -251,17 +260,18 @@ def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEF
     x = np.array((
         log_events, w.failures / w.events if w.events else 0.0, math.log1p(len(w.resources)),
         math.log1p(len(w.networks)), math.log1p(len(w.agents)), log_volume, math.log1p(w.sensitive),
-        math.log1p(w.privileged),
+        max(0.0, math.log1p(w.privileged) - b.log_privileged),
         # one-sided: doing less than usual is not what we look for
         max(0.0, log_volume - b.log_volume), max(0.0, log_events - b.log_events),
         _share_new(b.resources, w.resources), _share_new(b.networks, w.networks),
-        _share_new(b.agents, w.agents), 1.0 / (1.0 + b.hours[w.start.hour])), dtype=np.float64)
+        _share_new(b.agents, w.agents), 1.0 / (1.0 + b.near_hour(w.start.hour))), dtype=np.float64)
     contrast = Contrast(
         w.principal, kind_of(w.principal, service_patterns), w.events, w.failures, w.volume, w.sensitive,
         w.privileged, len(w.resources), sum(r not in b.resources for r in w.resources),
         sorted(n for n in w.networks if n not in b.networks)[:3],
         sorted(a for a in w.agents if a not in b.agents)[:2],
-        math.expm1(b.log_events), math.expm1(b.log_volume), w.start.hour, b.hours[w.start.hour], b.usual_hours())
+        math.expm1(b.log_events), math.expm1(b.log_volume), math.expm1(b.log_privileged), w.start.hour,
+        b.near_hour(w.start.hour), b.usual_hours())
     return Row(w, x, contrast)
 
 
@@ -314,7 +324,8 @@ def _describe(name: str, c: Contrast) -> str | None:
     if name in ("log_events", "events_vs_usual"):
         return f"events {c.events}, usual {_human(c.usual_events)}"
     if name == "idle_hour":
-        before = "never before at that hour" if not c.hour_seen else f"{c.hour_seen} time(s) before at that hour"
+        before = "never before around that hour" if not c.hour_seen else \
+            f"{c.hour_seen} time(s) before around that hour"
         return f"active at {c.hour:02d}:00, {before} (usually {c.usual_hours})"
     if name in ("new_network_share", "log_distinct_networks"):
         return f"from network(s) never used before: {', '.join(c.new_networks)}" if c.new_networks else None
@@ -326,6 +337,6 @@ def _describe(name: str, c: Contrast) -> str | None:
         return f"{c.failures} of {c.events} events failed" if c.failures else None
     if name == "log_sensitive_hits":
         return f"{c.sensitive} sensitive-resource hits" if c.sensitive else None
-    if name == "log_privileged":
-        return f"{c.privileged} privileged actions" if c.privileged else None
+    if name == "privileged_vs_usual":
+        return f"{c.privileged} privileged actions, usual {_human(c.usual_privileged)}" if c.privileged else None
     return None
