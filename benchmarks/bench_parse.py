@@ -68,6 +68,14 @@ def main() -> None:
 
     t = best_of(3, lambda: check("json", json_lines))
     print(f"parse+check over the same JSON lines      {rate(len(json_lines), t)}")
+    quiet = profile.model_copy(update={"alerts": profile.alerts.model_copy(update={"enabled": False})})
+
+    def check_quiet() -> None:  # the standard's own alerts off: what their bookkeeping costs
+        for _ in SourceChecker(quiet, build_parser("json", options), "json").check_lines(json_lines, 1):
+            pass
+
+    t = best_of(3, check_quiet)
+    print(f"  the same, the standard's alerts off      {rate(len(json_lines), t)}")
     total = sum(map(len, files.values()))
     t = best_of(3, lambda: [check(fmt, lines) for fmt, lines in files.items()])
     print(f"parse+check over {total:,} mixed lines      {rate(total, t)}")
