@@ -130,3 +130,27 @@ def test_the_flow_raises_explained_anomaly_alerts(trained: tuple[Path, dict], tm
     judy = found["judy"].to_dict()
     assert judy["score"] > 0.5 and "active at 03:00" in judy["explanation"] and "usual" in judy["explanation"]
     assert "dave" not in found and "alice" not in {e for e, a in found.items() if a.start.hour < 6}
+
+
+def test_an_alert_must_stand_out_from_the_principals_own_usual_scores(trained: tuple[Path, dict]) -> None:
+    from logwarden.anomaly.features import MIN_SCORES, Baseline, WindowStats, featurize
+
+    model = AnomalyModel.load(trained[0])
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+    def row(baseline: Baseline):  # type: ignore[no-untyped-def]
+        w = WindowStats("svc-deploy", start + timedelta(days=3), events=14, privileged=6)
+        return featurize(w, baseline)
+
+    fresh = Baseline(windows=40, first=start, hours=[2] * 24)
+    model.threshold_ = -1.0  # every window is unusual for the population
+    assert len(model.anomalies([row(fresh)])) == 1  # too few own scores yet: the threshold alone
+    busy = fresh.copy()
+    scores = np.linspace(0.97, 1.0, MIN_SCORES + 3)
+    for s in scores:
+        busy.learn_score(float(s))
+    assert busy.score_mean == pytest.approx(scores.mean()) and busy.score_bound(0) == pytest.approx(scores.mean())
+    assert busy.score_bound() == pytest.approx(scores.mean() + 3 * scores.std())
+    assert model.anomalies([row(busy)]) == []  # always this unusual: usual for this principal
+    assert busy.score_n == len(scores) + 1  # and the score was learned
+    assert Baseline.from_json(orjson.loads(orjson.dumps(busy.to_json()))) == busy

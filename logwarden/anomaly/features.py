@@ -49,6 +49,7 @@ LOGIN_ACTIONS = frozenset({"ssh_login", "ssh_invalid_user", "ConsoleLogin", "log
 DEFAULT_SENSITIVE = ("secret", "password", "shadow", "payroll", "customers", "cardholder", "/export", "pii")
 DEFAULT_SERVICE_PATTERNS = ("svc-*", "system:serviceaccount:*")
 MAX_TRACKED = 200  # distinct values kept per window and per baseline set
+SCORE_SIGMAS, MIN_SCORES = 3.0, 12  # a principal's own score bound, once it has this many scores
 EVIDENCE = 5  # event ids an anomaly alert cites
 
 
@@ -131,6 +132,23 @@ class Baseline:
     hours: list[int] = field(default_factory=lambda: [0] * 24)
     first: datetime | None = None  # the start of the first window it learned from
     log_privileged: float = 0.0
+    # The model's scores of its own past windows (mean and M2, Welford): an alert must stand out
+    # from what is usual *for this principal*, not only from the training population.
+    score_n: int = 0
+    score_mean: float = 0.0
+    score_m2: float = 0.0
+
+    def learn_score(self, score: float) -> None:
+        self.score_n += 1
+        delta = score - self.score_mean
+        self.score_mean += delta / self.score_n
+        self.score_m2 += delta * (score - self.score_mean)
+
+    def score_bound(self, k: float = SCORE_SIGMAS) -> float | None:
+        """Above its usual scores by ``k`` standard deviations; None until it has enough of them."""
+        if self.score_n < MIN_SCORES:
+            return None
+        return self.score_mean + k * math.sqrt(self.score_m2 / self.score_n)
 
     def absorb(self, w: WindowStats) -> None:
         n = self.windows
@@ -154,17 +172,20 @@ class Baseline:
         return {"windows": self.windows, "log_events": self.log_events, "log_volume": self.log_volume,
                 "resources": sorted(self.resources), "networks": sorted(self.networks),
                 "agents": sorted(self.agents), "hours": self.hours,
-                "first": self.first.isoformat() if self.first else None, "log_privileged": self.log_privileged}
+                "first": self.first.isoformat() if self.first else None, "log_privileged": self.log_privileged,
+                "scores": [self.score_n, self.score_mean, self.score_m2]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Baseline:
         first = datetime.fromisoformat(d["first"]) if d.get("first") else None
+        n, mean, m2 = d.get("scores", (0, 0.0, 0.0))
         return cls(d["windows"], d["log_events"], d["log_volume"], set(d["resources"]), set(d["networks"]),
-                   set(d["agents"]), list(d["hours"]), first, d.get("log_privileged", 0.0))
+                   set(d["agents"]), list(d["hours"]), first, d.get("log_privileged", 0.0), int(n), mean, m2)
 
     def copy(self) -> Baseline:
         return Baseline(self.windows, self.log_events, self.log_volume, set(self.resources), set(self.networks),
-                        set(self.agents), list(self.hours), self.first, self.log_privileged)
+                        set(self.agents), list(self.hours), self.first, self.log_privileged, self.score_n,
+                        self.score_mean, self.score_m2)
 
     def near_hour(self, hour: int) -> int:
         """Windows it was active in within an hour of this one (the hours wrap around midnight)."""
@@ -219,11 +240,15 @@ class Contrast:
 
 @dataclass
 class Row:
-    """One window ready to score: its feature vector and what explains it."""
+    """One window to score: its feature vector, what explains it, and its principal's baseline.
+    A row that is not ``ready`` (its baseline still warming up) is scored only to learn what the
+    principal's usual scores are; it never alerts."""
 
     window: WindowStats
     x: np.ndarray
     contrast: Contrast
+    baseline: Baseline
+    ready: bool = True
 
 
 def window_start(ts: datetime, width: timedelta) -> datetime:
@@ -272,20 +297,23 @@ def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEF
         sorted(a for a in w.agents if a not in b.agents)[:2],
         math.expm1(b.log_events), math.expm1(b.log_volume), math.expm1(b.log_privileged), w.start.hour,
         b.near_hour(w.start.hour), b.usual_hours())
-    return Row(w, x, contrast)
+    return Row(w, x, contrast, b)
 
 
 def prequential(windows: Iterable[WindowStats], baselines: dict[str, Baseline], gate: Gate,
                 service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> list[Row]:
-    """Windows in time order: each ready one becomes a row against its baseline, then every
-    window is absorbed into its principal's baseline (``baselines`` is updated in place)."""
+    """Windows in time order: each becomes a row against its baseline once that has
+    ``min_windows`` windows (``ready`` once past the warm-up too), then every window is absorbed
+    into its principal's baseline (``baselines`` is updated in place)."""
     rows: list[Row] = []
     for w in windows:
         b = baselines.get(w.principal)
         if b is None:
             b = baselines[w.principal] = Baseline()
-        if gate.ready(b, w.start):
-            rows.append(featurize(w, b, service_patterns))
+        if b.windows >= gate.min_windows:
+            row = featurize(w, b, service_patterns)
+            row.ready = gate.ready(b, w.start)
+            rows.append(row)
         b.absorb(w)
     return rows
 

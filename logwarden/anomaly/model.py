@@ -149,6 +149,8 @@ class AnomalyModel:
         """Fit on prequential rows (``features.prequential``); ``baselines`` as they ended."""
         from sklearn.ensemble import IsolationForest
 
+        learning = rows
+        rows = [r for r in rows if r.ready]
         X = matrix(rows)
         self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(X)),
                                        random_state=self.random_state).fit(X)
@@ -167,6 +169,8 @@ class AnomalyModel:
             col = X[:, FEATURES.index(name)]
             spread = float(np.quantile(col, 0.99) - np.quantile(col, 0.5))
             self.extremes_[name] = float(col.max()) + EXTREME_MARGIN * max(spread, 0.1)
+        for row, score in zip(learning, self.scorer_.score(matrix(learning)), strict=True):
+            row.baseline.learn_score(float(score))  # what is usual for each, carried with the baselines
         return self
 
     @property
@@ -179,6 +183,7 @@ class AnomalyModel:
         return known.copy() if known is not None else Baseline()
 
     def score(self, rows: list[Row]) -> np.ndarray:
+        """Scores only (nothing learned); ``anomalies`` is what the flow calls."""
         return self.scorer_.score(matrix(rows)) if rows else np.zeros(0)
 
     def anomalies(self, rows: list[Row]) -> list[Anomaly]:
@@ -186,11 +191,20 @@ class AnomalyModel:
             return []
         X = matrix(rows)
         scores = self.scorer_.score(X)
-        flagged = scores > self.threshold_
+        extreme = np.zeros(len(rows), dtype=bool)
         for name, bound in self.extremes_.items():
-            flagged |= X[:, FEATURES.index(name)] > bound
-        return [Anomaly(r.window, float(s), explain(r, self.mean_, self.std_))
-                for r, s, hit in zip(rows, scores, flagged, strict=True) if hit]
+            extreme |= X[:, FEATURES.index(name)] > bound
+        out = []
+        for r, s, far in zip(rows, scores.tolist(), extreme.tolist(), strict=True):
+            # In order, principal by principal: unusual for the population (the threshold) and for
+            # itself (above its own usual scores), or far beyond anything seen in training.
+            bound = r.baseline.score_bound()
+            hit = r.ready and (far or (s > self.threshold_ and (bound is None or s > bound)))
+            if hit:
+                out.append(Anomaly(r.window, s, explain(r, self.mean_, self.std_)))
+            else:
+                r.baseline.learn_score(s)  # learns each principal's usual scores (not its anomalies)
+        return out
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path, card_extra: dict[str, Any]) -> dict[str, Any]:

@@ -46,20 +46,21 @@ def train(paths: list[str], options: ParserOptions, profile: Profile, out: Path,
     windows = windows_of(events, width)
     baselines: dict[str, Baseline] = {}
     rows = prequential(windows, baselines, gate)
-    if len(rows) < 50:
+    ready = [r for r in rows if r.ready]
+    if len(ready) < 50:
         from logwarden.errors import LogwardenError
 
-        raise LogwardenError(f"only {len(rows)} principal-windows with a ready baseline in the training input "
+        raise LogwardenError(f"only {len(ready)} principal-windows with a ready baseline in the training input "
                              f"({len(windows)} windows; a principal needs {gate.min_windows} windows over "
                              f"{gate.warmup}): give more baseline logs")
-    days = span_days([r.window for r in rows], width)
-    learned = {k: v.copy() for k, v in baselines.items()}  # a portable model drops them; evaluation uses them
+    days = span_days([r.window for r in ready], width)
     model = AnomalyModel(alerts_per_day=alerts_per_day).fit(rows, days, baselines, gate, portable)
+    learned = {k: v.copy() for k, v in baselines.items()}  # a portable model drops them; evaluation uses them
     extra: dict[str, Any] = {
         "window": str(width),
         "training": {
             "from": isoformat(windows[0].start), "to": isoformat(windows[-1].start + width), "days": round(days, 3),
-            "events": len(events), "windows": len(windows), "scored_windows": len(rows),
+            "events": len(events), "windows": len(windows), "scored_windows": len(ready),
             "principals": len(baselines),
             "inputs": [{"path": Path(p).name, "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
                        for p in paths],
