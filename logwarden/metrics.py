@@ -62,7 +62,11 @@ class Metrics:
         principals.labels("learning").set_function(lambda: float(progress.counts()[1]))
         left = Gauge("logwarden_model_warmup_remaining_seconds", "event time left in the organisation's "
                      "model warm-up (0: done)", registry=r)
-        left.set_function(lambda: (progress.warmup_left() or progress.gate.warmup).total_seconds())
+        def remaining() -> float:
+            left_now = progress.warmup_left()  # timedelta(0) once done; None before any principal
+            return (progress.gate.warmup if left_now is None else left_now).total_seconds()
+
+        left.set_function(remaining)
 
     def watch_recovery(self, directory: Path) -> None:
         self.recovery_bytes.set_function(lambda: float(sum(p.stat().st_size for p in directory.glob("*")

@@ -154,3 +154,26 @@ def test_an_alert_must_stand_out_from_the_principals_own_usual_scores(trained: t
     assert model.anomalies([row(busy)]) == []  # always this unusual: usual for this principal
     assert busy.score_n == len(scores) + 1  # and the score was learned
     assert Baseline.from_json(orjson.loads(orjson.dumps(busy.to_json()))) == busy
+
+
+def test_the_warm_up_gauge_reaches_zero() -> None:
+    from logwarden.anomaly.features import Baseline, Gate
+    from logwarden.anomaly.stream import ModelProgress
+    from logwarden.metrics import Metrics, parse_exposition
+
+    progress = ModelProgress(Gate(timedelta(hours=2), 1), portable=True)
+    metrics = Metrics()
+    metrics.watch_model(progress)
+
+    def left() -> float:
+        from prometheus_client import generate_latest
+
+        return parse_exposition(generate_latest(metrics.registry).decode())["logwarden_model_warmup_remaining_seconds"]
+
+    assert left() == 7200  # nothing seen: the whole warm-up ahead
+    t0 = datetime(2026, 11, 24, tzinfo=UTC)
+    b = Baseline(windows=3, first=t0)
+    progress.update("alice", b, t0 + timedelta(hours=1))
+    assert left() == 3600 and "warming up: 1.0h of 2h" in progress.summary()
+    progress.update("alice", b, t0 + timedelta(hours=3))
+    assert left() == 0 and "warm-up done" in progress.summary() and progress.counts() == (1, 0)
