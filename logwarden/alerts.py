@@ -11,6 +11,7 @@ from typing import Any
 from logwarden.timeutil import isoformat
 
 SEVERITIES = ("low", "medium", "high", "critical")
+MODEL_RULE_ID = "anomaly.iforest"  # the anomaly model's alerts (a detector like a rule: budget, silences)
 MAX_EVIDENCE = 5
 
 

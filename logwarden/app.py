@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from logwarden.alerts import Alert
-from logwarden.anomaly.stream import ModelProgress
 from logwarden.audit.retention import run_retention
 from logwarden.audit.setup import build_trails, who
 from logwarden.errors import ConfigError, LogwardenError
@@ -30,6 +29,9 @@ from logwarden.rules.terms import RedisTermStore
 from logwarden.settings import Settings
 from logwarden.sources import resolve_inputs
 from logwarden.standard import Scorecard, load_profile
+
+if TYPE_CHECKING:  # numpy loads only for commands that run a model
+    from logwarden.anomaly.stream import ModelProgress
 
 log = structlog.get_logger("logwarden.run")
 RECOVERY_PARTITIONS = 4  # sqlite partitions of the recovery database; any worker count works
@@ -107,6 +109,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
         terms = RedisTermStore(backend.client, backend.prefix)
         rules = [dataclasses.replace(r, store=terms) if isinstance(r, NewTermRule) else r for r in rules]
+    from logwarden.anomaly.stream import ModelProgress
+
     model = load_model(settings)
     gate = model_gate(settings)
     progress = ModelProgress(gate, model.portable) if model is not None else None

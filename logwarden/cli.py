@@ -241,12 +241,13 @@ def backtest(
     newest = [c.newest for c in result.scorecards if c.newest is not None]
     store = result.store
     assert store is not None
-    report = summarize(result.alerts, store.list(), min(oldest, default=None), max(newest, default=None),
+    opened = store.list(limit=None)  # every incident of the period, however many
+    report = summarize(result.alerts, opened, min(oldest, default=None), max(newest, default=None),
                        store.budget_report())
     if as_json:
         incidents = [{"id": i.id, "rule_id": i.rule_id, "entity": i.entity, "severity": i.severity,
                       "count": i.count, "first_seen": i.first_seen, "last_seen": i.last_seen, "summary": i.summary}
-                     for i in store.list()]
+                     for i in opened]
         typer.echo(orjson.dumps({**report.to_dict(), "incidents": incidents,
                                  "model": result.model.summary() if result.model else None,
                                  "sources": [c.to_dict() for c in result.scorecards]}).decode())

@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def check(lines: list[str], fmt: str = "json", source: str = "app/api.jsonl", pr
     return out + checker.finish()
 
 
-def first_line_of(lines: list[str], needle: str) -> int:
-    return next(n for n, line in enumerate(lines, 1) if needle(line))  # type: ignore[operator]
+def first_line_of(lines: list[str], needle: Callable[[str], bool]) -> int:
+    return next(n for n, line in enumerate(lines, 1) if needle(line))
 
 
 def test_a_deploy_that_leaks_tokens_then_drops_users_is_three_incidents() -> None:
@@ -170,7 +171,7 @@ def test_in_follow_mode_each_problem_is_one_slack_message_within_a_minute(
     def ours() -> list[dict]:  # the standard's messages (the rules' log-source-silent judges old lines by now)
         return [p for p in slack.posts() if "standard." in orjson.dumps(p["body"]).decode()]
 
-    def wait(until, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    def wait(until: Callable[[], object], seconds: float) -> None:
         deadline = time.monotonic() + seconds  # bounded
         while time.monotonic() < deadline and not until():
             time.sleep(0.1)

@@ -166,7 +166,10 @@ class Baseline:
             self.first = w.start
 
     def usual_hours(self) -> str:
-        return usual_hours(self.hours)
+        active = [h for h, c in enumerate(self.hours) if c and c >= 0.05 * max(self.hours)]
+        if not active:
+            return "no usual hours"
+        return f"{min(active):02d}:00-{max(active) + 1:02d}:00"
 
     def to_json(self) -> dict[str, Any]:
         return {"windows": self.windows, "log_events": self.log_events, "log_volume": self.log_volume,
@@ -192,13 +195,6 @@ class Baseline:
         return self.hours[(hour - 1) % 24] + self.hours[hour] + self.hours[(hour + 1) % 24]
 
 
-def usual_hours(hours: list[int]) -> str:
-    active = [h for h, c in enumerate(hours) if c and c >= 0.05 * max(hours)]
-    if not active:
-        return "no usual hours"
-    return f"{min(active):02d}:00-{max(active) + 1:02d}:00"
-
-
 @dataclass(frozen=True)
 class Gate:
     """When a principal's baseline is ready to judge it: ``min_windows`` windows learned over at
@@ -219,8 +215,6 @@ class Contrast:
     """What a window did against its baseline, kept for the explanation (which is written only
     for windows that turn out anomalous, after the baseline has moved on)."""
 
-    principal: str
-    kind: str
     events: int
     failures: int
     volume: int
@@ -279,7 +273,7 @@ def _share_new(seen: set[str], values: set[str]) -> float:
     return sum(v not in seen for v in values) / len(values)
 
 
-def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> Row:
+def featurize(w: WindowStats, b: Baseline) -> Row:
     """The window against its principal's baseline as it stood before the window."""
     log_events, log_volume = math.log1p(w.events), math.log1p(w.volume)
     x = np.array((
@@ -291,8 +285,8 @@ def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEF
         _share_new(b.resources, w.resources), _share_new(b.networks, w.networks),
         _share_new(b.agents, w.agents), 1.0 / (1.0 + b.near_hour(w.start.hour))), dtype=np.float64)
     contrast = Contrast(
-        w.principal, kind_of(w.principal, service_patterns), w.events, w.failures, w.volume, w.sensitive,
-        w.privileged, len(w.resources), sum(r not in b.resources for r in w.resources),
+        w.events, w.failures, w.volume, w.sensitive, w.privileged, len(w.resources),
+        sum(r not in b.resources for r in w.resources),
         sorted(n for n in w.networks if n not in b.networks)[:3],
         sorted(a for a in w.agents if a not in b.agents)[:2],
         math.expm1(b.log_events), math.expm1(b.log_volume), math.expm1(b.log_privileged), w.start.hour,
@@ -300,8 +294,7 @@ def featurize(w: WindowStats, b: Baseline, service_patterns: Iterable[str] = DEF
     return Row(w, x, contrast, b)
 
 
-def prequential(windows: Iterable[WindowStats], baselines: dict[str, Baseline], gate: Gate,
-                service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> list[Row]:
+def prequential(windows: Iterable[WindowStats], baselines: dict[str, Baseline], gate: Gate) -> list[Row]:
     """Windows in time order: each becomes a row against its baseline once that has
     ``min_windows`` windows (``ready`` once past the warm-up too), then every window is absorbed
     into its principal's baseline (``baselines`` is updated in place)."""
@@ -311,7 +304,7 @@ def prequential(windows: Iterable[WindowStats], baselines: dict[str, Baseline], 
         if b is None:
             b = baselines[w.principal] = Baseline()
         if b.windows >= gate.min_windows:
-            row = featurize(w, b, service_patterns)
+            row = featurize(w, b)
             row.ready = gate.ready(b, w.start)
             rows.append(row)
         b.absorb(w)

@@ -25,11 +25,12 @@ import numpy as np
 import orjson
 
 from logwarden import __version__
+from logwarden.alerts import MODEL_RULE_ID
 from logwarden.anomaly.features import FEATURES, Baseline, Gate, Row, WindowStats, explain, matrix
 from logwarden.errors import LogwardenError
 from logwarden.timeutil import parse_duration
 
-RULE_ID = "anomaly.iforest"
+RULE_ID = MODEL_RULE_ID
 # An isolation forest cannot tell a value far beyond everything it was trained on from the most
 # extreme training value (its splits never reach past the training range), so a window doing 1,000
 # times its usual volume scores like an ordinary busy one. For the features measured against the

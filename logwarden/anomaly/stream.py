@@ -94,7 +94,7 @@ class PrincipalScorer:
         for st, windows in zip(states, due, strict=True):
             if st.baseline is None:
                 st.baseline = self.model.baseline_for(st.principal)
-            rows += prequential(windows, {st.principal: st.baseline}, self.gate, self.service_patterns)
+            rows += prequential(windows, {st.principal: st.baseline}, self.gate)
             if self.on_progress is not None and windows:
                 self.on_progress(st.principal, st.baseline, windows[-1].start)
         flagged = {(a.window.principal, a.window.start): a for a in self.model.anomalies(rows)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from logwarden.alerts import MODEL_RULE_ID
 from logwarden.errors import ConfigError
 from logwarden.incidents.backend import MemoryBackend
 from logwarden.incidents.dispatch import DispatchPolicy
@@ -13,9 +14,6 @@ from logwarden.settings import Settings
 
 if TYPE_CHECKING:
     from logwarden.rules.loader import RuleSet
-
-MODEL_RULE_ID = "anomaly.iforest"  # logwarden.anomaly.model.RULE_ID, without loading numpy here
-
 
 def noise_budget(settings: Settings, rules: RuleSet | None) -> NoiseBudget:
     """Each rule's own ``budget:`` (None: no limit), the model's, and the default for the rest."""

@@ -179,9 +179,10 @@ class IncidentStore:
         text = self.backend.atomic(lambda tx: tx.get([self._inc + iid])[0])
         return Incident.from_json(text) if text else None
 
-    def list(self, state: str | None = None, rule: str | None = None, limit: int = 1000) -> list[Incident]:
+    def list(self, state: str | None = None, rule: str | None = None, limit: int | None = 1000) -> list[Incident]:
+        """The newest ``limit`` incidents (None: all), oldest first."""
         out = [i for i in self._all() if (state is None or i.state == state) and (rule is None or i.rule_id == rule)]
-        return out[-limit:]
+        return out if limit is None else out[-limit:]
 
     def _all(self) -> list[Incident]:
         """Every stored incident, oldest first."""
