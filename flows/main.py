@@ -69,6 +69,7 @@ class FlowConfig:
     # Recovery on: snapshots are taken. Off: Bytewax still asks every touched key for one at each
     # epoch's end, and copying thousands of states there stalls the flow, so none is made.
     snapshots: bool = True
+    secret_rules: tuple[str, ...] = ()  # gitleaks-format files extending the shipped secret rules
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         if self._checker is None:
             parser = build_parser(chunk.fmt, self._config.parser_options)
             self._checker = SourceChecker(self._config.profile, parser, chunk.source,
-                                          self._config.now)
+                                          self._config.now, self._config.secret_rules)
             if self._resume:  # an empty snapshot ({}) comes from a source that had no chunk yet
                 self._checker.restore(self._resume)
         return self._checker

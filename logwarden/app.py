@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from logwarden import secrets
 from logwarden.alerts import Alert
 from logwarden.audit.retention import run_retention
 from logwarden.audit.setup import build_trails, who
@@ -49,6 +50,14 @@ class RunResult:
 def parser_options(settings: Settings) -> ParserOptions:
     aliases = load_alias_file(settings.json_mapping) if settings.json_mapping else {}
     return ParserOptions(syslog_year=settings.syslog_year, json_aliases=aliases)
+
+
+def secret_rules(settings: Settings) -> tuple[str, ...]:
+    """The user's secret-rule files, loaded once here so that a bad file stops the run before any
+    input (``ConfigError`` naming the file and the rule)."""
+    paths = tuple(str(p) for p in settings.secret_rules)
+    secrets.redactor_for(paths)
+    return paths
 
 
 def load_rule_set(settings: Settings) -> RuleSet:
@@ -127,6 +136,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         on_model=progress.update if progress is not None else None,
         on_state=metrics.state if metrics is not None else None,
         snapshots=settings.recovery_dir is not None,
+        secret_rules=secret_rules(settings),
     )
     if metrics is not None and progress is not None:
         metrics.watch_model(progress)

@@ -641,7 +641,7 @@ def check(
 ) -> None:
     """Only the logging-standard checks over sample logs; exit 1 when an input's compliance is below
     the threshold (for an application's CI: block a release whose logs break the standard)."""
-    from logwarden.app import parser_options, print_scorecards
+    from logwarden.app import parser_options, print_scorecards, secret_rules
     from logwarden.parsers import build_parser
     from logwarden.sources import LineReader, resolve_inputs
     from logwarden.standard import SourceChecker, load_profile
@@ -655,7 +655,7 @@ def check(
     out = violations.open("wb") if violations else None
     try:
         for path, f in resolve_inputs(inputs, fmt, options):
-            checker = SourceChecker(profile, build_parser(f, options), path)
+            checker = SourceChecker(profile, build_parser(f, options), path, secret_rules=secret_rules(settings))
             for chunk in LineReader(path, f, settings.batch_size).chunks():
                 for item in checker.check_lines(chunk.lines, chunk.first_line):
                     if out is not None and isinstance(item, Violation):

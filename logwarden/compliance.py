@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from logwarden.alerts import Alert, make_alert_id
 from logwarden.timeutil import parse_duration, utcnow
@@ -63,6 +63,12 @@ class SourceAlerting(_Strict):
     min_compliance: float | None = Field(None, ge=0, le=1)
     min_lines: int | None = Field(None, ge=1)
     secrets_expected: list[str] = []
+
+    @field_validator("secrets_expected")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        from logwarden.secrets import kind_named
+        return [kind_named(v) for v in value]
 
 
 class StandardAlerts(_Strict):

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     rules: list[Path] | None = Field(None, description="rule files, in order; default: the shipped pack")
     standard_profile: Path | None = Field(None, description="logging-standard YAML; default: shipped")
     json_mapping: Path | None = Field(None, description="YAML of extra JSON/logfmt field aliases")
+    secret_rules: list[Path] = Field([], description="gitleaks-format TOML files that add, replace or "
+                                     "disable secret rules, in order (JSON list); the shipped set stays")
     syslog_year: int | None = Field(None, description="year for RFC 3164 lines; default: inferred")
     allowed_lateness: Duration = Field(timedelta(minutes=5), description="event-time disorder tolerated")
     batch_size: int = Field(1000, ge=1, le=100_000, description="lines per input batch")

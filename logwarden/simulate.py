@@ -401,14 +401,14 @@ def _anomalies(rng: random.Random, org: Org, files: dict[str, _File], day: datet
 
 # One planted value per secret kind; the tests assert none of them reaches any output.
 SECRETS = {
-    "aws_access_key_id": "AKIAZ7QXWK3PLM4RT2VB",
-    "github_token": "ghp_" + "R7kPq2ZxV9mW4nL8sT1yB6cD3fG5hJ0aQeUu",
-    "stripe_key": "sk_live_" + "51HkQ2eLr8mZp4Tx9Wv",
-    "bearer_token": "mF9.k2Pq-Zx7Lw3Nb8Vc",
+    "aws-access-token": "AKIAZ7QXWK3PLM4RT2VB",
+    "github-pat": "ghp_" + "R7kPq2ZxV9mW4nL8sT1yB6cD3fG5hJ0aQeUu",
+    "stripe-access-token": "sk_live_" + "51HkQ2eLr8mZp4Tx9Wv",
+    "bearer-token": "mF9.k2Pq-Zx7Lw3Nb8Vc",
     "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IiLCJyb2xlIjoiYWRtaW4ifQ.c2lnbmF0dXJlX3NlY3JldA",
-    "url_password": "Tr0ub4dor-3",
-    "password_param": "hunter2-Secr3t",
-    "private_key": "MIIEowIBAAKCAQEA7Vx9QkYbPz",
+    "url-password": "Tr0ub4dor-3",
+    "credential-param": "hunter2-Secr3t",
+    "private-key": "MIIEowIBAAKCAQEA7Vx9QkYbPz",
 }
 
 
@@ -432,19 +432,20 @@ def _violations(rng: random.Random, org: Org, api: _File, t0: datetime) -> None:
     plant(3, {**base, "@timestamp": ts(3).replace("Z", "")}, "bad_timestamp")  # no zone
     plant(4, {**base}, "bad_timestamp")  # no timestamp at all
     plant(5, '{"@timestamp": "' + ts(5) + f'", "user": "{clerk}", "action": "re', "malformed")
-    plant(6, {**base, "@timestamp": ts(6), "aws_key": SECRETS["aws_access_key_id"]}, "secret", "aws_access_key_id")
-    plant(7, {**base, "@timestamp": ts(7), "note": f"pushed with {SECRETS['github_token']}"}, "secret", "github_token")
-    plant(8, {**base, "@timestamp": ts(8), "note": f"charge via {SECRETS['stripe_key']}"}, "secret", "stripe_key")
-    bearer = f"Bearer {SECRETS['bearer_token']}"
-    plant(9, {**base, "@timestamp": ts(9), "authorization": bearer}, "secret", "bearer_token")
+    plant(6, {**base, "@timestamp": ts(6), "aws_key": SECRETS["aws-access-token"]}, "secret", "aws-access-token")
+    plant(7, {**base, "@timestamp": ts(7), "note": f"pushed with {SECRETS['github-pat']}"}, "secret", "github-pat")
+    plant(8, {**base, "@timestamp": ts(8), "note": f"charge via {SECRETS['stripe-access-token']}"},
+          "secret", "stripe-access-token")
+    bearer = f"Bearer {SECRETS['bearer-token']}"
+    plant(9, {**base, "@timestamp": ts(9), "authorization": bearer}, "secret", "bearer-token")
     plant(10, {**base, "@timestamp": ts(10), "session": SECRETS["jwt"]}, "secret", "jwt")
-    dsn = f"postgres://app:{SECRETS['url_password']}@db1:5432/app"
-    plant(11, {**base, "@timestamp": ts(11), "dsn": dsn}, "secret", "url_password")
+    dsn = f"postgres://app:{SECRETS['url-password']}@db1:5432/app"
+    plant(11, {**base, "@timestamp": ts(11), "dsn": dsn}, "secret", "url-password")
     plant(12, {**base, "@timestamp": ts(12),
-               "path": f"/api/v1/login?user={clerk}&password={SECRETS['password_param']}"},
-          "secret", "password_param")
+               "path": f"/api/v1/login?user={clerk}&password={SECRETS['credential-param']}"},
+          "secret", "credential-param")
     plant(13, {**base, "@timestamp": ts(13), "key": "-----BEGIN RSA PRIVATE KEY-----\n"
-               + SECRETS["private_key"] + "\n-----END RSA PRIVATE KEY-----"}, "secret", "private_key")
+               + SECRETS["private-key"] + "\n-----END RSA PRIVATE KEY-----"}, "secret", "private-key")
     plant(14, "this is not a log line at all", "malformed")
 
 

@@ -74,9 +74,11 @@ class SourcePolicy(_Strict):
     @field_validator("secrets_expected")
     @classmethod
     def _kinds(cls, value: list[str]) -> list[str]:
-        unknown = set(value) - set(secrets.SECRET_KINDS)
+        value = [secrets.kind_named(v) for v in value]
+        unknown = set(value) - secrets.known_kinds()
         if unknown:
-            raise ValueError(f"unknown secret kind(s) {sorted(unknown)}; known: {secrets.SECRET_KINDS}")
+            raise ValueError(f"unknown secret kind(s) {sorted(unknown)}; the kinds are the ids of the secret "
+                             "rules (docs/secrets.md), e.g. aws-access-token, credential-param")
         return value
 
 
@@ -178,8 +180,9 @@ class SourceChecker:
     """
 
     def __init__(self, profile: Profile, parser: Parser, source: str,
-                 now: Callable[[], datetime] = utcnow) -> None:
+                 now: Callable[[], datetime] = utcnow, secret_rules: tuple[str, ...] = ()) -> None:
         self.source = source
+        self._redactor = secrets.redactor_for(secret_rules)
         self._parser = parser
         self._now = now
         self._required, self._ts, self._expected = profile.policy_for(parser.name)
@@ -201,9 +204,10 @@ class SourceChecker:
         alerts about this source (``logwarden.compliance``)."""
         now = self._now()
         monitor = self.monitor
+        found = self._redactor.redact_batch(lines)  # one keyword pass over the whole batch
         for offset, raw in enumerate(lines):
             lineno = first_lineno + offset
-            event, violation = self.check_line(raw, lineno, now)
+            event, violation = self.check_line(raw, lineno, now, found[offset])
             # the line's time, when the standard accepted it (a jumped clock must not move the source's)
             when = event.timestamp if event is not None else \
                 violation.timestamp if violation is not None and violation.reason != "bad_timestamp" else None
@@ -223,10 +227,14 @@ class SourceChecker:
         """At the end of a finite input: the standard's alerts about its last minute."""
         return self.monitor.flush(final=True)
 
-    def check_line(self, raw: str, lineno: int, now: datetime | None = None) -> Outcome:
+    def check_line(self, raw: str, lineno: int, now: datetime | None = None,
+                   found: secrets.Redaction | bool | None = True) -> Outcome:
+        """One line; ``found``: its redaction when the caller already scanned it (None: clean)."""
         card = self.scorecard
         card.lines += 1
-        event, violation = self._check(raw, lineno, now or self._now())
+        if found is True:
+            found = self._redactor.redact(raw)
+        event, violation = self._check(raw, lineno, now or self._now(), found or None)
         if violation is not None:
             card.violations[violation.reason] += 1
             if event is None:
@@ -238,15 +246,14 @@ class SourceChecker:
             card.compliant += violation is None
         return event, violation
 
-    def _check(self, raw: str, lineno: int, now: datetime) -> Outcome:
+    def _check(self, raw: str, lineno: int, now: datetime, found: secrets.Redaction | None) -> Outcome:
         self._missing = ()
         opens = secrets.opens_private_key(raw)
         if self.in_key_block or opens:
             # A raw multi-line key: every line of the block is dropped, none is echoed.
             self.in_key_block = not secrets.closes_private_key(raw)
             return None, self._violation(lineno, "secret", "line of a private key block",
-                                         secrets.marker("private_key"), kinds=("private_key",))
-        found = secrets.redact(raw)
+                                         secrets.marker("private-key"), kinds=("private-key",))
         text = found.text if found is not None else raw
         kinds = found.kinds if found is not None else ()
         if not text.strip():

@@ -40,7 +40,7 @@ def j(**doc: object) -> str:
     (j(**{"@timestamp": "last tuesday"}), "bad_timestamp", "unparseable"),
     (j(**{"@timestamp": "2026-11-26T11:00:00"}), "bad_timestamp", "no timezone"),
     (j(**{"@timestamp": "2026-11-26T13:00:00Z"}), "bad_timestamp", "in the future"),
-    (j(note="key AKIAZ7QXWK3PLM4RT2VB"), "secret", "aws_access_key_id"),
+    (j(note="key AKIAZ7QXWK3PLM4RT2VB"), "secret", "aws-access-token"),
 ])
 def test_each_line_ends_as_one_outcome(line: str, reason: str | None, detail: str | None) -> None:
     c = checker()
@@ -122,20 +122,24 @@ def test_scorecard_counts_every_line() -> None:
 
 
 @pytest.mark.parametrize(("kind", "line"), [
-    ("aws_access_key_id", "id=AKIAZ7QXWK3PLM4RT2VB"),
-    ("aws_access_key_id", '"accessKeyId":"ASIA5FLZVX4OI4ZDQJOL"'),
-    ("github_token", "token ghp_R7kPq2ZxV9mW4nL8sT1yB6cD3fG5hJ0aQeUu"),
-    ("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijkl"),
-    ("stripe_key", "sk_live_51HkQ2eLr8mZp4Tx9Wv"),
-    ("slack_token", "xoxb-123456789012-abcdefghij"),
-    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2ln"),
-    ("bearer_token", "Authorization: Bearer mF9.k2Pq-Zx7Lw3Nb8Vc"),
-    ("url_password", "postgres://app:Tr0ub4dor-3@db1:5432/app"),
-    ("password_param", "GET /login?user=a&password=hunter2 HTTP/1.1"),
-    ("password_param", '{"api_key": "k-123456"}'),
-    ("password_param", "sessionToken=abc123"),
-    ("aws_session_token", '{"credentials": {"sessionToken": "IQoJb3JpZ2luX2VjEKn//////////wEaCXVz"}}'),
-    ("private_key", "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY-----"),
+    ("aws-access-token", "id=AKIAZ7QXWK3PLM4RT2VB"),
+    ("aws-access-token", '"accessKeyId":"ASIA5FLZVX4OI4ZDQJOL"'),
+    ("github-pat", "token ghp_R7kPq2ZxV9mW4nL8sT1yB6cD3fG5hJ0aQeUu"),
+    ("github-fine-grained-pat", "github_pat_11ABCDEFG0k3Xq9Lm2Vb7Np4Rt8Wz1Yc6Hd5Jf0Gs3Ae7Ku2Mo9Ql4Ti8"
+                                "Uw1Rx5Sy6Bv3Cn0Dp7Eh2Fj9Gk4Lm8Nq1Pr6St3Ux5Vz0Xy2"),
+    ("stripe-access-token", "sk_live_51HkQ2eLr8mZp4Tx9Wv"),
+    ("slack-bot-token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
+    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IiLCJyb2xlIjoiYWRtaW4ifQ.c2lnbmF0dXJlX3NlY3JldA"),
+    ("gitlab-pat", "GET /api/v4/projects?private_token=glpat-x9Kq2LmV7bN4pRt8Wz1Y HTTP/1.1"),
+    ("huggingface-access-token", "download with 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 done"),
+    ("bearer-token", "Authorization: Bearer mF9.k2Pq-Zx7Lw3Nb8Vc"),
+    ("basic-auth", "Authorization: Basic YWxpY2U6aHVudGVyMg=="),
+    ("url-password", "postgres://app:Tr0ub4dor-3@db1:5432/app"),
+    ("credential-param", "GET /login?user=a&password=hunter2 HTTP/1.1"),
+    ("credential-param", '{"api_key": "k-123456"}'),
+    ("credential-param", "sessionToken=abc123"),
+    ("aws-session-token", '{"credentials": {"sessionToken": "IQoJb3JpZ2luX2VjEKn//////////wEaCXVz"}}'),
+    ("private-key", "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY-----"),
 ])
 def test_secret_kinds_are_redacted(kind: str, line: str) -> None:
     found = secrets.redact(line)

@@ -75,7 +75,7 @@ def test_a_deploy_that_leaks_tokens_then_drops_users_is_three_incidents() -> Non
     secret = [a for a in alerts if a.rule_id == SECRET]
     assert secret[0].revision == 0 and secret[0].evidence == [f"app/api.jsonl:{token_line}"]
     assert secret[0].start == DAY + timedelta(hours=14) or secret[0].start.hour == 14
-    assert "bearer_token" in secret[-1].summary and BEARER.split()[1] not in "".join(a.summary for a in alerts)
+    assert "bearer-token" in secret[-1].summary and BEARER.split()[1] not in "".join(a.summary for a in alerts)
     assert secret[-1].count == sum("authorization" in x for x in lines) and secret[-1].revision > 0
     field = [a for a in alerts if a.rule_id == FIELD]
     assert field[0].evidence == [f"app/api.jsonl:{user_line}"] and "user.name missing from" in field[0].summary

@@ -1,4 +1,5 @@
-"""Secret detection and redaction for raw log lines.
+"""The secret pattern set logwarden used before gitleaks' rules (0.1, ten formats), kept only as
+bench_secrets.py's baseline. Not used by logwarden.
 
 A compiled pattern set rather than a detector library: detect-secrets and friends scan with
 dozens of plugins per line and cost tens of microseconds a line, which alone would break our

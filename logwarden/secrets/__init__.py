@@ -1,0 +1,271 @@
+"""Secret detection and redaction for raw log lines.
+
+Two kinds of detector: gitleaks' community rules (``data/secrets/gitleaks.toml``, 220-odd token
+formats of cloud and SaaS providers, MIT, loaded by ``logwarden.secrets.gitleaks``) and our own
+structural ones (``logwarden.secrets.structural``: URL passwords, credential-named parameters and
+JSON keys, Authorization headers, private key blocks).
+
+Fast because almost no line holds a secret: one Aho-Corasick pass (ahocorasick_rs) over a whole
+batch finds every detector keyword and so the candidate lines and the detectors to try on each;
+only those detectors' regexes run on those lines (google-re2 for gitleaks' RE2-syntax rules); the
+entropy and allow-list checks run only on what matched. Measured in ``benchmarks/bench_secrets.py``.
+
+Redaction runs on the raw line *before* parsing, so no later stage (events, violations, alerts,
+Slack, Redis, the audit trail, our own logs) can see the secret. Each secret becomes
+``[REDACTED:<rule id>]``; where two detectors find overlapping text, a provider's format names it
+before our structural detectors, and those before gitleaks' generic rule. A JSON line stays valid
+JSON with the same structure (values are rewritten inside their strings).
+"""
+
+from __future__ import annotations
+
+import functools
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import ahocorasick_rs
+import orjson
+
+from logwarden.secrets import gitleaks
+from logwarden.secrets.structural import DETECTORS, MARKER_PREFIX
+
+# gitleaks' own private-key rule needs the whole block on one line; ours also takes a block's first
+# line (the block goes on over the next lines) and stops at the end of a JSON string.
+REPLACED = {"private-key": "replaced by logwarden's structural detector of the same name"}
+# Secret kinds' names before the gitleaks rule set (profiles written for 0.1 still load).
+OLD_NAMES = {
+    "private_key": "private-key", "aws_access_key_id": "aws-access-token", "github_token": "github-pat",
+    "stripe_key": "stripe-access-token", "slack_token": "slack-bot-token", "bearer_token": "bearer-token",
+    "url_password": "url-password", "aws_session_token": "aws-session-token", "password_param": "credential-param",
+}
+
+
+class Detector(Protocol):
+    id: str
+    keywords: tuple[str, ...]
+    priority: int
+
+    def find(self, line: str, at: list[int]) -> Any:
+        """Spans of the secrets in ``line``; ``at``: where the keyword pass found its keywords
+        (positions in the lowercased line: the same as in the line unless lower() changed a
+        length, which only non-ASCII capitals do)."""
+
+
+def marker(kind: str) -> str:
+    return f"{MARKER_PREFIX}{kind}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    text: str  # the line with every secret replaced by its marker
+    kinds: tuple[str, ...]  # the rule ids found, each once, in the order of the line
+
+
+def _data(name: str) -> Path:
+    return Path(str(resources.files("logwarden").joinpath(f"data/secrets/{name}")))
+
+
+class Redactor:
+    """Every detector behind one keyword automaton. Build once (``load``); ``redact_batch`` is
+    the hot path."""
+
+    def __init__(self, detectors: Sequence[Detector], skipped: dict[str, str] | None = None,
+                 sources: Sequence[str] = ()) -> None:
+        self.detectors = tuple(detectors)
+        self.skipped = dict(skipped or {})
+        self.sources = tuple(sources)
+        by_keyword: dict[str, list[int]] = {}
+        self._always: tuple[int, ...] = ()
+        for i, d in enumerate(self.detectors):
+            if not d.keywords:
+                self._always += (i,)
+            for k in d.keywords:
+                by_keyword.setdefault(k, []).append(i)
+        self._keywords = list(by_keyword)
+        self._targets = [tuple(by_keyword[k]) for k in self._keywords]
+        self._automaton = ahocorasick_rs.AhoCorasick(
+            self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(d.id for d in self.detectors)
+
+    def redact(self, line: str) -> Redaction | None:
+        """The redacted line and what was found, or None when the line is clean."""
+        return self.redact_batch([line])[0]
+
+    def redact_batch(self, lines: Sequence[str]) -> list[Redaction | None]:
+        out: list[Redaction | None] = [None] * len(lines)
+        for i, candidates in self._candidates(lines).items():
+            out[i] = self._redact_line(lines[i], candidates)
+        return out
+
+    def _candidates(self, lines: Sequence[str]) -> dict[int, dict[int, list[int]]]:
+        """Line index -> {detector to try there: where its keywords start in the line}, from one
+        keyword pass over the whole batch."""
+        found = self._keyword_candidates(lines)
+        for i in range(len(lines)) if self._always else ():
+            for d in self._always:
+                found.setdefault(i, {}).setdefault(d, [])
+        return found
+
+    def _keyword_candidates(self, lines: Sequence[str]) -> dict[int, dict[int, list[int]]]:
+        if not lines:
+            return {}
+        lowered = "\n".join(lines).lower()
+        starts = [0]
+        if len(lowered) == sum(map(len, lines)) + len(lines) - 1:  # lower() kept every length
+            for line in lines:
+                starts.append(starts[-1] + len(line) + 1)
+        else:  # a few Unicode capitals lower to two characters: lower line by line
+            parts = [line.lower() for line in lines]
+            lowered = "\n".join(parts)
+            for part in parts:
+                starts.append(starts[-1] + len(part) + 1)
+        found: dict[int, dict[int, list[int]]] = {}
+        targets = self._targets
+        single = len(lines) == 1
+        for k, start, _ in self._automaton.find_matches_as_indexes(lowered, overlapping=True):
+            i = 0 if single else bisect_right(starts, start) - 1
+            at = found.setdefault(i, {})
+            for d in targets[k]:
+                at.setdefault(d, []).append(start - starts[i])
+        return found
+
+    def _redact_line(self, line: str, candidates: dict[int, list[int]]) -> Redaction | None:
+        spans: list[tuple[int, int, int, str]] = []
+        for d, at in candidates.items():
+            detector = self.detectors[d]
+            for start, end in detector.find(line, at):
+                while start < end and line[start] in _QUOTES:  # a quoted secret: the quotes stay
+                    start += 1
+                while end > start and line[end - 1] in _QUOTES:
+                    end -= 1
+                if end > start:
+                    spans.append((start, end, detector.priority, detector.id))
+        if not spans:
+            return None
+        merged = _merge(spans)
+        text = _replace(line, merged)
+        if line.lstrip().startswith(("{", "[")):
+            text = _keep_json(line, text, merged)
+        return Redaction(text, tuple(dict.fromkeys(kind for _, _, kind in merged)))
+
+
+_QUOTES = "\"'`"
+
+
+def _merge(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]]:
+    """Overlapping spans become one, named by the most specific detector among them."""
+    spans.sort()
+    out: list[list[Any]] = []
+    for start, end, priority, kind in spans:
+        if out and start < out[-1][1]:
+            last = out[-1]
+            last[1] = max(last[1], end)
+            if priority < last[2]:
+                last[2], last[3] = priority, kind
+        else:
+            out.append([start, end, priority, kind])
+    return [(s, e, k) for s, e, _, k in out]
+
+
+def _replace(line: str, spans: list[tuple[int, int, str]]) -> str:
+    parts: list[str] = []
+    at = 0
+    for start, end, kind in spans:
+        parts += (line[at:start], marker(kind))
+        at = end
+    parts.append(line[at:])
+    return "".join(parts)
+
+
+def _keep_json(line: str, text: str, spans: list[tuple[int, int, str]]) -> str:
+    """A JSON line whose redaction broke it (a secret that ran into a quote or an escape) is
+    redacted again value by value: same keys, same structure, every secret gone."""
+    try:
+        orjson.loads(text)
+        return text
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return text  # it was not JSON to begin with
+    found = sorted({(line[s:e].strip(_QUOTES), kind) for s, e, kind in spans}, key=lambda f: -len(f[0]))
+    # a secret written with JSON escapes is found decoded in the values
+    decoded = [(_unescape(secret), kind) for secret, kind in found]
+
+    def clean(value: str) -> str:
+        for secret, kind in decoded:
+            if secret and secret in value:
+                value = value.replace(secret, marker(kind))
+        return value
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return clean(node)
+        if isinstance(node, dict):
+            return {clean(k): walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return orjson.dumps(walk(doc)).decode()
+
+
+def _unescape(fragment: str) -> str:
+    try:
+        return str(orjson.loads(f'"{fragment}"'))
+    except orjson.JSONDecodeError:
+        return fragment.replace("\\\\", "\\").replace('\\"', '"')
+
+
+def load(paths: Sequence[Path | str] = ()) -> Redactor:
+    """The shipped gitleaks rules, our tuning of them for logs (``data/secrets/logwarden.toml``),
+    then each user file (``LOGWARDEN_SECRET_RULES``), and our structural detectors."""
+    ruleset = gitleaks.load([_data("logwarden.toml"), *paths], _data("gitleaks.toml"))
+    own = {d.id for d in DETECTORS}
+    rules = [r for r in ruleset.rules if r.id not in own]
+    skipped = ruleset.skipped | {rid: REPLACED.get(rid, "replaced by a structural detector")
+                                 for rid in own if any(r.id == rid for r in ruleset.rules)}
+    return Redactor([*rules, *DETECTORS], skipped, ruleset.sources)
+
+
+@functools.cache
+def redactor_for(paths: tuple[str, ...] = ()) -> Redactor:
+    """The redactor of the shipped rules extended by ``paths`` (``LOGWARDEN_SECRET_RULES``), built
+    once per process."""
+    return load(paths)
+
+
+def default_redactor() -> Redactor:
+    return redactor_for(())
+
+
+def known_kinds() -> frozenset[str]:
+    """Every secret kind the shipped detectors can report."""
+    return frozenset(default_redactor().ids)
+
+
+def kind_named(name: str) -> str:
+    """A secret kind by its current name or its name before the gitleaks rules (``aws_session_token``)."""
+    return OLD_NAMES.get(name, name)
+
+
+def redact(line: str) -> Redaction | None:
+    """Redact with the shipped detectors (a checker built from settings uses its own Redactor)."""
+    return default_redactor().redact(line)
+
+
+def opens_private_key(line: str) -> bool:
+    """A raw private key block starts on this line and does not end on it."""
+    return "PRIVATE KEY" in line and "-----BEGIN" in line and "-----END" not in line
+
+
+def closes_private_key(line: str) -> bool:
+    return "-----END" in line and "PRIVATE KEY" in line
