@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from logwarden import secrets
 from logwarden.errors import ConfigError
-from logwarden.secrets.gitleaks import Rule, shannon_entropy
+from logwarden.secrets.gitleaks import Rule, secret_group, shannon_entropy
 from tests.regexgen import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def _valid(rule: Rule, token: str) -> bool:
     m = rule.regex.search(token)
     if m is None or "\n" in token:
         return False
-    group = rule.secret_group or next((i for i in range(1, rule.regex.groups + 1) if m.group(i)), 0)
+    group = secret_group(m, rule.regex.groups, rule.secret_group)
     secret = m.group(group)
     return shannon_entropy(secret) > rule.entropy and \
         (not rule.id.startswith("generic") or any(c.isdigit() for c in secret))
@@ -126,7 +126,7 @@ def _secret_of(rid: str, token: str) -> str:
     rule = next(d for d in REDACTOR.detectors if d.id == rid)
     assert isinstance(rule, Rule)
     m = rule.regex.search(token)
-    group = rule.secret_group or next((i for i in range(1, rule.regex.groups + 1) if m.group(i)), 0)
+    group = secret_group(m, rule.regex.groups, rule.secret_group)
     return str(m.group(group))
 
 

@@ -77,6 +77,12 @@ def shannon_entropy(text: str) -> float:
     return math.log2(n) - total / n
 
 
+def secret_group(m: Any, groups: int, fixed: int = 0) -> int:
+    """gitleaks' choice of the secret in a match: the rule's ``secretGroup``, else the first
+    non-empty group, else the whole match."""
+    return fixed or next((i for i in range(1, groups + 1) if m.group(i)), 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Allowlist:
     """One gitleaks allow-list, as far as a log line can match it."""
@@ -150,11 +156,8 @@ class Rule:
                 yield span
 
     def _secret(self, line: str, m: Any, match: str) -> tuple[int, int] | None:
-        group = self.secret_group
-        if not group:
-            group = next((i for i in range(1, m.re.groups + 1) if m.group(i)), 0) \
-                if isinstance(m, re.Match) else \
-                next((i for i in range(1, self.regex.groups + 1) if m.group(i)), 0)
+        # the anchored tail has the same groups as the regex (only a non-capturing prefix went)
+        group = secret_group(m, self.regex.groups, self.secret_group)
         secret = m.group(group)
         if secret:
             if self.entropy:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from logwarden.secrets.gitleaks import shannon_entropy
+from logwarden.secrets.gitleaks import secret_group, shannon_entropy
 
 MARKER_PREFIX = "[REDACTED:"
 
@@ -32,7 +32,7 @@ class Structural:
         if self.gate is not None and not self.gate(line):
             return
         for m in self.regex.finditer(line):
-            group = next((i for i in range(1, (self.regex.groups or 0) + 1) if m.group(i)), 0)
+            group = secret_group(m, self.regex.groups)
             secret = m.group(group)
             if not secret or secret.startswith(MARKER_PREFIX):  # already redacted upstream
                 continue
