@@ -37,6 +37,9 @@ class Alert:
     score: float | None = None  # model alerts: the anomaly score (higher = more anomalous)
     explanation: str | None = None  # model alerts: what made it unusual, against the usual
     resolved: bool = False  # the detector saw its condition end: its incident resolves itself
+    # Other entities the alert names (the account an address logged into, the pod a user exec'd
+    # into): the incident store links them to the alert's incident (see the rule's ``link:``).
+    related: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class Alert:
             **({"score": round(self.score, 6)} if self.score is not None else {}),
             **({"explanation": self.explanation} if self.explanation else {}),
             **({"resolved": True} if self.resolved else {}),
+            **({"related": list(self.related)} if self.related else {}),
         }
 
     def one_line(self) -> str:

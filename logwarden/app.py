@@ -317,9 +317,10 @@ def print_incidents(incidents: list[Any], out: Any = None) -> None:
     out = out or sys.stdout
     if not incidents:
         return
-    print(f"\n{'incident':<15} {'state':<13} {'severity':<9} {'count':>6}  rule / entity", file=out)
+    print(f"\n{'incident':<15} {'state':<13} {'severity':<9} {'count':>6}  rules / entities", file=out)
     for i in sorted(incidents, key=lambda x: x.first_seen):
-        print(f"{i.id:<15} {i.state:<13} {i.severity:<9} {i.count:>6}  {i.rule_id} {i.entity}", file=out)
+        print(f"{i.id:<15} {i.state:<13} {i.severity:<9} {i.count:>6}  {','.join(i.rule_stats())} "
+              f"{','.join(i.all_entities())}", file=out)
 
 
 def print_budget(store: IncidentStore, out: Any = None) -> None:

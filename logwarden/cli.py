@@ -24,6 +24,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit tra
 app.add_typer(audit_app, name="audit")
 retention_app = typer.Typer(no_args_is_help=True, help="Retention and purge of the audit trail.")
 app.add_typer(retention_app, name="retention")
+slack_app = typer.Typer(no_args_is_help=True, help="The Slack app: act on incidents from Slack.")
+app.add_typer(slack_app, name="slack")
 RulesOpt = Annotated[list[Path] | None,
                      typer.Option("--rules", help="rule file (repeatable; default: the shipped pack)")]
 
@@ -246,7 +248,8 @@ def backtest(
                        store.budget_report())
     if as_json:
         incidents = [{"id": i.id, "rule_id": i.rule_id, "entity": i.entity, "severity": i.severity,
-                      "count": i.count, "first_seen": i.first_seen, "last_seen": i.last_seen, "summary": i.summary}
+                      "count": i.count, "first_seen": i.first_seen, "last_seen": i.last_seen, "summary": i.summary,
+                      "rules": list(i.rule_stats()), "entities": i.all_entities()}
                      for i in opened]
         typer.echo(orjson.dumps({**report.to_dict(), "incidents": incidents,
                                  "model": result.model.summary() if result.model else None,
@@ -430,6 +433,64 @@ def incidents_notify(timeout: Annotated[float, typer.Option(help="seconds to kee
     typer.echo("outbox empty" if empty else f"{left} notification(s) still waiting")
     if not empty:
         raise typer.Exit(1)
+
+
+@slack_app.command("serve")
+def slack_serve(port: Annotated[int, typer.Option(help="port for Slack's requests (path /slack/events)")] = 3000,
+                host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0") -> None:
+    """Receive Slack's button clicks and the /logwarden command (needs LOGWARDEN_SLACK_SIGNING_SECRET,
+    LOGWARDEN_SLACK_TOKEN and LOGWARDEN_REDIS_URL). Stops on Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    import structlog
+    from slack_sdk import WebClient
+
+    from logwarden.errors import ConfigError
+    from logwarden.incidents.dispatch import Dispatcher
+    from logwarden.incidents.setup import build_notifier, dispatch_policy
+    from logwarden.notify.slack_app import Responders, build_app, serve
+
+    settings = _env_settings()
+    if settings.slack_signing_secret is None:
+        raise ConfigError("slack serve needs LOGWARDEN_SLACK_SIGNING_SECRET (the Slack app's signing secret)")
+    if settings.slack_token is None:
+        raise ConfigError("slack serve needs LOGWARDEN_SLACK_TOKEN (the app's bot token) to update messages")
+    store = _store()
+    notifier = build_notifier(settings)
+    assert notifier is not None
+    dispatcher = Dispatcher(store, notifier, dispatch_policy(settings))
+    passing = threading.Lock()
+
+    def after_change() -> None:
+        with passing:  # one delivery pass at a time; leases keep it apart from the flow's
+            try:
+                dispatcher.run_once()
+            except Exception as exc:  # the change is stored: the next pass delivers it
+                structlog.get_logger("logwarden.slack").warning("dispatch_pass_failed", error=type(exc).__name__)
+
+    trail, writing = _audit_trail(), threading.Lock()
+
+    def record(kind: str, data: dict) -> None:
+        if trail is not None:
+            with writing:  # Bolt runs listeners on several threads; the chain takes one record at a time
+                trail.append([(kind, None, {"by": data["slack_user"]["name"] or data["slack_user"]["id"], **data})])
+
+    client = WebClient(token=settings.slack_token.get_secret_value(),
+                       timeout=int(max(settings.slack_timeout.total_seconds(), 1)),
+                       **({"base_url": settings.slack_api_url.rstrip("/") + "/"} if settings.slack_api_url else {}))
+    bolt = build_app(store, settings.slack_signing_secret.get_secret_value(), client,
+                     Responders(settings.slack_responders, client), record, after_change)
+    server = serve(bolt, host, port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    structlog.get_logger("logwarden.slack").info("slack_app_listening", host=host, port=server.server_port,
+                                                 path="/slack/events")
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def _audit_trail():

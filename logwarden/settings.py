@@ -6,13 +6,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
+import orjson
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from logwarden.networks import DEFAULT_INTERNAL, parse_networks
 from logwarden.timeutil import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _id_list(value: object) -> object:
+    """A JSON list, or ids separated by commas or spaces (``U01ABC,S02DEF``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        return orjson.loads(text) if text.startswith("[") else [v for v in text.replace(",", " ").split() if v]
+    return value
 
 
 class Settings(BaseSettings):
@@ -54,6 +63,11 @@ class Settings(BaseSettings):
     incident_resolve_after: Duration = Field(timedelta(hours=1), description="auto-resolve after this quiet")
     incident_repeat_interval: Duration = Field(timedelta(hours=4), description="re-notify a still-firing incident")
     incident_retention: Duration = Field(timedelta(days=7), description="resolved incidents expire after this")
+    incident_group_by: Literal["entity", "rule,entity"] = Field(
+        "entity", description="entity: one incident per entity (and the entities its alerts link), whatever "
+        "the rule; rule,entity: one per rule and entity")
+    incident_group_window: Duration = Field(timedelta(hours=1), description="an entity's alerts join its incident "
+                                            "within this long after its last alert (event time)")
     # Noise budget: new incidents a detector may open per UTC day of its alerts' event time; past
     # it, that day's further new alerts of the detector fold into one over-budget incident.
     # "none" lifts the limit. A rule's own `budget:` (YAML) wins over rule_budget.
@@ -74,6 +88,12 @@ class Settings(BaseSettings):
     slack_digest_threshold: int = Field(5, ge=1, description="more new incidents at once: one digest")
     slack_min_interval: Duration = Field(timedelta(seconds=1), description="pause between posts to a channel")
     slack_timeout: Duration = Field(timedelta(seconds=10), description="HTTP timeout of one Slack call")
+    # Acting from Slack (`logwarden slack serve`): buttons on each message and `/logwarden`.
+    slack_signing_secret: SecretStr | None = Field(None, description="the Slack app's signing secret: "
+                                                   "verifies its requests; set, messages carry buttons")
+    slack_responders: Annotated[list[str], NoDecode, BeforeValidator(_id_list)] = Field(
+        default_factory=list, description="Slack user (U...) or user-group (S...) ids who may change "
+        "incidents from Slack; empty: everyone in the channel")
     notify_lease: Duration = Field(timedelta(seconds=30), ge=timedelta(seconds=1),
                                    description="after a crash, another process takes over a delivery this late")
     notify_drain_timeout: Duration = Field(timedelta(seconds=60),

@@ -72,6 +72,7 @@ class FakeSlack:
         self.calls: list[dict[str, Any]] = []
         self.script: deque[str] = deque()
         self.down = False  # every request answers 503 while True
+        self.usergroups: dict[str, list[str]] = {}  # user-group id -> member ids (usergroups.users.list)
         self._ts = 0
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -172,6 +173,11 @@ class FakeSlack:
                     return self._reply(200, {"ok": True, "messages": fake.history(body), "has_more": False})
                 if method == "conversations.replies":
                     return self._reply(200, {"ok": True, "messages": fake.replies(body), "has_more": False})
+                if method == "usergroups.users.list":
+                    members = fake.usergroups.get(body.get("usergroup", ""))
+                    if members is None:
+                        return self._reply(200, {"ok": False, "error": "no_such_subteam"})
+                    return self._reply(200, {"ok": True, "users": members})
                 if method == "conversations.list":
                     return self._reply(200, {"ok": True, "channels": [], "response_metadata": {"next_cursor": ""}})
                 ts = fake._next_ts()

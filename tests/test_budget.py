@@ -129,7 +129,7 @@ def test_a_rerun_over_the_same_alerts_opens_and_folds_nothing(store: IncidentSto
 
 def test_budget_null_opts_out(store: IncidentStore) -> None:
     store.apply([alert(k, rule="critical-rule") for k in range(50)])
-    store.apply([alert(k, rule="unlisted") for k in range(20)])  # no default here: no limit either
+    store.apply([alert(k, rule="unlisted", entity=f"198.51.101.{k}") for k in range(20)])  # no default: no limit
     assert len(store.list(rule="critical-rule")) == 50 and len(store.list(rule="unlisted")) == 20
     assert store.budget_report() == []
 

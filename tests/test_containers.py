@@ -25,7 +25,7 @@ def compose() -> dict:
 def test_compose_file_follows_the_compose_specification() -> None:
     spec = ComposeSpecification.model_validate(compose())
     assert set(spec.services) == {"redis", "samples", "ship", "logwarden", "redpanda", "kafka-feed",
-                                  "logwarden-kafka"}
+                                  "logwarden-kafka", "slack"}
     kafka = {name for name, svc in compose()["services"].items() if "kafka" in svc.get("profiles", [])}
     assert kafka == {"redpanda", "kafka-feed", "logwarden-kafka"}  # optional: docker compose --profile kafka
 
@@ -58,9 +58,10 @@ def test_compose_redis_requires_a_password_and_persists() -> None:
 
 def test_every_flag_the_compose_file_passes_exists() -> None:
     services = compose()["services"]
-    for name in ("samples", "ship", "logwarden", "logwarden-kafka"):
+    for name in ("samples", "ship", "logwarden", "logwarden-kafka", "slack"):
         command = services[name]["command"]
-        help_text = subprocess.run([sys.executable, "-m", "logwarden.cli", command[0], "--help"], capture_output=True,
+        verb = [a for a in command if not a.startswith("--")][:2 if name == "slack" else 1]
+        help_text = subprocess.run([sys.executable, "-m", "logwarden.cli", *verb, "--help"], capture_output=True,
                                    text=True, cwd=ROOT, timeout=60, check=True).stdout
         for flag in (a for a in command if a.startswith("--")):
             assert flag in help_text, (name, flag)

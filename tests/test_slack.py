@@ -160,7 +160,7 @@ def test_a_crash_between_slacks_answer_and_our_record_does_not_post_twice(
         slack: FakeSlack, redis_url: str, redis_prefix: str, many: bool) -> None:  # noqa: F811
     backend = RedisBackend.from_url(redis_url, redis_prefix)
     n = 8 if many else 1
-    IncidentStore(backend).apply([alert(f"a{k}", entity=f"203.0.113.{k}") for k in range(n)])
+    IncidentStore(backend).apply([alert(f"a{k}", entity=f"203.0.113.{k}", severity="medium") for k in range(n)])
     with pytest.raises(SystemExit):
         dispatcher(_DiesAfterSlackAnswers(backend), bot(slack), digest_threshold=5, lease_ms=100).run_once()
     assert len(slack.posts()) == 1
@@ -232,12 +232,12 @@ def test_rejected_token_is_recorded_not_retried_and_never_shown(slack: FakeSlack
 
 def test_many_incidents_at_once_become_one_digest(slack: FakeSlack) -> None:  # noqa: F811
     store = IncidentStore(MemoryBackend())
-    incidents = store.apply([alert(f"s{k}", entity=f"198.51.100.{k}") for k in range(1000)])
+    incidents = store.apply([alert(f"s{k}", entity=f"198.51.100.{k}", severity="medium") for k in range(1000)])
     d = dispatcher(store, bot(slack), digest_threshold=5)
     d.run_once()
     d.run_once()  # a pass takes up to 500 from the outbox: two digests, not a thousand posts
     digests = slack.posts()
-    assert [p["body"]["text"] for p in digests] == ["500 new incidents", "500 new incidents"]
+    assert [p["body"]["text"] for p in digests] == ["500 new medium incidents", "500 new medium incidents"]
     body = digests[0]["body"]["blocks"][1]["text"]["text"]
     listed, more = body.count("• "), int(body.rsplit("and ", 1)[1].split()[0])
     assert listed + more == 500 and len(body) <= 3000 and store.outbox() == []

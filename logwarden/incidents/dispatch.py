@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import structlog
 
 from logwarden.alerts import SEVERITIES
-from logwarden.incidents.model import Incident
+from logwarden.incidents.model import Incident, severity_rank
 from logwarden.incidents.store import IncidentStore
 from logwarden.notify.base import DeliveryError, MessageRef, Notifier
 
@@ -64,8 +64,8 @@ class Dispatcher:
     def run_once(self) -> Report:
         report = Report()
         fresh: dict[str | None, list[Incident]] = {}
-        for iid in self.store.outbox():
-            if not self.store.backend.lease(f"deliver:{iid}", self._owner, self.policy.lease_ms):
+        for iid in self.store.outbox():  # most severe first
+            if not self._lease(iid):
                 continue
             keep_lease = False  # a new incident keeps its lease until it is posted below
             try:
@@ -74,7 +74,7 @@ class Dispatcher:
                     self.store.mark_notified(iid, 0, None, 0, notified=False)
                 elif not self._wanted(inc):
                     self.store.mark_notified(iid, inc.version, None, len(inc.pending), notified=False)
-                elif inc.message is None:
+                elif inc.message is None or _outgrew_digest(inc):
                     fresh.setdefault(self._channel(inc), []).append(inc)
                     keep_lease = True
                 else:
@@ -91,6 +91,10 @@ class Dispatcher:
         if self._on_report is not None:
             self._on_report(report)
         return report
+
+    def _lease(self, iid: str) -> bool:
+        """Take (or renew) the delivery lease of one incident."""
+        return self.store.backend.lease(f"deliver:{iid}", self._owner, self.policy.lease_ms)
 
     def drain(self, timeout: float) -> bool:
         """Pass until the outbox is empty or ``timeout`` seconds went by; True if empty."""
@@ -138,44 +142,61 @@ class Dispatcher:
             return set()
 
     def _post_new(self, channel: str | None, group: list[Incident], report: Report) -> None:
+        """High and critical incidents get a message each, most severe first; then the rest, as
+        messages of their own, or digests when more than the threshold open at once."""
         # A first post cut short (a crash or a timeout after Slack took it): look before posting again.
         waiting = []
         for inc in group:
             found = self._already_posted([inc], channel, inc.sending["since"]) if inc.sending else None
+            if found is not None and found.get("digest") and urgent_severity(inc):
+                found = None  # a digest named it before it became urgent: it needs its own message
             if found is not None:
                 self.store.mark_notified(inc.id, inc.version, found, len(inc.pending), notified=True)
                 log.info("notification_found_posted", incident=inc.id)
             else:
                 waiting.append(inc)
-        group = waiting
-        if not group:
+        urgent = sorted((i for i in waiting if urgent_severity(i)), key=lambda i: (-severity_rank(i.severity),
+                                                                                  i.created_at, i.id))
+        rest = [i for i in waiting if not urgent_severity(i)]
+        if urgent or rest:
+            self.store.note_sending([i.id for i in waiting], channel, time.time())
+        for inc in urgent:
+            self._post_one(channel, inc, report)
+        if len(rest) > self.policy.digest_threshold:
+            self._post_digest(channel, sorted(rest, key=lambda i: (-severity_rank(i.severity), -i.count, i.id)),
+                              report)
+        else:
+            for inc in rest:
+                self._post_one(channel, inc, report)
+
+    def _post_one(self, channel: str | None, inc: Incident, report: Report) -> None:
+        if not self._lease(inc.id):  # renewed before each post: a long backlog outlives one lease
             return
         since = time.time()
-        self.store.note_sending([i.id for i in group], channel, since)
-        if len(group) > self.policy.digest_threshold:
-            try:
-                ref = self._attempt(channel, lambda: self.notifier.digest(group, channel), report,
-                                    lambda: self._already_posted(group, channel, since))
-            except DeliveryError as exc:
-                for inc in group:
-                    self.store.note_failure(inc.id, str(exc))
-                return
-            if ref is not _FAILED:
-                for inc in group:
-                    self.store.mark_notified(inc.id, inc.version, ref, len(inc.pending), notified=True)
-                report.sent += 1
+        try:
+            ref = self._attempt(channel, lambda: self.notifier.post(inc, channel), report,
+                                lambda: self._already_posted([inc], channel, since))
+        except DeliveryError as exc:
+            self.store.note_failure(inc.id, str(exc))
             return
-        for inc in group:
-            try:
-                ref = self._attempt(channel, lambda inc=inc: self.notifier.post(inc, channel), report,
-                                    lambda inc=inc: self._already_posted([inc], channel, since))
-            except DeliveryError as exc:
+        if ref is not _FAILED:
+            # Follow-ups recorded before the first post are already reflected in it.
+            self.store.mark_notified(inc.id, inc.version, ref, len(inc.pending), notified=True)
+            report.sent += 1
+
+    def _post_digest(self, channel: str | None, group: list[Incident], report: Report) -> None:
+        since = time.time()
+        try:
+            ref = self._attempt(channel, lambda: self.notifier.digest(group, channel), report,
+                                lambda: self._already_posted(group, channel, since))
+        except DeliveryError as exc:
+            for inc in group:
                 self.store.note_failure(inc.id, str(exc))
-                continue
-            if ref is not _FAILED:
-                # Follow-ups recorded before the first post are already reflected in it.
+            return
+        if ref is not _FAILED:
+            for inc in group:
                 self.store.mark_notified(inc.id, inc.version, ref, len(inc.pending), notified=True)
-                report.sent += 1
+            report.sent += 1
 
     def _follow_up(self, inc: Incident, report: Report) -> None:
         ref: MessageRef = inc.message or {}
@@ -240,3 +261,14 @@ class Dispatcher:
 
 
 _FAILED: Any = object()
+
+
+def urgent_severity(inc: Incident) -> bool:
+    """High and critical incidents always get a message of their own (never a digest line)."""
+    return severity_rank(inc.severity) >= severity_rank("high")
+
+
+def _outgrew_digest(inc: Incident) -> bool:
+    """Listed in a digest as medium or low, it has since become high or critical: it gets a
+    message of its own, once."""
+    return bool(inc.message and inc.message.get("digest")) and urgent_severity(inc)

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from logwarden.alerts import SEVERITIES
+
 STATES = ("open", "acknowledged", "resolved")
 MAX_EVIDENCE = 5
 MAX_HISTORY = 200
@@ -24,6 +26,20 @@ def incident_id(fingerprint: str, first_alert_id: str) -> str:
 
 def fingerprint_of(rule_id: str, entity: str) -> str:
     return f"{rule_id}|{entity}"
+
+
+GROUP_BY = ("entity", "rule,entity")  # LOGWARDEN_INCIDENT_GROUP_BY
+MAX_ENTITIES = 10  # entities one incident links; past it, a newcomer's alerts open their own
+
+
+def group_key(group_by: str, rule_id: str, entity: str) -> str:
+    """The key under which an entity's live incident is found: the entity alone (alerts of every
+    rule join it), or rule and entity (one incident per rule and entity)."""
+    return f"entity|{entity}" if group_by == "entity" else fingerprint_of(rule_id, entity)
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
 
 
 def over_budget_entity(day: str) -> str:
@@ -69,7 +85,7 @@ class Incident:
     updated_at: float
     state: str = "open"
     evidence: list[str] = field(default_factory=list)
-    alerts: dict[str, list[int]] = field(default_factory=dict)  # alert_id -> [revision, count]
+    alerts: dict[str, list[Any]] = field(default_factory=dict)  # alert_id -> [revision, count, rule id]
     version: int = 1
     notified_version: int = 0
     message: dict[str, Any] | None = None  # where its notification lives (channel, ts, ...)
@@ -85,13 +101,33 @@ class Incident:
     # "entities": {entity: alerts folded}, "added": alerts folded by the change that wrote it}.
     # Its ``count`` is the number of alerts folded into it.
     over_budget: dict[str, Any] | None = None
+    # The detectors that joined it: rule id -> {"severity", "count", "first_seen", "last_seen"
+    # (event time), "entities" (its alerts' own), "resolved" (its detector saw the condition
+    # end)}; ``rule_id`` is the first.
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The entities it is about: ``entity`` first, then those alerts linked to it (an address and
+    # the account it logged into). Later alerts on any of them join it.
+    entities: list[str] = field(default_factory=list)
 
-    def record(self, at: float, by: str, action: str, note: str = "") -> None:
-        entry = {"at": wall_iso(at), "by": by, "action": action}
+    def record(self, at: float, by: str, action: str, note: str = "", actor: dict[str, str] | None = None) -> None:
+        """One line of its history; ``actor``: who acted in Slack ({"id": "U...", "name": ...})."""
+        entry: dict[str, Any] = {"at": wall_iso(at), "by": by, "action": action}
         if note:
             entry["note"] = note
+        if actor:
+            entry["slack_user"] = dict(actor)
         self.history.append(entry)
         del self.history[:-MAX_HISTORY]
+
+    def all_entities(self) -> list[str]:
+        return self.entities or [self.entity]
+
+    def rule_stats(self) -> dict[str, dict[str, Any]]:
+        """Per rule: severity, count, first and last seen (an incident stored before grouping has
+        one rule: its own)."""
+        return self.rules or {self.rule_id: {"severity": self.severity, "count": self.count,
+                                             "first_seen": self.first_seen, "last_seen": self.last_seen,
+                                             "entities": [self.entity]}}
 
     def to_json(self) -> str:
         return orjson.dumps(self).decode()  # orjson serializes dataclasses natively (no asdict copy)
@@ -134,6 +170,10 @@ class Silence:
     reason: str
     created_at: float
     expires_at: float
+
+    def matches_incident(self, incident: Incident, now: float) -> bool:
+        """True when it matches each of the incident's rules, on one of its entities."""
+        return all(any(self.matches(rule, e, now) for e in incident.all_entities()) for rule in incident.rule_stats())
 
     def matches(self, rule_id: str, entity: str, now: float) -> bool:
         if now >= self.expires_at:

@@ -15,6 +15,9 @@ from logwarden.incidents.backend import BufferedWrites, Tx
 T = TypeVar("T")
 _RETRIES = 50
 
+# Renew a lease only if we still hold it.
+_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+          "else return 0 end")
 # Release a lease only if we still hold it.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
@@ -40,6 +43,7 @@ class RedisBackend:
         self.client = client
         self.prefix = prefix
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "logwarden:", **kwargs: Any) -> RedisBackend:
@@ -85,7 +89,7 @@ class RedisBackend:
         key = f"{self.prefix}lease:{name}"
         if self.client.set(key, owner, nx=True, px=ttl_ms):
             return True
-        return self.client.get(key) == owner
+        return bool(self._renew(keys=[key], args=[owner, ttl_ms]))  # ours already: renewed
 
     def release(self, name: str, owner: str) -> None:
         self._release(keys=[f"{self.prefix}lease:{name}"], args=[owner])

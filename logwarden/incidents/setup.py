@@ -28,7 +28,8 @@ def noise_budget(settings: Settings, rules: RuleSet | None) -> NoiseBudget:
 def build_store(settings: Settings, rules: RuleSet | None = None, *, require_redis: bool = False) -> IncidentStore:
     """The incident store; ``rules`` (the rule set in force) gives each rule its noise budget."""
     policy = IncidentPolicy(settings.incident_resolve_after, settings.incident_repeat_interval,
-                            settings.incident_retention, budget=noise_budget(settings, rules))
+                            settings.incident_retention, budget=noise_budget(settings, rules),
+                            group_by=settings.incident_group_by, group_window=settings.incident_group_window)
     if settings.redis_url is None:
         if require_redis:
             raise ConfigError("incident commands need LOGWARDEN_REDIS_URL (without it, incidents live in "
@@ -48,7 +49,7 @@ def build_notifier(settings: Settings) -> Notifier | None:
         if not settings.slack_channel and not settings.slack_routes:
             raise ConfigError("LOGWARDEN_SLACK_TOKEN needs LOGWARDEN_SLACK_CHANNEL (or LOGWARDEN_SLACK_ROUTES)")
         return SlackBot(settings.slack_token.get_secret_value(), settings.slack_channel or "",
-                        settings.slack_api_url, timeout)
+                        settings.slack_api_url, timeout, interactive=settings.slack_signing_secret is not None)
     if settings.slack_webhook_url is not None:
         return SlackWebhook(settings.slack_webhook_url.get_secret_value(), timeout)
     return None

@@ -3,12 +3,13 @@ webhook (follow-ups as new messages that name the incident). ``build_slack_block
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from slack_sdk import WebClient, WebhookClient
 from slack_sdk.errors import SlackApiError
 
-from logwarden.incidents.model import Incident
+from logwarden.incidents.model import Incident, severity_rank
 from logwarden.notify.base import DeliveryError, MessageRef, classify_status
 
 SEVERITY_EMOJI = {"low": ":large_blue_circle:", "medium": ":large_yellow_circle:",
@@ -23,16 +24,40 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_slack_blocks(incident: Incident) -> dict[str, Any]:
-    """The Block Kit message for an incident (``text`` is the notification fallback)."""
+RULE_LINES = 10  # rules listed in an incident's message
+ACTIONS = {  # button action id -> (label, what it does); `logwarden slack serve` handles them
+    "logwarden_ack": "Acknowledge", "logwarden_resolve": "Resolve",
+    "logwarden_silence_1h": "Silence 1h", "logwarden_silence_24h": "Silence 24h",
+}
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+def who_did(entry: dict[str, Any]) -> str:
+    """Who acted, for a message: a Slack mention when Slack told us (its id checked), else the
+    name as text."""
+    user = entry.get("slack_user") or {}
+    if _SLACK_USER.match(str(user.get("id", ""))):
+        return f"<@{user['id']}>"
+    return escape(entry.get("by", "?"))
+
+
+def build_slack_blocks(incident: Incident, interactive: bool = False) -> dict[str, Any]:
+    """The Block Kit message for an incident (``text`` is the notification fallback); with
+    ``interactive``, the buttons `logwarden slack serve` answers."""
     i = incident
     state = STATE_LABEL.get(i.state, i.state.upper())
-    head = f"{SEVERITY_EMOJI.get(i.severity, '')} {i.severity.upper()} · {escape(i.rule_id)} · {state}".strip()
-    if i.over_budget is None:
-        who, count = f"*Principal*\n`{escape(i.entity)}`", f"*Count*\n{i.count}"
-    else:  # a detector's day past its noise budget (the summary names its top entities)
+    rules = i.rule_stats()
+    entities = i.all_entities()
+    title = i.rule_id if len(rules) == 1 else f"{entities[0]} · {len(rules)} rules"
+    head = f"{SEVERITY_EMOJI.get(i.severity, '')} {i.severity.upper()} · {escape(title)} · {state}".strip()
+    if i.over_budget is not None:  # a detector's day past its noise budget (the summary names its top entities)
         who = f"*Over budget on*\n{escape(i.over_budget['day'])} (budget: {i.over_budget['budget']} a day)"
         count = f"*Alerts folded*\n{i.count:,}"
+    elif len(entities) == 1:
+        who, count = f"*Principal*\n`{escape(i.entity)}`", f"*Count*\n{i.count}"
+    else:
+        who = "*Entities*\n" + ", ".join(f"`{escape(e)}`" for e in entities)
+        count = f"*Count*\n{i.count}"
     fields = [
         {"type": "mrkdwn", "text": who},
         {"type": "mrkdwn", "text": count},
@@ -44,53 +69,85 @@ def build_slack_blocks(incident: Incident) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(i.description)}*\n{escape(i.summary)}"}},
         {"type": "section", "fields": fields},
     ]
+    if len(rules) > 1:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": rule_lines(rules)}})
     if i.explanation:
         why = f"*Why unusual*\n{escape(i.explanation)}"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
     if i.evidence:
         lines = "\n".join(f"• `{escape(ref)}`" for ref in i.evidence[:5])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Evidence* (redacted)\n{lines}"}})
+    if interactive and i.state != "resolved":
+        blocks.append({"type": "actions", "block_id": "incident", "elements": [
+            {"type": "button", "action_id": action, "text": {"type": "plain_text", "text": label}, "value": i.id,
+             **({"style": "primary"} if action == "logwarden_resolve" else {})}
+            for action, label in ACTIONS.items() if not (action == "logwarden_ack" and i.state == "acknowledged")]})
     context = [f"Incident `{escape(i.id)}`"]
     if i.tags:
         context.append("Controls: " + ", ".join(escape(t) for t in i.tags))
-    if i.state == "open":
+    if i.state == "open" and not interactive:
         context.append(f"Acknowledge: `logwarden incidents ack {escape(i.id)} --by <you>`")
-    else:
-        who = next((h for h in reversed(i.history) if h["action"] == i.state), None)
-        if who:
-            context.append(f"{state.title()} by {escape(who['by'])} at {escape(who['at'])}")
+    elif i.state != "open":
+        entry = next((h for h in reversed(i.history) if h["action"] == i.state), None)
+        if entry:
+            context.append(f"{state.title()} by {who_did(entry)} at {escape(entry['at'])}")
+    silenced = next((h for h in reversed(i.history) if h["action"] == "silenced"), None)
+    if silenced and i.silenced_by:
+        context.append(f"Silenced by {who_did(silenced)}: {escape(silenced.get('note', ''))}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
-    text = f"[{i.severity.upper()}] {i.rule_id} {i.entity}: {i.summary} ({state}, {i.id})"
+    names = i.rule_id if len(rules) == 1 else f"{len(rules)} rules ({', '.join(rules)})"
+    text = f"[{i.severity.upper()}] {names} {', '.join(entities)}: {i.summary} ({state}, {i.id})"
     return {"text": escape(text)[:3000], "blocks": blocks}
+
+
+def rule_lines(rules: dict[str, dict[str, Any]]) -> str:
+    """The rules of a grouped incident, most severe first: severity, count, first and last seen."""
+    order = sorted(rules.items(), key=lambda kv: (-severity_rank(kv[1]["severity"]), kv[1]["first_seen"], kv[0]))
+    lines = [f"• {SEVERITY_EMOJI.get(r['severity'], '')} `{escape(rid)}` {escape(r['severity'])} · "
+             f"{r['count']:,} · {escape(r['first_seen'])} .. {escape(r['last_seen'])}"
+             f"{' (ended)' if r.get('resolved') else ''}" for rid, r in order[:RULE_LINES]]
+    if len(order) > RULE_LINES:
+        lines.append(f"… and {len(order) - RULE_LINES} more")
+    return "*Rules*\n" + "\n".join(lines)
 
 
 def build_reply(incident: Incident, event: dict[str, Any]) -> dict[str, Any]:
     kind = event.get("kind", "")
     i = incident
-    if kind == "renotify" and i.over_budget is not None:
-        line = f"Still over budget: {i.count:,} alerts folded, last seen {i.last_seen}"
+    subject = f"{i.id} [{i.rule_id if len(i.rule_stats()) == 1 else i.entity}]"
+    if kind == "rule":  # a rule joined the incident
+        line = f"+ {escape(event.get('rule', '?'))}, {escape(event.get('severity', '?'))}"
+    elif kind == "linked":
+        line = f"+ linked `{escape(event.get('entity', '?'))}` (by {escape(event.get('rule', '?'))})"
+    elif kind == "renotify" and i.over_budget is not None:
+        line = escape(f"{subject} Still over budget: {i.count:,} alerts folded, last seen {i.last_seen}")
     elif kind == "renotify":
-        line = f"Still firing: {i.count} events, last seen {i.last_seen}"
+        line = escape(f"{subject} Still firing: {i.count} events, last seen {i.last_seen}")
     else:
-        line = f"{kind.title()} by {event.get('by', '?')}" + (f": {event['note']}" if event.get("note") else "")
-    text = f"{i.id} [{i.rule_id} {i.entity}] {line}"
-    return {"text": escape(text), "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}]}
+        who = who_did(event) if event.get("slack_user") else escape(event.get("by", "?"))
+        line = f"{escape(subject)} {escape(kind.title())} by {who}" + (
+            f": {escape(event['note'])}" if event.get("note") else "")
+    return {"text": line, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]}
 
 
 def build_digest(incidents: list[Incident]) -> dict[str, Any]:
-    """One message for many new incidents: as many lines as fit, then how many more."""
+    """One message for many new medium and low incidents (high and critical ones have their
+    own), in the order given (by severity, then count): as many lines as fit, then how many more."""
     lines: list[str] = []
     size = 0
     for i in incidents[:DIGEST_LINES]:
         emoji = SEVERITY_EMOJI.get(i.severity, "")
-        line = f"• {emoji} `{escape(i.id)}` {escape(i.rule_id)} `{escape(i.entity)}` ({i.count})"
+        rules = i.rule_stats()
+        more = f" +{len(rules) - 1} rule{'s' if len(rules) > 2 else ''}" if len(rules) > 1 else ""
+        line = f"• {emoji} `{escape(i.id)}` {escape(i.rule_id)}{more} `{escape(i.entity)}` ({i.count:,})"
         if size + len(line) > DIGEST_CHARS:
             break
         lines.append(line)
         size += len(line) + 1
     if len(lines) < len(incidents):
-        lines.append(f"… and {len(incidents) - len(lines)} more (`logwarden incidents list`)")
-    title = f"{len(incidents)} new incidents"
+        lines.append(f"… and {len(incidents) - len(lines)} more, not shown (`logwarden incidents list`)")
+    kinds = sorted({i.severity for i in incidents}, key=severity_rank, reverse=True)
+    title = f"{len(incidents)} new {' and '.join(kinds)} incidents"
     return {"text": title, "blocks": [
         {"type": "header", "text": {"type": "plain_text", "text": title}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
@@ -125,7 +182,9 @@ class SlackBot:
     name: ClassVar[str] = "slack_bot"
     updates_in_place: ClassVar[bool] = True
 
-    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: float = 10) -> None:
+    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: float = 10,
+                 interactive: bool = False) -> None:
+        self.interactive = interactive  # messages carry buttons (`logwarden slack serve` answers them)
         kwargs: dict[str, Any] = {"token": token, "timeout": int(max(timeout, 1)), "retry_handlers": []}
         if base_url:
             kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
@@ -140,7 +199,7 @@ class SlackBot:
             raise _api_error(exc, what) from None
 
     def post(self, incident: Incident, channel: str | None) -> MessageRef:
-        msg = build_slack_blocks(incident)
+        msg = build_slack_blocks(incident, self.interactive)
         resp = self._call("chat.postMessage", "chat_postMessage", channel=channel or self._channel,
                           metadata=_metadata([incident.id]), **msg)
         return self._ref(channel, resp)
@@ -199,7 +258,8 @@ class SlackBot:
         return None
 
     def update(self, incident: Incident, ref: MessageRef) -> None:
-        self._call("chat.update", "chat_update", channel=ref["channel"], ts=ref["ts"], **build_slack_blocks(incident))
+        self._call("chat.update", "chat_update", channel=ref["channel"], ts=ref["ts"],
+                   **build_slack_blocks(incident, self.interactive))
 
     def reply(self, incident: Incident, ref: MessageRef, event: dict[str, Any]) -> None:
         meta = _metadata([incident.id])

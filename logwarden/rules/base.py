@@ -32,6 +32,9 @@ class RuleMeta:
     # New incidents a day (noise budget): a number, None (`budget: null`: no limit, for critical
     # rules), or "default" (no `budget:` key: LOGWARDEN_RULE_BUDGET applies).
     budget: int | Literal["default"] | None = "default"
+    # ECS fields whose values in the event that fires the alert are entities it links to its
+    # incident (``link: [user.name]`` on a rule grouped by source.ip: the account logged into).
+    link: tuple[str, ...] = ()
 
 
 class Rule(Protocol):

@@ -93,6 +93,8 @@ class KeyEngine:
                     alerts.append(closed)
                 alert = rule.fold(rstate, self.entity, event)
                 if alert is not None:
+                    if rule.meta.link:
+                        alert.related = linked(event, rule.meta.link, self.entity)
                     alerts.append(alert)
         for rule in self.rules:
             rstate = st.rule_states.get(rule.meta.id)
@@ -135,3 +137,15 @@ def _late(e: Event, watermark: datetime) -> Violation:
                      f"{e.source_ip or e.user_name or 'its key'} (beyond the allowed lateness)",
                      "dropped", excerpt(f"{e.action} {e.user_name or ''} {e.source_ip or ''}"),
                      e.dataset, e.timestamp, e.id)
+
+
+def linked(event: Event, fields: tuple[str, ...], entity: str) -> list[str]:
+    """The entities an alert links to its incident: the values of the rule's ``link`` fields in
+    the event that fired it (not the alert's own entity, no empties, no repeats)."""
+    out: list[str] = []
+    for name in fields:
+        value = event.get(name)
+        if value not in (None, "") and not isinstance(value, list | dict) and str(value) != entity \
+                and str(value) not in out:
+            out.append(str(value))
+    return out

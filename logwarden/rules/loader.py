@@ -26,7 +26,7 @@ from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
 from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, needs_of
 
-COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "where",
+COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "link", "where",
           "exceptions", "examples")
 OVERRIDABLE = ("enabled", "severity", "tags", "description", "exceptions", "where", "budget")
 
@@ -189,6 +189,13 @@ def _build(raw: _Raw, problems: list[str], networks: NamedNetworks) -> Rule | No
         problem("tags", "'tags' is a list of strings")
     if not isinstance(doc.get("enabled", True), bool):
         problem("enabled", "'enabled' is true or false")
+    link = doc.get("link", [])
+    if not isinstance(link, list) or not all(isinstance(f, str) for f in link):
+        problem("link", "'link' is a list of ECS field names")
+        link = []
+    for name in link:
+        if not known_field(name):
+            problem("link", f"unknown field {name!r} in 'link'")
     budget = _budget(doc, problem)
     where = _condition(doc.get("where"), "where", problem, networks)
     exceptions: list[Predicate] = []
@@ -217,7 +224,7 @@ def _build(raw: _Raw, problems: list[str], networks: NamedNetworks) -> Rule | No
     if len(problems) > before or where is None:
         return None
     meta = RuleMeta(rid, doc["description"], doc["severity"], doc["group_by"], tuple(tags),
-                    doc.get("enabled", True), budget)
+                    doc.get("enabled", True), budget, tuple(link))
     predicate = where if not exceptions else _without(where, exceptions)
     try:
         return rtype.build(meta, predicate, validated)
