@@ -158,7 +158,9 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if trails is not None and changed:
             trails.decisions.append([("incident", None, {"id": i.id, "state": i.state, "rule_id": i.rule_id,
                                                           "entity": i.entity, "count": i.count, "version": i.version,
-                                                          "by": "logwarden"}) for i in changed])
+                                                          "severity": i.severity, "rules": list(i.rule_stats()),
+                                                          "entities": i.all_entities(), "by": "logwarden"})
+                                      for i in changed])
 
     alert_sinks: list[Any] = [BatchSink(each(take_alert), "alerts"), BatchSink(apply_alerts, "incidents")]
     violation_sinks: list[Any] = [BatchSink(each(metrics.violation), "metrics")] if metrics is not None else []

@@ -249,7 +249,8 @@ def backtest(
     if as_json:
         incidents = [{"id": i.id, "rule_id": i.rule_id, "entity": i.entity, "severity": i.severity,
                       "count": i.count, "first_seen": i.first_seen, "last_seen": i.last_seen, "summary": i.summary,
-                      "rules": list(i.rule_stats()), "entities": i.all_entities()}
+                      "entities": i.all_entities(),  # grouped: each rule of it, with its alerts' entities
+                      "rules": {r: st.get("entities", [i.entity]) for r, st in i.rule_stats().items()}}
                      for i in opened]
         typer.echo(orjson.dumps({**report.to_dict(), "incidents": incidents,
                                  "model": result.model.summary() if result.model else None,

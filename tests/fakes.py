@@ -65,6 +65,29 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
         client.delete(*keys)
 
 
+class Clock:
+    """A wall clock a test sets (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def store_on(kind: str, request: pytest.FixtureRequest, policy: Any, prefix: str = "t:") -> Any:
+    """An incident store on the in-memory backend or on the real Redis (with the test's own
+    prefix), with a clock the test sets."""
+    from logwarden.incidents.backend import MemoryBackend
+    from logwarden.incidents.redis_backend import RedisBackend
+    from logwarden.incidents.store import IncidentStore
+
+    if kind == "memory":
+        return IncidentStore(MemoryBackend(prefix), policy, Clock())
+    url, key_prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    return IncidentStore(RedisBackend.from_url(url, key_prefix), policy, Clock())
+
+
 class FakeSlack:
     """Records every call; ``script`` answers the next requests with 429/500/hang/ok."""
 

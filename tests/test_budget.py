@@ -29,21 +29,13 @@ from logwarden.notify.slack import SlackBot, build_slack_blocks
 from logwarden.rules.evaluate import evaluate
 from logwarden.rules.loader import RuleLoadError, load_rules
 from logwarden.settings import Settings
-from tests.fakes import TOKEN, FakeSlack, redis_prefix, redis_url, slack  # noqa: F401 - fixtures
+from tests.fakes import TOKEN, FakeSlack, redis_prefix, redis_url, slack, store_on  # noqa: F401 - fixtures
 from tests.rulekit import DEFAULT_PACK, ev
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY1 = datetime(2026, 11, 24, 10, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 25, 10, tzinfo=UTC)
 BUDGETS = NoiseBudget(default=None, rules={"noisy": 3, "critical-rule": None, "pair": 2})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def alert(k: int, entity: str | None = None, rule: str = "noisy", day: datetime = DAY1, rev: int = 0,
@@ -55,11 +47,7 @@ def alert(k: int, entity: str | None = None, rule: str = "noisy", day: datetime 
 
 
 def make_store(kind: str, request: pytest.FixtureRequest, budget: NoiseBudget = BUDGETS) -> IncidentStore:
-    policy = IncidentPolicy(budget=budget)
-    if kind == "memory":
-        return IncidentStore(MemoryBackend("t:"), policy, Clock())
-    url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    return IncidentStore(RedisBackend.from_url(url, prefix), policy, Clock())
+    return store_on(kind, request, IncidentPolicy(budget=budget))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -20,7 +20,7 @@ from logwarden.incidents.model import MAX_ENTITIES
 from logwarden.incidents.redis_backend import RedisBackend
 from logwarden.incidents.store import IncidentPolicy, IncidentStore
 from logwarden.notify.slack import SlackBot
-from tests.fakes import TOKEN, FakeSlack, redis_prefix, redis_url, slack  # noqa: F401 - fixtures
+from tests.fakes import TOKEN, FakeSlack, redis_prefix, redis_url, slack, store_on  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 25, 10, tzinfo=UTC)
@@ -36,20 +36,8 @@ def alert(aid: str, rule: str = "web-404-burst", entity: str = SCANNER, minute: 
                  [f"access.log:{aid}"], [], rev, f"{rule} fired", related=list(related), resolved=resolved)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make(kind: str, request: pytest.FixtureRequest, **policy: object) -> IncidentStore:
-    pol = IncidentPolicy(**policy)  # type: ignore[arg-type]
-    if kind == "memory":
-        return IncidentStore(MemoryBackend("g:"), pol, Clock())
-    url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    return IncidentStore(RedisBackend.from_url(url, prefix), pol, Clock())
+    return store_on(kind, request, IncidentPolicy(**policy))  # type: ignore[arg-type,no-any-return]
 
 
 @pytest.fixture(params=["memory", "redis"])

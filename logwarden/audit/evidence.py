@@ -123,7 +123,8 @@ def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incid
             for seg in segs_used:
                 _copy(seg, work / "segments" / cls / seg.name)
         wanted = [i for i in incidents if isoformat(sel.start) <= i.last_seen and i.first_seen <= isoformat(sel.end)
-                  and (sel.rule is None or i.rule_id == sel.rule) and (sel.entity is None or i.entity == sel.entity)]
+                  and (sel.rule is None or sel.rule in i.rule_stats())
+                  and (sel.entity is None or sel.entity in i.all_entities())]
         _write(work / "incidents.jsonl", "".join(orjson.dumps(i.public()).decode() + "\n" for i in wanted))
         _write(work / "scorecards.jsonl", "".join(s.decode() + "\n" for s in scorecards))
         for f in rule_files:
