@@ -4,6 +4,7 @@ in a digest. Against the in-memory backend and the real Redis, with the local Sl
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,13 +139,27 @@ def test_silences_still_match_by_rule_entity_or_glob(store: IncidentStore) -> No
 
 
 def test_a_grouped_incident_resolves_itself_when_every_rule_has_ended(store: IncidentStore) -> None:
-    store.apply([alert("q1", "log-source-silent", "/var/log/app.log", severity="high"),
-                 alert("q2", "web-404-burst", "/var/log/app.log", minute=1)])
-    store.apply([alert("q1", "log-source-silent", "/var/log/app.log", rev=1, minute=5, resolved=True)])
+    store.apply([alert("q1", "vpn-heartbeat-missing", "gw-1", severity="high"),
+                 alert("q2", "gateway-errors", "gw-1", minute=1)])
+    store.apply([alert("q1", "vpn-heartbeat-missing", "gw-1", rev=1, minute=5, resolved=True)])
     [inc] = store.list()
-    assert inc.state == "open" and inc.rules["log-source-silent"]["resolved"] is True
-    store.apply([alert("q2", "web-404-burst", "/var/log/app.log", rev=1, minute=6, resolved=True)])
+    assert inc.state == "open" and inc.rules["vpn-heartbeat-missing"]["resolved"] is True
+    store.apply([alert("q2", "gateway-errors", "gw-1", rev=1, minute=6, resolved=True)])
     assert store.get(inc.id).state == "resolved"  # type: ignore[union-attr]
+
+
+def test_a_log_sources_health_keeps_one_incident_per_problem(store: IncidentStore) -> None:
+    """The standard's own alerts and a silent source are each their own work item (one incident
+    per rule and source, as the standard promises), even grouped by entity."""
+    src = "/var/log/api.jsonl"
+    store.apply([alert("h1", "standard.secret-in-logs", src, severity="high"),
+                 alert("h2", "standard.compliance-drop", src, minute=3, severity="high"),
+                 alert("h3", "log-source-silent", src, minute=90, severity="high"),
+                 alert("h4", "standard.secret-in-logs", src, minute=200, severity="high")])
+    incidents = store.list()
+    assert sorted(list(i.rules) for i in incidents) == [["log-source-silent"], ["standard.compliance-drop"],
+                                                         ["standard.secret-in-logs"]]
+    assert next(i for i in incidents if i.rule_id == "standard.secret-in-logs").count == 10  # no window
 
 
 def test_replaying_grouped_alerts_changes_nothing(store: IncidentStore) -> None:
@@ -314,6 +329,7 @@ def test_two_busy_days_of_another_organisation_are_about_one_message_per_attacke
     simulate(sim, days=2, seed=29, org="globex")
     labels = [orjson.loads(line) for line in (sim / "labels.jsonl").read_text().splitlines()]
     attackers = {lb["entity"] for lb in labels if lb["type"] == "attack"}
+    unusual = {lb["entity"] for lb in labels if lb["type"] == "anomaly"}  # the model's plants
     files = [str(p) for p in sorted(sim.rglob("*")) if p.is_file() and p.name != "labels.jsonl"
              and "baseline" not in p.parts]
     tops = {}
@@ -330,8 +346,14 @@ def test_two_busy_days_of_another_organisation_are_about_one_message_per_attacke
     grouped = tops["entity"]
     named = " ".join(orjson.dumps(p["body"]).decode() for p in grouped)
     assert all(a in named for a in attackers)  # every attacker is in front of the team
-    assert len(attackers) <= len(grouped) <= len(attackers) + 4, (len(grouped), sorted(attackers))
-    assert len(tops["rule,entity"]) >= 1.5 * len(grouped)
+    # The planted leaking log source is a problem of the standard, one incident per problem (#18):
+    # secrets, compliance, and its silence. The rest is about people and addresses.
+    health = [p for p in grouped if re.match(r"\[\w+\] (standard\.|log-source-silent)", p["body"]["text"])]
+    people = [p for p in grouped if p not in health]
+    actors = {a for a in attackers | unusual if not a.startswith("/")}
+    assert len(attackers - actors) == 1 and len(actors) - 3 <= len(people) <= len(actors) + 3, (len(people), actors)
+    assert len(health) <= 3
+    assert len(tops["rule,entity"]) >= 1.5 * len(people)
 
 
 def test_a_rules_link_fields_name_the_entities_its_alert_links(tmp_path: Path) -> None:

@@ -133,6 +133,14 @@ class Dispatcher:
             log.info("notification_lookup_failed", error=type(exc).__name__)
             return None
 
+    def _own_posted(self, inc: Incident, channel: str | None, since: float) -> MessageRef | None:
+        """The message already posted for this incident alone, or the digest that lists it (unless it
+        has become urgent since: then it needs a message of its own)."""
+        found = self._already_posted([inc], channel, since)
+        if found is not None and found.get("digest") and urgent_severity(inc):
+            return None
+        return found
+
     def _replied(self, inc: Incident, ref: MessageRef) -> set[str]:
         assert inc.sending is not None
         try:
@@ -147,9 +155,7 @@ class Dispatcher:
         # A first post cut short (a crash or a timeout after Slack took it): look before posting again.
         waiting = []
         for inc in group:
-            found = self._already_posted([inc], channel, inc.sending["since"]) if inc.sending else None
-            if found is not None and found.get("digest") and urgent_severity(inc):
-                found = None  # a digest named it before it became urgent: it needs its own message
+            found = self._own_posted(inc, channel, inc.sending["since"]) if inc.sending else None
             if found is not None:
                 self.store.mark_notified(inc.id, inc.version, found, len(inc.pending), notified=True)
                 log.info("notification_found_posted", incident=inc.id)
@@ -175,7 +181,7 @@ class Dispatcher:
         since = time.time()
         try:
             ref = self._attempt(channel, lambda: self.notifier.post(inc, channel), report,
-                                lambda: self._already_posted([inc], channel, since))
+                                lambda: self._own_posted(inc, channel, since))
         except DeliveryError as exc:
             self.store.note_failure(inc.id, str(exc))
             return

@@ -28,7 +28,6 @@ def fingerprint_of(rule_id: str, entity: str) -> str:
     return f"{rule_id}|{entity}"
 
 
-GROUP_BY = ("entity", "rule,entity")  # LOGWARDEN_INCIDENT_GROUP_BY
 MAX_ENTITIES = 10  # entities one incident links; past it, a newcomer's alerts open their own
 
 
@@ -170,10 +169,6 @@ class Silence:
     reason: str
     created_at: float
     expires_at: float
-
-    def matches_incident(self, incident: Incident, now: float) -> bool:
-        """True when it matches each of the incident's rules, on one of its entities."""
-        return all(any(self.matches(rule, e, now) for e in incident.all_entities()) for rule in incident.rule_stats())
 
     def matches(self, rule_id: str, entity: str, now: float) -> bool:
         if now >= self.expires_at:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import secrets as _random
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +48,11 @@ from logwarden.incidents.model import (
 from logwarden.timeutil import isoformat, parse_iso
 
 SYSTEM = "logwarden"
+# Detectors of a log source's health (the standard's own alerts, a silent source) keep one incident
+# per rule and source, whatever LOGWARDEN_INCIDENT_GROUP_BY: each is its own work item for the team
+# that owns the source (rotate the leaked tokens; fix the deploy that dropped a field), not one
+# attacker's story.
+SOURCE_HEALTH = ("standard.*", "log-source-silent")
 OUTBOX_RANK = 1e10  # outbox score offset per severity rank (more than any epoch time in seconds)
 
 
@@ -182,7 +188,7 @@ class IncidentStore:
                             inc = _open(key, alert, now)
                             ids[key], incs[inc.id] = inc.id, inc
                             created.add(inc.id)
-                if self.policy.group_by == "entity" and inc.over_budget is None:
+                if inc.fingerprint.startswith("entity|"):
                     for entity in (alert.entity, *alert.related):
                         self._link(inc, entity, alert, ids, incs, claimed, now)
                 silence = next((s for s in silences if s.matches(alert.rule_id, alert.entity, now)), None)
@@ -213,11 +219,13 @@ class IncidentStore:
         return self.backend.atomic(tx_fn)
 
     def _key(self, rule_id: str, entity: str) -> str:
-        return group_key(self.policy.group_by, rule_id, entity)
+        mode = "rule,entity" if any(fnmatch.fnmatchcase(rule_id, g) for g in SOURCE_HEALTH) else self.policy.group_by
+        return group_key(mode, rule_id, entity)
 
     def _keys_of_alert(self, alert: Alert) -> list[str]:
-        if self.policy.group_by != "entity":
-            return [self._key(alert.rule_id, alert.entity)]
+        key = self._key(alert.rule_id, alert.entity)
+        if not key.startswith("entity|"):
+            return [key]
         return [self._key(alert.rule_id, e) for e in (alert.entity, *alert.related)]
 
     def _keys_of(self, inc: Incident) -> list[str]:
@@ -239,7 +247,7 @@ class IncidentStore:
         the group window of its alerts in event time."""
         if inc.state == "resolved" or inc.over_budget is not None:
             return False
-        if self.policy.group_by != "entity":
+        if not inc.fingerprint.startswith("entity|"):  # one per rule and entity: no window
             return True
         window = self.policy.group_window
         return (_as_utc(start) <= parse_iso(inc.last_seen) + window

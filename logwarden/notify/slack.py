@@ -33,11 +33,11 @@ _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
 def who_did(entry: dict[str, Any]) -> str:
-    """Who acted, for a message: a Slack mention when Slack told us (its id checked), else the
-    name as text."""
+    """Who acted, for a message: a Slack mention and the name when Slack told us (its id
+    checked), else the name as text."""
     user = entry.get("slack_user") or {}
     if _SLACK_USER.match(str(user.get("id", ""))):
-        return f"<@{user['id']}>"
+        return f"<@{user['id']}>" + (f" ({escape(user['name'])})" if user.get("name") else "")
     return escape(entry.get("by", "?"))
 
 

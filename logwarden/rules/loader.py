@@ -28,7 +28,7 @@ from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate,
 
 COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "link", "where",
           "exceptions", "examples")
-OVERRIDABLE = ("enabled", "severity", "tags", "description", "exceptions", "where", "budget")
+OVERRIDABLE = ("enabled", "severity", "tags", "description", "exceptions", "where", "budget", "link")
 
 
 def default_rule_files() -> list[Path]:
