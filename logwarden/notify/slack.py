@@ -25,7 +25,7 @@ def escape(text: object) -> str:
 
 
 RULE_LINES = 10  # rules listed in an incident's message
-ACTIONS = {  # button action id -> (label, what it does); `logwarden slack serve` handles them
+ACTIONS = {  # button action id -> its label; `logwarden slack serve` handles each
     "logwarden_ack": "Acknowledge", "logwarden_resolve": "Resolve",
     "logwarden_silence_1h": "Silence 1h", "logwarden_silence_24h": "Silence 24h",
 }
