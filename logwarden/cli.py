@@ -463,12 +463,15 @@ def slack_serve(port: Annotated[int, typer.Option(help="port for Slack's request
     dispatcher = Dispatcher(store, notifier, dispatch_policy(settings))
     passing = threading.Lock()
 
-    def after_change() -> None:
+    def deliver() -> None:
         with passing:  # one delivery pass at a time; leases keep it apart from the flow's
             try:
                 dispatcher.run_once()
             except Exception as exc:  # the change is stored: the next pass delivers it
                 structlog.get_logger("logwarden.slack").warning("dispatch_pass_failed", error=type(exc).__name__)
+
+    def after_change() -> None:  # in the background: Slack wants its answer within 3 seconds
+        threading.Thread(target=deliver, daemon=True).start()
 
     trail, writing = _audit_trail(), threading.Lock()
 

@@ -60,6 +60,15 @@ def parse_duration(value: str | float | int | timedelta) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
+def format_duration(value: timedelta) -> str:
+    """The short form ``parse_duration`` reads back: ``1h``, ``24h``, ``90s``, ``7d`` (days from two on)."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0 and (unit != "d" or seconds >= 2 * size):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def isoformat(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

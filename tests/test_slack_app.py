@@ -174,7 +174,7 @@ def test_buttons_acknowledge_resolve_and_silence_as_the_person_who_clicked(
     [silence] = until(lambda: store.silences())
     assert (silence.matcher, silence.value, silence.author) == ("entity", "198.51.100.23", "alice")
     assert 3590 < silence.expires_at - silence.created_at <= 3600
-    assert until(lambda: [u for u in updates_of(slack, scan.id) if "Silenced by <@U0ALICE>" in u])
+    assert until(lambda: [u for u in updates_of(slack, scan.id) if "Silenced by <@U0ALICE> (alice): 1h (until" in u])
     assert until(lambda: [r for r in trail(audit) if r.get("command") == "silence"])[0]["slack_user"]["id"] == "U0ALICE"
 
 

@@ -45,7 +45,7 @@ from logwarden.incidents.model import (
     severity_rank,
     tally,
 )
-from logwarden.timeutil import isoformat, parse_iso
+from logwarden.timeutil import format_duration, isoformat, parse_iso
 
 SYSTEM = "logwarden"
 # Detectors of a log source's health (the standard's own alerts, a silent source) keep one incident
@@ -356,7 +356,7 @@ class IncidentStore:
                             now + duration.total_seconds()) for e in inc.all_entities()]
             kept = [s for s in self._load_silences(tx) if s.expires_at > now]
             self._save_silences(tx, [*kept, *made])
-            note = f"{duration} (until {made[0].public()['expires_at']})"
+            note = f"{format_duration(duration)} (until {made[0].public()['expires_at']})"
             inc.silenced_by = made[0].id
             inc.version += 1
             inc.record(now, by, "silenced", note, actor)

@@ -34,6 +34,7 @@ from logwarden.errors import LogwardenError
 from logwarden.incidents.model import Incident, severity_rank
 from logwarden.incidents.store import IncidentStore
 from logwarden.notify.slack import escape, rule_lines
+from logwarden.timeutil import format_duration
 
 log = structlog.get_logger("logwarden.slack")
 EVENTS_PATH = "/slack/events"
@@ -100,7 +101,9 @@ def build_app(store: IncidentStore, signing_secret: str, client: WebClient, resp
         return next()
 
     def act(kind: str, iid: str, user: dict[str, str]) -> str:
-        """Change one incident as ``user`` ({"id", "name"}); what happened, in a sentence."""
+        """Change one incident as ``user`` ({"id", "name"}); what happened, in a sentence. The
+        message is edited by ``after_change``, which must not block (a slash command's answer
+        is due within 3 seconds)."""
         name = user["name"] or user["id"]
         try:
             if kind in ("ack", "resolve"):
@@ -113,7 +116,7 @@ def build_app(store: IncidentStore, signing_secret: str, client: WebClient, resp
                 inc, made = store.silence_incident(iid, length, name, user)
                 for s in made:
                     record("silence", {"command": "silence", **s.public(), "slack_user": user, "via": "slack"})
-                text = f"{inc.id}: {', '.join(s.value for s in made)} silenced for {length}"
+                text = f"{inc.id}: {', '.join(s.value for s in made)} silenced for {format_duration(length)}"
         except LogwardenError as exc:
             return str(exc)
         after_change()
@@ -130,6 +133,9 @@ def build_app(store: IncidentStore, signing_secret: str, client: WebClient, resp
         user = user_of(body)
         kind = BUTTONS.match(action["action_id"]).group(1)  # type: ignore[union-attr]
         iid = str(action.get("value", ""))
+        if not _ID.match(iid):
+            log.warning("slack_action_refused", reason="not an incident id", user=user["id"], action=kind)
+            return
         if not responders.allowed(user["id"]):
             log.warning("slack_action_refused", reason="not a responder", user=user["id"], action=kind)
             channel = (body.get("channel") or {}).get("id")
