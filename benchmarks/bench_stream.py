@@ -16,7 +16,7 @@ latency: ``logwarden run --follow`` reads one stream that a feeder fills at a st
 
     python benchmarks/bench_stream.py throughput [--events 200000]
     python benchmarks/bench_stream.py memory [--events 150000] [--principals 30000]
-    python benchmarks/bench_stream.py latency [--rate 10000] [--seconds 30] [--lateness 0s] [-p 1] [--recovery]
+    python benchmarks/bench_stream.py latency [--rate 10000] [--seconds 30] [--lateness L] [-p 1] [--recovery]
 
 Needs a Redis server (LOGWARDEN_BENCH_REDIS, default redis://127.0.0.1:6379/0); uses and then deletes
 keys under lwbench:.
@@ -87,18 +87,22 @@ def throughput(events: int, principals: int) -> None:
         _cleanup(client, prefix)
 
 
-def latency(rate: int, seconds: int, lateness: str, processes: int, recovery: bool) -> None:
+def latency(rate: int, seconds: int, lateness: str | None, processes: int, recovery: bool) -> None:
+    """With every setting at its default (the allowed lateness too) unless given."""
     client = redis.Redis.from_url(REDIS)
     prefix = f"lwbench:{uuid.uuid4().hex[:8]}:"
     stream = f"{prefix}live"
-    env = {**os.environ, "LOGWARDEN_REDIS_URL": REDIS, "LOGWARDEN_REDIS_PREFIX": prefix,
-           "LOGWARDEN_ALLOWED_LATENESS": lateness, "LOGWARDEN_STREAM_POLL": "10ms", "LOGWARDEN_BATCH_SIZE": "500"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")},
+           "LOGWARDEN_REDIS_URL": REDIS, "LOGWARDEN_REDIS_PREFIX": prefix,
+           **({"LOGWARDEN_ALLOWED_LATENESS": lateness} if lateness is not None else {}),
+           # each attack is its own address: without a budget, each is an incident of its own to time
+           "LOGWARDEN_RULE_BUDGET": "none"}
     proc = subprocess.Popen([sys.executable, "-m", "logwarden", "run", "-i", f"{REDIS}?stream={stream}", "--follow",
                              "-p", str(processes), *(["--recovery-dir", tempfile.mkdtemp(prefix="lw-bench-rec-")]
                                                      if recovery else [])],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     fp = f"{prefix}fp:"
-    from logwarden.incidents.model import fingerprint_of
+    from logwarden.incidents.model import group_key
 
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
@@ -108,7 +112,7 @@ def latency(rate: int, seconds: int, lateness: str, processes: int, recovery: bo
         while not stop.is_set() or len(seen) < len(sent):
             pending = [ip for ip in list(sent) if ip not in seen]
             if pending:
-                found = client.mget([fp + fingerprint_of("ssh-bruteforce", ip) for ip in pending])
+                found = client.mget([fp + group_key("entity", "ssh-bruteforce", ip) for ip in pending])
                 now = time.perf_counter()
                 for ip, got in zip(pending, found, strict=True):
                     if got is not None:
@@ -160,7 +164,8 @@ def latency(rate: int, seconds: int, lateness: str, processes: int, recovery: bo
     proc.wait(timeout=30)
     lag = sorted(seen[ip] - sent[ip] for ip in seen)
     try:
-        print(f"{k:,} events in {fed:.1f} s ({k / fed:,.0f}/s) + {len(sent)} attacks; allowed lateness {lateness}; "
+        print(f"{k:,} events in {fed:.1f} s ({k / fed:,.0f}/s) + {len(sent)} attacks; "
+              f"allowed lateness {lateness or 'default (5m)'}; "
               f"{processes} process(es); recovery {'on (snapshots every 10 s)' if recovery else 'off'}")
         if lag:
             p99 = lag[min(len(lag) - 1, int(len(lag) * 0.99))]
@@ -244,7 +249,7 @@ def main() -> None:
     lat = sub.add_parser("latency")
     lat.add_argument("--rate", type=int, default=10_000)
     lat.add_argument("--seconds", type=int, default=30)
-    lat.add_argument("--lateness", default="0s")
+    lat.add_argument("--lateness", default=None, help="LOGWARDEN_ALLOWED_LATENESS (default: its default, 5m)")
     lat.add_argument("-p", "--processes", type=int, default=1)
     lat.add_argument("--recovery", action="store_true", help="run with --recovery-dir (snapshots on)")
     mem = sub.add_parser("memory")

@@ -34,6 +34,9 @@ class CardinalityState(BurstState):
 @dataclass(frozen=True)
 class CardinalityRule:
     type: ClassVar[str] = "cardinality"
+    # Its condition can only become true as events arrive: in a live run it fires on the event
+    # that completes it, before the watermark passes (see ``engine``).
+    fires_on_arrival: ClassVar[bool] = True
     Params: ClassVar[type[CardinalityParams]] = CardinalityParams
     meta: RuleMeta
     where: Predicate

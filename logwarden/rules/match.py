@@ -25,6 +25,9 @@ class MatchState(BurstState):
 @dataclass(frozen=True)
 class MatchRule:
     type: ClassVar[str] = "match"
+    # Its condition can only become true as events arrive: in a live run it fires on the event
+    # that completes it, before the watermark passes (see ``engine``).
+    fires_on_arrival: ClassVar[bool] = True
     Params: ClassVar[type[MatchParams]] = MatchParams
     meta: RuleMeta
     where: Predicate

@@ -35,6 +35,9 @@ class ThresholdState(BurstState):
 @dataclass(frozen=True)
 class ThresholdRule:
     type: ClassVar[str] = "threshold"
+    # Its condition can only become true as events arrive: in a live run it fires on the event
+    # that completes it, before the watermark passes (see ``engine``).
+    fires_on_arrival: ClassVar[bool] = True
     Params: ClassVar[type[ThresholdParams]] = ThresholdParams
     meta: RuleMeta
     where: Predicate
