@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import string
+from collections.abc import Iterator
 from typing import Any
 
 _parser: Any = re._parser  # type: ignore[attr-defined]
@@ -31,9 +32,10 @@ def go_to_python(pattern: str) -> str:
         pattern = pattern[:k] + "|".join(f"(?i:{alt})" for alt in inner) + pattern[end:]
 
 
-def _group_end(p: str, i: int) -> int:
-    depth = 0
-    in_class = False
+def _structure(p: str, i: int = 0) -> Iterator[tuple[int, str, int]]:
+    """``(index, char, depth)`` of each character of ``p`` from ``i`` that is regex structure:
+    not escaped, not inside a character class (``[]...]`` included); depth counts open groups."""
+    depth, in_class = 0, False
     while i < len(p):
         c = p[i]
         if c == "\\":
@@ -45,36 +47,24 @@ def _group_end(p: str, i: int) -> int:
             in_class = True
             if p[i + 1:i + 2] == "]":
                 i += 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            if depth == 0:
-                return i
-            depth -= 1
+        else:
+            if c == ")":
+                depth -= 1
+            yield i, c, depth
+            if c == "(":
+                depth += 1
         i += 1
-    return len(p)
+
+
+def _group_end(p: str, i: int) -> int:
+    """Where the group open before ``i`` closes."""
+    return next((k for k, c, depth in _structure(p, i) if c == ")" and depth < 0), len(p))
 
 
 def _split_top(p: str) -> list[str]:
-    parts, depth, start, i, in_class = [], 0, 0, 0, False
-    while i < len(p):
-        c = p[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(p[start:i])
-            start = i + 1
-        i += 1
-    return [*parts, p[start:]]
+    """``p`` split at its top-level ``|``."""
+    cuts = [k for k, c, depth in _structure(p) if c == "|" and depth == 0]
+    return [p[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(p)], strict=True)]
 
 
 def generate(pattern: str, rng: random.Random) -> str:
