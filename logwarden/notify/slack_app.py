@@ -43,6 +43,7 @@ SILENCES = {"logwarden_silence_1h": timedelta(hours=1), "logwarden_silence_24h":
 BUTTONS = re.compile(r"^logwarden_(ack|resolve|silence_1h|silence_24h)$")
 _ID = re.compile(r"^INC-[0-9a-f]{10}$")
 OPEN_LISTED = 20
+REFUSAL = "Only the incident responders may change incidents."
 Record = Callable[[str, dict[str, Any]], None]  # (kind, data) -> the audit trail
 
 
@@ -122,6 +123,13 @@ def build_app(store: IncidentStore, signing_secret: str, client: WebClient, resp
         after_change()
         return text
 
+    def refused(user: dict[str, str], action: str) -> bool:
+        """Not a responder: logged, and the caller answers with ``REFUSAL``."""
+        if responders.allowed(user["id"]):
+            return False
+        log.warning("slack_action_refused", reason="not a responder", user=user["id"], action=action)
+        return True
+
     def user_of(body: dict[str, Any]) -> dict[str, str]:
         u = body.get("user") or {}
         return {"id": str(u.get("id", "")), "name": str(u.get("username") or u.get("name") or "")}
@@ -136,12 +144,10 @@ def build_app(store: IncidentStore, signing_secret: str, client: WebClient, resp
         if not _ID.match(iid):
             log.warning("slack_action_refused", reason="not an incident id", user=user["id"], action=kind)
             return
-        if not responders.allowed(user["id"]):
-            log.warning("slack_action_refused", reason="not a responder", user=user["id"], action=kind)
+        if refused(user, kind):
             channel = (body.get("channel") or {}).get("id")
             if channel:
-                client.chat_postEphemeral(channel=channel, user=user["id"],
-                                          text="Only the incident responders may change incidents.")
+                client.chat_postEphemeral(channel=channel, user=user["id"], text=REFUSAL)
             return
         outcome = act(kind, iid, user)
         log.info("slack_action", user=user["id"], action=kind, incident=iid, outcome=outcome)
@@ -159,10 +165,7 @@ def build_app(store: IncidentStore, signing_secret: str, client: WebClient, resp
             inc = store.get(arg)
             return ack(describe(inc) if inc else f"no incident {arg}")
         if verb in ("ack", "resolve"):
-            if not responders.allowed(user["id"]):
-                log.warning("slack_action_refused", reason="not a responder", user=user["id"], action=verb)
-                return ack("Only the incident responders may change incidents.")
-            return ack(act(verb, arg, user))
+            return ack(REFUSAL if refused(user, verb) else act(verb, arg, user))
         return ack("Usage: /logwarden open | show ID | ack ID | resolve ID")
 
     return app
