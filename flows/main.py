@@ -18,6 +18,7 @@ whole batches (one Python call per batch, not per item).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import threading
@@ -38,6 +39,7 @@ from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, principal
 from logwarden.anomaly.model import AnomalyModel
 from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
+from logwarden.lateness import LatenessPolicy, SourceClock, SourceMark, late_event
 from logwarden.parsers import ParserOptions, build_parser
 from logwarden.rules import Rule, RuleIndex, group_keys, rules_for_key
 from logwarden.rules.engine import KeyEngine, KeyState
@@ -55,8 +57,12 @@ class FlowConfig:
     parser_options: ParserOptions
     rules: list[Rule]
     # None: a replay of finite inputs, folded in exact event-time order at their end;
-    # a duration: live streams, with this much event-time disorder tolerated.
+    # a duration: live streams, with this much event-time disorder tolerated where nothing more
+    # precise is known (the anomaly model's windows, which mix sources).
     allowed_lateness: timedelta | None = None
+    # Live streams: each source's own allowed lateness (and the delay it learns within it).
+    lateness: LatenessPolicy = field(default_factory=LatenessPolicy)
+    input_lateness: tuple[timedelta | None, ...] = ()  # per source given to build_flow: --lateness
     scorecard_interval: timedelta | None = None  # periodic scorecards while following
     now: Callable[[], datetime] = utcnow
     model: AnomalyModel | None = None  # scores per-principal windows when set
@@ -95,7 +101,7 @@ class Routed(NamedTuple):
     """An event on its way to the rules of one group key."""
 
     key: str  # field=value
-    value: tuple[str, Event]  # (field, event)
+    value: tuple[str, Event, SourceMark | None]  # (field, event, its source's mark in live runs)
 
 
 def _freeze(config: FlowConfig, state: Any) -> bytes | None:
@@ -154,6 +160,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         self._emit_events = emit_events
         self._checker: SourceChecker | None = None
         self._resume = _thaw(resume)
+        self._clock: SourceClock | None = None  # live runs: the source's lateness and learned delay
         self._next_card: datetime | None = None
         self._index = RuleIndex(config.rules)
 
@@ -162,22 +169,38 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
             parser = build_parser(chunk.fmt, self._config.parser_options)
             self._checker = SourceChecker(self._config.profile, parser, chunk.source,
                                           self._config.now, self._config.secret_rules)
-            if self._resume:  # an empty snapshot ({}) comes from a source that had no chunk yet
-                self._checker.restore(self._resume)
+            resume = dict(self._resume or {})
+            clock = resume.pop("lateness", None)
+            if self._config.allowed_lateness is not None:  # live: the source's own clock
+                bound = self._config.lateness.bound(chunk.source, chunk.fmt, chunk.lateness)
+                self._clock = clock if isinstance(clock, SourceClock) else SourceClock(bound)
+                self._clock.bound = bound  # a restart may change it
+            if resume:  # an empty snapshot ({}) comes from a source that had no chunk yet
+                self._checker.restore(resume)
         return self._checker
 
     def on_batch(self, values: list[RawChunk]) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
         rules = self._index
+        model = self._config.model is not None
         for chunk in values:
-            for item in self._checker_for(chunk).check_lines(chunk.lines, chunk.first_line):
+            events: list[Event] = []
+            checker = self._checker_for(chunk)
+            clock = self._clock
+            for item in checker.check_lines(chunk.lines, chunk.first_line):
                 if type(item) is Event:
-                    out.extend(Routed(key, value) for key, value in group_keys(rules, item))
-                    if self._config.model is not None and (p := principal_of(item)) is not None:
-                        out.append(Featured(p, item))
-                    if self._emit_events:
-                        out.append(item)
+                    if clock is not None and (behind := clock.late(item.timestamp)) is not None:  # type: ignore[arg-type]
+                        out.append(late_event(item, behind, chunk.source))
+                        continue
+                    events.append(item)
                 else:
+                    out.append(item)
+            mark = clock.mark(chunk.source) if clock is not None else None
+            for item in events:
+                out.extend(Routed(key, (f, e, mark)) for key, (f, e) in group_keys(rules, item))
+                if model and (p := principal_of(item)) is not None:
+                    out.append(Featured(p, item))
+                if self._emit_events:
                     out.append(item)
         interval = self._config.scorecard_interval
         if interval is not None and self._next_card is None:
@@ -197,10 +220,21 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         return self._next_card
 
     def _card(self) -> list[Scorecard]:
-        return [self._checker.scorecard] if self._checker is not None else []
+        if self._checker is None:
+            return []
+        card = self._checker.scorecard
+        if self._clock is not None:
+            card.allowed_lateness = self._clock.bound.total_seconds()
+            card.watermark_delay = self._clock.learned.total_seconds()
+        return [card]
 
     def snapshot(self) -> bytes | None:
-        return _freeze(self._config, self._checker.snapshot() if self._checker is not None else self._resume or {})
+        if self._checker is None:
+            return _freeze(self._config, self._resume or {})
+        state = self._checker.snapshot()
+        if self._clock is not None:
+            state["lateness"] = self._clock
+        return _freeze(self._config, state)
 
 
 class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
@@ -215,6 +249,7 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         resume = _thaw(resume)
         self._engine: KeyEngine | None = None
         self._wake: datetime | None = None
+        self._last = utcnow()  # when (on the clock) this key last had events
         self._held = _Held(config, "rules")
         if resume is not None:
             self._engine = self._build(resume.key, resume)
@@ -225,27 +260,32 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         return KeyEngine(key, rules_for_key(self._config.rules, key),
                          self._config.allowed_lateness, state)
 
-    def on_batch(self, values: list[tuple[str, Event]]) -> tuple[Iterable[Any], bool]:
+    def on_batch(self, values: list[tuple[str, Event, SourceMark | None]]) -> tuple[Iterable[Any], bool]:
         if self._engine is None:
-            field, first = values[0]
+            field, first, _ = values[0]
             self._engine = self._build(f"{field}={first.get(field)}", None)
             self._held.hold()
         engine = self._engine
-        alerts, late = engine.on_events([e for _, e in values])
+        now = self._last = utcnow()
+        live = self._config.allowed_lateness is not None
+        alerts, late = engine.on_events([v[1] for v in values], [v[2] for v in values] if live else None,  # type: ignore[misc]
+                                        now)
         # While following, a key that goes quiet still gets its buffer folded and its bursts
-        # closed once the allowed lateness has passed in wall-clock time.
+        # closed once its sources' lateness has passed on the clock.
         self._schedule()
         out: list[Alert | Violation] = [*late, *alerts]
         return out, self._held.verdict(not engine.idle())
 
     def _schedule(self) -> None:
-        """Live runs: wake to fold a quiet key's buffer, and every minute for clock-driven rules."""
-        lateness, engine = self._config.allowed_lateness, self._engine
+        """Live runs: wake when a quiet key's buffer may be folded, and every minute for
+        clock-driven rules."""
+        engine = self._engine
         self._wake = None
-        if lateness is None or engine is None:
+        if self._config.allowed_lateness is None or engine is None:
             return
-        if engine.state.buffer:
-            self._wake = utcnow() + lateness
+        wait = engine.quiet_wait()
+        if wait is not None:
+            self._wake = max(self._last + wait, utcnow())
         if engine.clock_driven:
             tick = utcnow() + CLOCK_TICK
             self._wake = min(self._wake, tick) if self._wake else tick
@@ -254,10 +294,9 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         if self._engine is None:
             return [], self.DISCARD
         engine = self._engine
-        out: list[Alert] = []
-        if engine.state.buffer and engine.state.newest is not None:
-            out += engine.flush()
-        out += engine.tick(utcnow())
+        now = utcnow()
+        out = engine.on_quiet(now, now - self._last)
+        out += engine.tick(now)
         self._schedule()
         return out, self._held.verdict(not engine.idle() or engine.clock_driven)
 
@@ -361,6 +400,9 @@ def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChu
     flow = Dataflow(flow_id)
     sources = source if isinstance(source, list) else [source]
     reads = [op.input(f"read_{i}" if i else "read", flow, s) for i, s in enumerate(sources)]
+    for i, own in enumerate(config.input_lateness):
+        if own is not None:  # --input X --lateness D: its chunks carry D
+            reads[i] = op.map(f"lateness_{i}", reads[i], lambda c, own=own: dataclasses.replace(c, lateness=own))
     chunks = reads[0] if len(reads) == 1 else op.merge("inputs", *reads)  # RawChunk
     by_source = op.key_on("by_source", chunks, lambda c: c.source)  # (source, RawChunk)
     emit_events = bool(sinks.events)

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from logwarden.errors import ConfigError, LogwardenError
 from logwarden.incidents.dispatch import Dispatcher
 from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
 from logwarden.incidents.store import IncidentStore
+from logwarden.lateness import LatenessPolicy
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
 from logwarden.rules.loader import RuleSet, default_rule_files, load_rules
@@ -94,7 +96,9 @@ def model_gate(settings: Settings) -> Any:
 def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_path: Path | None,
              violations_path: Path | None, follow: bool = False,
              on_alert: Callable[[Alert], None] | None = None,
-             on_scorecards: Callable[[list[Scorecard]], None] | None = None) -> RunResult:
+             on_scorecards: Callable[[list[Scorecard]], None] | None = None,
+             lateness: dict[str, timedelta] | None = None) -> RunResult:
+    """Run the main flow; ``lateness``: an input's own allowed lateness (``--lateness``), by input."""
     # Imported here: only running a flow needs bytewax loaded.
     from bytewax.run import cli_main
 
@@ -112,7 +116,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     notifier = build_notifier(settings)
     trails = build_trails(settings)
     options = parser_options(settings)
-    sources, described = build_sources(settings, inputs, fmt, options, follow)
+    sources, described, own_lateness = build_sources(settings, inputs, fmt, options, follow, lateness)
+    policy = lateness_policy(settings)
     rules = rule_set.enabled()
     backend = store.backend
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
@@ -127,7 +132,11 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         profile=load_profile(settings.standard_profile),
         parser_options=options,
         rules=rules,
-        allowed_lateness=settings.allowed_lateness if follow else None,
+        # The anomaly model's windows mix sources: they wait for the largest lateness here.
+        allowed_lateness=policy.ceiling([d.get("format", "") for d in described] if fmt is None else [fmt],
+                                        [v for v in own_lateness if v is not None]) if follow else None,
+        lateness=policy,
+        input_lateness=tuple(own_lateness),
         scorecard_interval=settings.scorecard_interval if follow else None,
         model=model,
         feature_window=settings.feature_window,
@@ -151,8 +160,12 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if on_alert is not None:
             on_alert(alert)
 
+    nudge = threading.Event()  # the dispatcher delivers as soon as incidents change
+
     def apply_alerts(alerts: list[Alert]) -> None:
         changed = store.apply(alerts)
+        if changed:
+            nudge.set()
         if metrics is not None:
             metrics.incident_changes(changed)
         if trails is not None and changed:
@@ -200,7 +213,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         on_report = (lambda report: metrics.delivery(report, len(store.outbox()))) if metrics is not None else None
         dispatcher = Dispatcher(store, notifier, dispatch_policy(settings), on_report=on_report)
         stop = threading.Event()
-        thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatch", daemon=True)
+        thread = threading.Thread(target=dispatcher.run_forever, args=(stop, 1.0, nudge), name="dispatch",
+                                  daemon=True)
         thread.start()
     retention_stop = None
     if trails is not None and follow:
@@ -231,6 +245,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     finally:
         if dispatcher is not None and stop is not None and thread is not None:
             stop.set()
+            nudge.set()
             thread.join()
             dispatcher.drain(settings.notify_drain_timeout.total_seconds())
             result.undelivered = len(store.outbox())
@@ -253,17 +268,21 @@ def own_cause(exc: BaseException | None) -> LogwardenError | None:
 
 
 def build_sources(settings: Settings, inputs: list[str], fmt: str | None, options: ParserOptions,
-                  follow: bool) -> tuple[list[Any], list[dict[str, str]]]:
-    """The Bytewax sources of ``--input``s (files, globs, Redis streams, Kafka topics), and how
-    each is described in the audit trail (never with a password)."""
+                  follow: bool, lateness: dict[str, timedelta] | None = None,
+                  ) -> tuple[list[Any], list[dict[str, str]], list[timedelta | None]]:
+    """The Bytewax sources of ``--input``s (files, globs, Redis streams, Kafka topics), how each
+    is described in the audit trail (never with a password), and each source's own allowed
+    lateness (``--lateness``) or None."""
     from logwarden.sources.bytewax.files import DirectorySource, LogFileSource
     from logwarden.sources.redis_streams import is_stream_url, parse_stream_url
     from logwarden.sources.watch import is_pattern, pattern_of
 
     size, poll = settings.batch_size, settings.follow_poll
+    own = lateness or {}
     sources: list[Any] = []
     described: list[dict[str, str]] = []
-    files = []
+    latenesses: list[timedelta | None] = []
+    files: dict[timedelta | None, list[str]] = {}  # files read together, per --lateness
     for text in inputs:
         if is_stream_url(text):
             from logwarden.sources.bytewax.redis_stream import RedisStreamSource
@@ -284,12 +303,20 @@ def build_sources(settings: Settings, inputs: list[str], fmt: str | None, option
             sources.append(DirectorySource(pattern_of(text), fmt, options, size, follow, poll))
             described.append({"pattern": pattern_of(text)})
         else:
-            files.append(text)
-    resolved = resolve_inputs(files, fmt, options)
-    if resolved:
-        sources.insert(0, LogFileSource(resolved, size, follow, poll))
-        described[:0] = [{"path": p, "format": f} for p, f in resolved]
-    return sources, described
+            files.setdefault(own.get(text), []).append(text)
+            continue
+        latenesses.append(own.get(text))
+    first: tuple[list[Any], list[dict[str, str]], list[timedelta | None]] = ([], [], [])
+    for given, paths in files.items():
+        resolved = resolve_inputs(paths, fmt, options)
+        first[0].append(LogFileSource(resolved, size, follow, poll))
+        first[1].extend({"path": p, "format": f} for p, f in resolved)
+        first[2].append(given)
+    return first[0] + sources, first[1] + described, first[2] + latenesses
+
+
+def lateness_policy(settings: Settings) -> LatenessPolicy:
+    return LatenessPolicy(settings.allowed_lateness, dict(settings.source_lateness))
 
 
 def recovery_config(settings: Settings) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -85,6 +86,9 @@ def run(
     addresses: Annotated[str | None, typer.Option(
         help="host:port of every process of a multi-host cluster, ';'-separated, in process-id order")] = None,
     log_format: Annotated[str | None, typer.Option(help="stderr logs: console or json")] = None,
+    lateness: Annotated[list[str] | None, typer.Option(
+        "--lateness", help="with --follow: an --input's own allowed lateness (e.g. 30s), one per --input in "
+                           "the same order (default: per format; LOGWARDEN_SOURCE_LATENESS)")] = None,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
     from logwarden.app import print_budget, print_incidents, print_scorecards, run_flow
@@ -105,7 +109,8 @@ def run(
         raise LogwardenError("no input: give --input (repeatable) or LOGWARDEN_INPUTS")
     result = run_flow(settings, inputs, fmt, alerts_path=alerts, violations_path=violations,
                       follow=follow, on_alert=_print_alert,
-                      on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None)
+                      on_scorecards=(lambda cards: _write_scorecard(scorecard, cards)) if scorecard else None,
+                      lateness=_own_lateness(inputs, lateness or []))
     print_scorecards(result.scorecards)
     if result.model is not None:
         typer.echo(result.model.summary())
@@ -595,6 +600,21 @@ def retention_apply(dry_run: Annotated[bool, typer.Option("--dry-run", help="lis
         typer.echo(line)
 
 
+def _own_lateness(inputs: list[str], given: list[str]) -> dict[str, timedelta]:
+    """``--input A --lateness 30s --input B --lateness 2m``: each input's own allowed lateness."""
+    from logwarden.timeutil import parse_duration
+
+    if not given:
+        return {}
+    if len(given) != len(inputs):
+        raise LogwardenError(f"{len(given)} --lateness for {len(inputs)} --input: give one per --input, in the "
+                             "same order, or set LOGWARDEN_SOURCE_LATENESS (per format or source glob)")
+    try:
+        return {text: parse_duration(value) for text, value in zip(inputs, given, strict=True)}
+    except ValueError as exc:
+        raise LogwardenError(f"--lateness: {exc}") from None
+
+
 @app.command()
 def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpoint")] =
            "http://127.0.0.1:9464/metrics") -> None:
@@ -603,6 +623,7 @@ def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpo
 
     from logwarden.errors import LogwardenError as _E
     from logwarden.metrics import parse_exposition
+    from logwarden.timeutil import format_duration
 
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -619,14 +640,19 @@ def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpo
                 out.append(({k: v.strip('"') for k, v in labels.items()}, value))
         return out
 
-    typer.echo(f"{'source':<40} {'lines':>8} {'events':>8} {'compliant':>9} {'lag':>9}")
+    typer.echo(f"{'source':<40} {'lines':>8} {'events':>8} {'compliant':>9} {'lag':>9} {'watermark':>10}")
     lag = {lab["source"]: v for lab, v in labelled("logwarden_lag_seconds")}
     comp = {lab["source"]: v for lab, v in labelled("logwarden_compliance_ratio")}
     events = {lab["source"]: v for lab, v in labelled("logwarden_events")}
+    delay = {lab["source"]: v for lab, v in labelled("logwarden_watermark_delay_seconds")}
+    bound = {lab["source"]: v for lab, v in labelled("logwarden_allowed_lateness_seconds")}
     for lab, lines in sorted(labelled("logwarden_lines"), key=lambda x: x[0]["source"]):
         src = lab["source"]
+        # The watermark's delay behind the source's newest event (learned), and its allowed lateness.
+        mark = (f"{format_duration(timedelta(seconds=delay[src]))}/{format_duration(timedelta(seconds=bound[src]))}"
+                if src in delay and src in bound else "-")
         typer.echo(f"{src:<40} {lines:>8.0f} {events.get(src, 0):>8.0f} {comp.get(src, 0):>8.1%} "
-                   f"{lag.get(src, 0):>8.0f}s")
+                   f"{lag.get(src, 0):>8.0f}s {mark:>10}")
     for title, name, key in (("violations", "logwarden_violations_total", "reason"),
                              ("alerts", "logwarden_alerts_total", "rule"),
                              ("notifications", "logwarden_notifications_total", "outcome")):

@@ -38,6 +38,11 @@ class Metrics:
                                     registry=r)
         self.compliance = Gauge("logwarden_compliance_ratio", "compliant lines / lines, per source", ["source"],
                                 registry=r)
+        self.watermark_delay = Gauge("logwarden_watermark_delay_seconds", "how far a source's watermark "
+                                     "runs behind its newest event: the disorder it showed, within its "
+                                     "allowed lateness", ["source"], registry=r)
+        self.allowed_lateness = Gauge("logwarden_allowed_lateness_seconds", "a source's allowed lateness: "
+                                      "older events are late_event violations", ["source"], registry=r)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
@@ -49,6 +54,9 @@ class Metrics:
         self.compliance.labels(card.source).set(card.compliance_rate)
         if newest is not None:
             self.lag.labels(card.source).set(max((utcnow() - newest).total_seconds(), 0.0))
+        if getattr(card, "watermark_delay", None) is not None:
+            self.watermark_delay.labels(card.source).set(card.watermark_delay)
+            self.allowed_lateness.labels(card.source).set(card.allowed_lateness)
 
     def state(self, step: str, delta: int) -> None:
         self.state_keys.labels(step).inc(delta)

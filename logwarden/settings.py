@@ -38,7 +38,12 @@ class Settings(BaseSettings):
     secret_rules: list[Path] = Field([], description="gitleaks-format TOML files that add, replace or "
                                      "disable secret rules, in order (JSON list); the shipped set stays")
     syslog_year: int | None = Field(None, description="year for RFC 3164 lines; default: inferred")
-    allowed_lateness: Duration = Field(timedelta(minutes=5), description="event-time disorder tolerated")
+    allowed_lateness: Duration | None = Field(
+        None, description="live runs: one allowed lateness for every source without its own "
+        "(default: per format, CloudTrail 10m, Kubernetes audit 30s, JSON 5s, others 1s)")
+    source_lateness: dict[str, Duration] = Field(
+        default_factory=dict, description="allowed lateness per format name or source glob (JSON), "
+        'e.g. {"cloudtrail": "15m", "logs/edge-*.log": "3s"}')
     batch_size: int = Field(1000, ge=1, le=100_000, description="lines per input batch")
     workers: int = Field(1, ge=1, le=64, description="Bytewax worker threads in this process")
     follow_poll: Duration = Field(timedelta(milliseconds=500), description="tail poll interval")

@@ -148,6 +148,9 @@ class Scorecard:
     redacted: int = 0
     newest: datetime | None = None  # the newest event time seen (for lag)
     oldest: datetime | None = None  # the oldest event time seen (the period it covers)
+    # Live runs: the source's allowed lateness and its watermark's learned delay, in seconds.
+    allowed_lateness: float | None = None
+    watermark_delay: float | None = None
 
     @property
     def compliance_rate(self) -> float:
@@ -166,7 +169,8 @@ class Scorecard:
             "compliance_rate": round(self.compliance_rate, 6),
             "newest": self.newest.isoformat() if isinstance(self.newest, datetime) else self.newest,
             "oldest": self.oldest.isoformat() if isinstance(self.oldest, datetime) else self.oldest,
-        }
+        } | ({"allowed_lateness": self.allowed_lateness, "watermark_delay": self.watermark_delay}
+             if self.allowed_lateness is not None else {})
 
 
 Outcome = tuple[Event | None, Violation | None]  # never (None, None)

@@ -177,3 +177,32 @@ def test_the_warm_up_gauge_reaches_zero() -> None:
     assert left() == 3600 and "warming up: 1.0h of 2h" in progress.summary()
     progress.update("alice", b, t0 + timedelta(hours=3))
     assert left() == 0 and "warm-up done" in progress.summary() and progress.counts() == (1, 0)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str),
+                 st.lists(st.integers(0, 300).map(str) | st.sampled_from(["01", "00", "\uff12", "", "x"]),
+                          min_size=3, max_size=5).map(".".join)))
+def test_the_network_of_an_address_is_the_one_ipaddress_gives(address: str) -> None:
+    """The per-/16 cache (every event of a principal asks) gives what ipaddress itself gives,
+    private ranges, special networks smaller than a /16 and malformed addresses included."""
+    from logwarden.anomaly.features import _network_of, network_of
+
+    assert network_of(address) == _network_of(address)
+
+
+def test_python_s_private_ranges_are_whole_16s_but_in_the_mixed_ones() -> None:
+    """What the cache relies on, checked on this Python: outside ``_MIXED`` a /16 is private
+    throughout or not at all (its edges and a middle address agree)."""
+    import ipaddress
+
+    from logwarden.anomaly.features import _MIXED, _network_of, network_of
+
+    for a in range(256):
+        for b in range(256):
+            if f"{a}.{b}" in _MIXED:
+                for tail in ("0.0", "0.5", "0.170", "2.9", "100.7", "113.1", "255.255"):
+                    assert network_of(f"{a}.{b}.{tail}") == _network_of(f"{a}.{b}.{tail}")
+                continue
+            edges = {ipaddress.ip_address(f"{a}.{b}.{tail}").is_private for tail in ("0.0", "128.77", "255.255")}
+            assert len(edges) == 1, (a, b)

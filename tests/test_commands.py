@@ -97,6 +97,8 @@ def test_status_reads_a_running_flows_metrics(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert str(log) in shown and "      10        9" in shown and "90.0%" in shown, shown
         assert "missing_field=1" in shown and "outbox: 0 waiting" in shown
+        # its watermark: 1s behind its newest event (in order so far), within JSON's 5s allowed lateness
+        assert re.search(rf"^{re.escape(str(log))} .* 1s/5s$", shown, re.M), shown
         # the shipped model is portable: it learns this organisation before it judges anyone
         assert re.search(r"^model: \d+ principals scored, \d+ learning; warm-up: 24\.0h of event time left", shown,
                          re.M), shown

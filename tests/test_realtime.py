@@ -1,7 +1,8 @@
 """Real time by default: in a live run, rules whose condition can only become true as events
 arrive (match, threshold, distinct count) fire on the event that completes them, whatever the
-allowed lateness; the watermark's fold stays the authority and only adds revisions. Replays are
-unchanged (tests/test_flow.py, tests/test_streaming.py)."""
+allowed lateness; the watermark's fold stays the authority and only adds revisions. Each source
+has its own allowed lateness and learns its disorder; sequences fire once that learned watermark
+passes. Replays are unchanged (tests/test_flow.py, tests/test_streaming.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from logwarden.rules.engine import KeyEngine, KeyState
 from tests.rulekit import ev, failed, pack_rule
 
 ROOT = Path(__file__).resolve().parents[1]
-LIVE = timedelta(minutes=5)  # the default allowed lateness (sized for CloudTrail's delays)
+LIVE = timedelta(minutes=5)  # an allowed lateness sized for CloudTrail's delays
 IP = "203.0.113.9"
 
 
@@ -127,3 +128,155 @@ def test_following_a_tailed_sshd_log_alerts_within_seconds_with_default_settings
         proc.wait(timeout=60)
     assert fired is not None and fired["entity"] == IP and fired["count"] >= 10
     assert waited < 5, waited  # not the 5-minute lateness: the event that completed it fired it
+
+
+# -- lateness per source ------------------------------------------------------------------------
+
+def test_a_source_learns_its_disorder_within_its_allowed_lateness() -> None:
+    from logwarden.lateness import SourceClock
+
+    clock = SourceClock(timedelta(minutes=10))  # CloudTrail's default
+    t = failed(0, 1).timestamp
+    assert t is not None
+    for k in range(30):  # in order: the watermark follows one second behind
+        assert clock.late(t + timedelta(seconds=k)) is None
+    assert clock.learned == timedelta(seconds=1)
+    assert clock.late(t) is None  # 29 s behind: accepted, and learned (with a margin)
+    assert clock.learned == timedelta(seconds=58)
+    assert clock.late(t + timedelta(seconds=29) - timedelta(minutes=4)) is None  # 4 minutes late: still fine
+    assert clock.learned == timedelta(minutes=8)
+    assert clock.late(t + timedelta(seconds=29) - timedelta(minutes=11)) == timedelta(minutes=1)  # past the bound
+    assert clock.learned == timedelta(minutes=8)  # a late event teaches nothing
+    for k in range(1, 13):  # twelve calm minutes: the disorder is forgotten
+        clock.late(t + timedelta(minutes=k, seconds=29))
+    assert clock.learned == timedelta(seconds=1)
+    assert SourceClock(timedelta(seconds=30)).learned == timedelta(seconds=1)
+    assert SourceClock(timedelta(0)).learned == timedelta(0)  # never above the bound
+
+
+def _trail_engine(rule_id: str, key: str) -> tuple[KeyEngine, object]:
+    from logwarden.lateness import SourceClock
+
+    return KeyEngine(key, [pack_rule(rule_id)], LIVE), SourceClock(timedelta(minutes=10))
+
+
+def _arrive(engine: KeyEngine, clock, events: list) -> list:
+    """Events of one source, as the flow's standard step passes them: checked against the
+    source's own lateness, then with its mark."""
+    told = []
+    for e in events:
+        assert clock.late(e.timestamp) is None
+        told += engine.on_events([e], [clock.mark("trail.json")])[0]
+    return told
+
+
+def test_a_sequence_fires_once_its_sources_learned_watermark_passes_and_only_then() -> None:
+    engine, clock = _trail_engine("ssh-bruteforce-then-success", f"source.ip={IP}")
+    events = [failed(k * 5, k, IP, user="bob") for k in range(6)]
+    success = failed(40, 7, IP, user="bob")
+    success.outcome = "success"
+    assert _arrive(engine, clock, [*events, success]) == []  # order matters: held
+    assert _arrive(engine, clock, [failed(40.5, 8, IP, user="carol")]) == []  # the watermark: 39.5 s
+    [fired] = _arrive(engine, clock, [failed(41.5, 9, IP, user="carol")])  # 40.5 s: passed the success
+    assert fired.rule_id == "ssh-bruteforce-then-success" and fired.related == ["bob"] and fired.count == 6
+    assert len(engine.state.buffer) == 9  # the allowed lateness (10 minutes) has not passed: fired ahead
+    assert [a for a in engine.flush() if a.alert_id != fired.alert_id or a.revision == 0] == []  # not told twice
+
+
+def test_an_event_late_within_the_allowed_lateness_still_counts_for_an_order_sensitive_rule() -> None:
+    engine, clock = _trail_engine("ssh-bruteforce-then-success", f"source.ip={IP}")
+    fails = [failed(k * 5, k, IP, user="bob") for k in range(5)]
+    success = failed(40, 7, IP, user="bob")
+    success.outcome = "success"
+    later = [failed(60 + k, 20 + k, IP, user="carol") for k in range(5)]  # carol fails too, then nothing
+    assert _arrive(engine, clock, [*fails[1:], success, *later]) == []  # four failures: not yet a sequence
+    assert _arrive(engine, clock, [fails[0]]) == []  # the fifth failure, 64 s late: accepted, and learned
+    assert clock.learned == timedelta(seconds=128)  # so the watermark now waits 128 s behind the newest
+    assert _arrive(engine, clock, [failed(167, 30, IP, user="dave")]) == []  # 39 s: not past the success
+    [fired] = _arrive(engine, clock, [failed(169, 31, IP, user="dave")])  # 41 s: the sequence, whole
+    assert fired.count == 6 and fired.start == fails[0].timestamp
+    replay = KeyEngine(f"source.ip={IP}", engine.rules, None)
+    replay.on_events([*fails, success, *later])
+    [exact] = replay.flush()
+    assert (exact.alert_id, exact.count) == (fired.alert_id, fired.count)  # as a replay finds it
+
+
+def test_with_the_defaults_a_cloudtrail_record_four_minutes_late_counts_and_a_late_sshd_line_does_not(
+        tmp_path: Path) -> None:
+    import random
+
+    from bytewax.testing import TestingSink, run_main
+
+    from flows.main import FlowConfig, Sinks, build_flow
+    from logwarden.lateness import LatenessPolicy
+    from logwarden.parsers import ParserOptions
+    from logwarden.rules.loader import load_rules
+    from logwarden.simulate import _trail
+    from logwarden.sources import resolve_inputs
+    from logwarden.sources.bytewax.files import LogFileSource
+    from logwarden.standard import load_profile
+    from tests.rulekit import T0
+
+    rng = random.Random(7)
+
+    def login(minute: float, outcome: str) -> dict:
+        record = _trail(T0 + timedelta(minutes=minute), "ConsoleLogin", "mallory", "198.51.100.23", rng)
+        record["responseElements"] = {"ConsoleLogin": outcome}
+        return record
+
+    fails = [login(k * 0.5, "Failure") for k in range(3)]
+    records = [fails[0], fails[2], login(2, "Success")]  # the second failure is held up in delivery ...
+    records += [_trail(T0 + timedelta(minutes=2 + k / 4), "ListBuckets", "ops", "10.0.0.7", rng) for k in range(11)]
+    records.append(fails[1])  # ... and arrives 4 minutes behind the trail's newest record
+    trail = tmp_path / "trail.json"
+    trail.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    auth = tmp_path / "auth.log"
+    auth.write_text("".join(f"Nov 25 10:{m:02d}:00 web1 sshd[{m}]: Accepted publickey for ops from 10.0.0.8 port "
+                            f"{5000 + m} ssh2\n" for m in (0, 5, 1)))  # the last one 4 minutes behind its source
+    options = ParserOptions(syslog_year=2026)
+    policy = LatenessPolicy()  # the defaults: CloudTrail 10 minutes, syslog 1 second
+    config = FlowConfig(profile=load_profile(), parser_options=options,
+                        rules=load_rules([ROOT / "rules" / "default.yaml"]).enabled(),
+                        allowed_lateness=policy.ceiling(["cloudtrail", "syslog"], []), lateness=policy)
+    out: dict[str, list] = {"alerts": [], "violations": [], "scorecards": []}
+    source = LogFileSource(resolve_inputs([str(trail), str(auth)], None, options), 1)  # one line per batch
+    run_main(build_flow(config, source, Sinks(*([TestingSink(out[k])] for k in ("alerts", "violations",
+                                                                                   "scorecards")))))
+    late = [v for _, v in out["violations"] if v.reason == "late_event"]
+    assert [(v.source, v.line) for v in late] == [(str(auth), 3)]  # the sshd line, beyond its 1 s
+    fired = [a for _, a in out["alerts"] if a.rule_id == "console-bruteforce-then-success"]
+    assert fired and fired[0].count == 4 and fired[0].start == T0  # the late failure counted in the sequence
+    cards = {c.source: c for _, c in out["scorecards"]}
+    assert (cards[str(trail)].allowed_lateness, cards[str(auth)].allowed_lateness) == (600.0, 1.0)
+    assert cards[str(trail)].watermark_delay == 480.0  # it learned the trail's disorder (4 minutes, doubled)
+
+
+def test_an_inputs_own_lateness_wins_and_is_given_one_per_input(tmp_path: Path) -> None:
+    from bytewax.testing import TestingSink, run_main
+
+    from flows.main import FlowConfig, Sinks, build_flow
+    from logwarden.app import build_sources, lateness_policy
+    from logwarden.parsers import ParserOptions
+    from logwarden.settings import Settings
+    from logwarden.standard import load_profile
+
+    auth = tmp_path / "auth.log"
+    auth.write_text("".join(f"Nov 25 10:{m:02d}:00 web1 sshd[{m}]: Accepted publickey for ops from 10.0.0.8 port "
+                            f"{5000 + m} ssh2\n" for m in (0, 5, 1)))
+    settings = Settings(syslog_year=2026, batch_size=1, source_lateness={"cloudtrail": "20m"})
+    options = ParserOptions(syslog_year=2026)
+    sources, _, own = build_sources(settings, [str(auth)], None, options, False, {str(auth): timedelta(minutes=10)})
+    assert own == [timedelta(minutes=10)]
+    policy = lateness_policy(settings)
+    assert policy.bound("x", "cloudtrail") == timedelta(minutes=20)
+    assert policy.bound("x", "syslog") == timedelta(seconds=1)
+    config = FlowConfig(profile=load_profile(), parser_options=options, rules=[],
+                        allowed_lateness=timedelta(minutes=10), lateness=policy, input_lateness=tuple(own))
+    out: dict[str, list] = {"violations": [], "scorecards": []}
+    run_main(build_flow(config, sources, Sinks([], [TestingSink(out["violations"])], [TestingSink(out["scorecards"])])))
+    assert [v for _, v in out["violations"] if v.reason == "late_event"] == []  # 4 minutes: within its own 10
+    assert [c.allowed_lateness for _, c in out["scorecards"]] == [600.0]
+    wrong = subprocess.run([sys.executable, "-m", "logwarden", "run", "-i", str(auth), "-i", str(auth),
+                            "--lateness", "30s", "--follow"], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                           check=False)
+    assert wrong.returncode == 2 and "1 --lateness for 2 --input" in wrong.stderr, wrong.stderr

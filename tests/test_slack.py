@@ -113,6 +113,29 @@ def test_follow_ups_update_the_message_and_reply_in_its_thread(slack: FakeSlack)
     assert post["auth"] == f"Bearer {TOKEN}"
 
 
+def test_the_dispatcher_delivers_as_soon_as_it_is_nudged_not_at_its_next_pass(slack: FakeSlack) -> None:  # noqa: F811
+    import threading
+
+    store = IncidentStore(MemoryBackend())
+    d = dispatcher(store, bot(slack))
+    stop, nudge = threading.Event(), threading.Event()
+    worker = threading.Thread(target=d.run_forever, args=(stop, 60.0, nudge), daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.3)  # its first pass found nothing; the next is a minute away
+        store.apply([alert()])
+        nudge.set()  # as the flow's incident sink does when incidents change
+        deadline = time.monotonic() + 10
+        while not slack.posts() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(slack.posts()) == 1 and time.monotonic() < deadline
+    finally:
+        stop.set()
+        nudge.set()  # stops without waiting out the interval
+        worker.join(timeout=5)
+    assert not worker.is_alive()
+
+
 def test_429_waits_for_retry_after(slack: FakeSlack) -> None:  # noqa: F811
     slack.script.extend(["429:7"])
     sleeps = Sleeps()

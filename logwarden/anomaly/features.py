@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import functools
 import ipaddress
 import math
 from collections.abc import Iterable
@@ -71,6 +72,29 @@ def network_of(address: str) -> str:
     cluster's pod range, a CI runner pool), a public one's /24, an IPv6 address's /64. DHCP,
     Wi-Fi, pods and runners move people and workloads between addresses all day; a new network
     means more."""
+    parts = address.split(".")
+    # Every event of a principal asks: a dotted quad is answered from whether its /16 is private,
+    # cached (Python's private ranges are whole /16s or larger, but in the four /16s of MIXED).
+    if len(parts) == 4 and all(p in _OCTETS for p in parts):
+        a, b, c, _ = parts
+        if f"{a}.{b}" in _MIXED:
+            return _network_of(address)
+        return f"{a}.{b}.0.0/16" if _private_16(a, b) else f"{a}.{b}.{c}.0/24"
+    return _network_of(address)
+
+
+_OCTETS = frozenset(str(n) for n in range(256))  # as ipaddress reads them: ASCII, no leading zero
+# /16s holding private networks smaller than themselves: 192.0.0.0/29, 192.0.0.170/31, 192.0.2.0/24,
+# 198.51.100.0/24, 203.0.113.0/24, 255.255.255.255/32 (a test checks this against ipaddress).
+_MIXED = frozenset({"192.0", "198.51", "203.0", "255.255"})
+
+
+@functools.lru_cache(maxsize=65_536)
+def _private_16(a: str, b: str) -> bool:
+    return ipaddress.ip_address(f"{a}.{b}.0.1").is_private
+
+
+def _network_of(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

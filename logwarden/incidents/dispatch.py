@@ -105,14 +105,21 @@ class Dispatcher:
                 return not self.store.outbox()
             self._sleep(min(1.0, max(deadline - time.monotonic(), 0)))
 
-    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+    def run_forever(self, stop: threading.Event, interval: float = 1.0,
+                    nudge: threading.Event | None = None) -> None:
+        """Pass every ``interval`` seconds, and at once when ``nudge`` is set (the flow just
+        changed incidents), until ``stop`` is set (set ``nudge`` too, to stop without waiting)."""
         while not stop.is_set():
             try:
                 self.store.auto_resolve()
                 self.run_once()
             except Exception as exc:
                 log.warning("dispatch_pass_failed", error=type(exc).__name__)
-            stop.wait(interval)
+            if nudge is None:
+                stop.wait(interval)
+            else:
+                nudge.wait(interval)
+                nudge.clear()
 
     # -- internals -------------------------------------------------------------------------
     def _wanted(self, inc: Incident) -> bool:

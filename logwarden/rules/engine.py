@@ -3,14 +3,24 @@
 Events are folded in (timestamp, source, line) order, which makes results independent of how
 sources interleave and of how many workers run. Two modes:
 
-- live (``lateness`` set): events wait in a small buffer until the key's watermark (the newest
-  event time seen minus the allowed lateness) passes them. An event older than the watermark at
-  its arrival is *late*: it is reported as a ``late_event`` violation, never silently dropped.
+- live (``lateness`` set): events wait in a small buffer until the key's watermark passes them.
+  Each event comes with its source's mark (``lateness.SourceMark``: the source's newest event
+  time, its allowed lateness and the delay it learned); the key's watermark is the lowest of its
+  active sources' newest minus allowed lateness, so a key fed by one prompt source is never held
+  back by a slow one elsewhere, and a source idle here for longer than its lateness (on the
+  clock) stops holding the key back. An event older than the key's watermark at its arrival is
+  *late*: a ``late_event`` violation, never silently dropped. (Without marks, as in unit tests,
+  the key's events are one source with ``lateness`` as its allowed lateness.)
   Rules whose condition can only become true as events arrive (``fires_on_arrival``: match,
-  threshold, distinct count) do not wait: a copy of their state runs *ahead* over the buffered
-  events as they arrive and an alert is told at once. The watermark's fold stays the authority:
-  what it finds again is not told twice, what it finds more (a late event that joined the burst,
-  the burst's end) is told as a new revision of the alert already told, under its id.
+  threshold, distinct count, the upward side of spike) do not wait: a copy of their state runs
+  *ahead* over the buffered events as they arrive and an alert is told at once. Order-sensitive
+  rules that keep no outside state (``provisional``: sequence) run ahead too, but only up to the
+  *learned* watermark (newest minus the disorder the sources actually showed), so they fire
+  seconds after a prompt source's event instead of after its whole allowed lateness; an event
+  that arrives behind that point (still within its lateness) folds them again. The watermark's
+  fold stays the authority: what it finds again is not told twice, what it finds more (a late
+  event that joined the burst, the burst's end) is told as a new revision of the alert already
+  told, under its id.
 - replay (``lateness`` None): several files read together are not aligned in event time (one
   may be read hours ahead of another), so a key's events are folded only at the end of input,
   exactly as a single time-ordered merge of the files would give. Only events some rule could
@@ -28,8 +38,9 @@ from typing import Any
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
+from logwarden.lateness import SourceMark, late_event
 from logwarden.rules.base import Rule
-from logwarden.violation import Violation, excerpt
+from logwarden.violation import Violation
 
 
 @dataclass
@@ -48,6 +59,10 @@ class KeyState:
     told: dict[str, list[Any]] = field(default_factory=dict)
     alias: dict[str, str] = field(default_factory=dict)
     ahead_paused: bool = False  # a rebuild over a huge buffer is skipped: the fold alone tells
+    # Live runs: per source feeding this key, [newest event time, allowed lateness, learned
+    # delay, when (on the clock) it last sent an event here].
+    sources: dict[str, list[Any]] = field(default_factory=dict)
+    fast: datetime | None = None  # the provisional rules' states ahead have folded up to here
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
         """A snapshot of an older version lacks the newer fields: they start empty."""
@@ -55,6 +70,7 @@ class KeyState:
 
 
 REBUILD_CAP = 5_000  # buffered events a rebuild of the states ahead may fold at once
+IDLE_MIN = timedelta(seconds=5)  # a source idle here this long (and its lateness) no longer holds the key
 
 
 class KeyEngine:
@@ -66,33 +82,55 @@ class KeyEngine:
         self.lateness = lateness
         self.replay_cap = replay_cap
         self.state = state or KeyState(key)
-        # Live runs: the rules that fire on arrival (none in replays, which stay exact).
-        self._eager = [r for r in rules if getattr(r, "fires_on_arrival", False)] if lateness is not None else []
+        live = lateness is not None
+        # Live runs: the rules that fire on arrival, and those that fire at the learned
+        # watermark (none in replays, which stay exact).
+        self._eager = [r for r in rules if getattr(r, "fires_on_arrival", False)] if live else []
+        self._provisional = [r for r in rules if getattr(r, "provisional", False)] if live else []
+        self._told_rules = {r.meta.id: r for r in [*self._eager, *self._provisional]}
+        self._now: datetime | None = None
 
-    def on_events(self, events: list[Event]) -> tuple[list[Alert], list[Violation]]:
+    def on_events(self, events: list[Event], marks: list[SourceMark] | None = None,
+                  now: datetime | None = None) -> tuple[list[Alert], list[Violation]]:
+        """Take a batch of this key's events (with their sources' marks in live runs; ``now``:
+        the clock, to tell sources gone idle here): the alerts to tell and the late events."""
         st = self.state
+        self._now = now
         late: list[Violation] = []
         early: list[Alert] = []
         # The states ahead must hold every buffered event: missing (a new rule state) or paused,
         # they are folded again from the buffer.
         rebuild = bool(self._eager) and bool(st.buffer) and (
             st.ahead_paused or any(r.meta.id not in st.ahead for r in self._eager))
-        for e in events:
+        refold = False  # an event behind the provisional rules' point: they are folded again
+        live = self.lateness is not None
+        # Marked events were checked against their own source's lateness already; here they
+        # are checked against the key's watermark before this batch (a source back from idle).
+        watermark = self._watermark() if live else None
+        seen: SourceMark | None = None
+        for i, e in enumerate(events):
             ts = e.timestamp
             assert ts is not None
-            watermark = self._watermark()
-            if watermark is not None and ts < watermark:
-                late.append(_late(e, watermark))
-                continue
+            if live:
+                if marks is None:
+                    self._saw(SourceMark("", ts, self.lateness, self.lateness))  # type: ignore[arg-type]
+                    watermark = self._watermark()
+                elif marks[i] is not seen:
+                    self._saw(seen := marks[i])
+                if watermark is not None and ts < watermark:
+                    late.append(late_event(e, watermark - ts, e.source_ip or e.user_name or "its key"))
+                    continue
             heapq.heappush(st.buffer, (ts, e.source, e.line, e))
             if st.newest is None or ts > st.newest:
                 st.newest = ts
+            if st.fast is not None and ts <= st.fast:
+                refold = True
             if self._eager and not rebuild and not st.ahead_paused:
                 if st.ahead_newest is not None and ts < st.ahead_newest:
                     rebuild = True  # out of order: the states ahead are folded again below
                 else:
                     early += self._ahead(e)
-        if self.lateness is None and len(st.buffer) > self.replay_cap:
+        if not live and len(st.buffer) > self.replay_cap:
             # Bounded memory: fold the oldest down to half the cap; exact unless one key alone
             # floods the replay with more than replay_cap rule-relevant events.
             cut = heapq.nsmallest(len(st.buffer) - self.replay_cap // 2, st.buffer)[-1][0]
@@ -101,7 +139,49 @@ class KeyEngine:
         folded = self._advance(watermark) if watermark is not None else []
         if rebuild:
             early += self._run_ahead()
+        if self._provisional and watermark is not None:
+            early += self._provisional_to(self._watermark(fast=True), watermark, refold)
         return self._tell(early, folded), late
+
+    def _saw(self, mark: SourceMark) -> None:
+        """Note what an event tells of its source: its progress, lateness, and that it is active."""
+        rec = self.state.sources.get(mark.source)
+        if rec is None:
+            self.state.sources[mark.source] = [mark.newest, mark.bound, mark.learned, self._now]
+            return
+        if mark.newest > rec[0]:
+            rec[0] = mark.newest
+        rec[1], rec[2], rec[3] = mark.bound, mark.learned, self._now
+
+    def _provisional_to(self, horizon: datetime | None, watermark: datetime, refold: bool) -> list[Alert]:
+        """Fold the buffered events up to ``horizon`` (the learned watermark) into the
+        provisional rules' states ahead; the alerts they fire."""
+        st = self.state
+        ids = [r.meta.id for r in self._provisional]
+        if horizon is None or horizon <= watermark or len(st.buffer) > REBUILD_CAP:
+            if (st.fast is not None and watermark >= st.fast) or len(st.buffer) > REBUILD_CAP:
+                for rid in ids:  # the fold has caught up (or the buffer is too big): they start anew
+                    st.ahead.pop(rid, None)
+                st.fast = None
+            return []
+        low = st.fast
+        if refold or low is None or low <= watermark or any(rid not in st.ahead for rid in ids):
+            for rule in self._provisional:
+                committed = st.rule_states.get(rule.meta.id)
+                st.ahead[rule.meta.id] = copy.deepcopy(committed) if committed is not None else rule.init()
+            low = None
+        if low is not None and horizon <= low:
+            return []
+        out = []
+        for ts, _, _, event in sorted((item for item in st.buffer if (low is None or item[0] > low)
+                                       and item[0] <= horizon), key=lambda item: item[:3]):
+            for rule in self._provisional:
+                rstate = st.ahead[rule.meta.id]
+                rule.close(rstate, self.entity, ts)  # its updates are the fold's to tell
+                if (alert := self._fold(rule, rstate, event)) is not None:
+                    out.append(alert)
+        st.fast = horizon
+        return out
 
     def _ahead(self, event: Event) -> list[Alert]:
         """Fold one event, in order, into the states running ahead; the alerts they fire."""
@@ -113,19 +193,24 @@ class KeyEngine:
                 committed = st.rule_states.get(rule.meta.id)
                 rstate = st.ahead[rule.meta.id] = copy.deepcopy(committed) if committed is not None else rule.init()
             rule.close(rstate, self.entity, event.timestamp)  # its updates are the fold's to tell
-            alert = rule.fold(rstate, self.entity, event)
-            if alert is not None:
-                if rule.meta.link:
-                    alert.related = linked(event, rule.meta.link, self.entity)
+            if (alert := self._fold(rule, rstate, event)) is not None:
                 out.append(alert)
         st.ahead_newest = event.timestamp
         return out
+
+    def _fold(self, rule: Rule, rstate: Any, event: Event) -> Alert | None:
+        alert = rule.fold(rstate, self.entity, event)
+        if alert is not None and rule.meta.link:
+            alert.related = linked(event, rule.meta.link, self.entity)
+        return alert
 
     def _run_ahead(self) -> list[Alert]:
         """After an out-of-order arrival: the states ahead again, from the folded states over the
         whole buffer in event-time order."""
         st = self.state
-        st.ahead, st.ahead_newest = {}, None
+        for rule in self._eager:
+            st.ahead.pop(rule.meta.id, None)
+        st.ahead_newest = None
         st.ahead_paused = len(st.buffer) > REBUILD_CAP  # bounded work; resumed once the fold catches up
         if st.ahead_paused:
             return []
@@ -140,9 +225,9 @@ class KeyEngine:
     def _tell(self, early: list[Alert], folded: list[Alert]) -> list[Alert]:
         """What to say: each alert fired ahead once (rev 0); the fold's alerts of the same bursts
         only when they add something, as the next revision of the id told."""
-        if not self._eager:
+        if not self._told_rules:
             return folded
-        eager = {r.meta.id: r for r in self._eager}
+        eager = self._told_rules
         st = self.state
         out = []
         for alert in early:
@@ -189,23 +274,63 @@ class KeyEngine:
         st, watermark = self.state, self._watermark()
         if watermark is None or not st.told:
             return
-        windows = {r.meta.id: getattr(r, "window", timedelta(0)) for r in self._eager}
+        windows = {rid: getattr(r, "window", timedelta(0)) for rid, r in self._told_rules.items()}
         gone = {aid for aid, (_, _, end, rule_id, confirmed) in st.told.items()
                 if confirmed and watermark - end > 2 * windows.get(rule_id, timedelta(0))}
         for aid in gone:
             del st.told[aid]
         st.alias = {k: v for k, v in st.alias.items() if v not in gone}
 
-    def _watermark(self) -> datetime | None:
-        if self.lateness is None or self.state.newest is None:
+    def _watermark(self, fast: bool = False) -> datetime | None:
+        """The lowest of the active sources' newest event minus their allowed lateness (``fast``:
+        minus the delay they learned); None in replays."""
+        st = self.state
+        if self.lateness is None or st.newest is None:
             return None
-        return self.state.newest - self.lateness
+        if not st.sources:  # a snapshot from before sources were tracked
+            return st.newest - self.lateness
+        now, active, every = self._now, None, None
+        for newest, bound, learned, seen in st.sources.values():
+            mark = newest - (learned if fast else bound)
+            every = mark if every is None or mark < every else every
+            if now is None or seen is None or now - seen <= max(bound, IDLE_MIN):
+                active = mark if active is None or mark < active else active
+        return active if active is not None else every
+
+    def quiet_wait(self) -> timedelta | None:
+        """Live runs: how long after this key's last event (on the clock) ``on_quiet`` has work:
+        its provisional rules may take the buffer as complete after their sources' learned delay,
+        its fold after their allowed lateness. None: nothing buffered."""
+        st = self.state
+        if not st.buffer or self.lateness is None:
+            return None
+        if not st.sources:
+            return self.lateness
+        bound = max(rec[1] for rec in st.sources.values())
+        learned = max(rec[2] for rec in st.sources.values())
+        if self._provisional and learned < bound and len(st.buffer) <= REBUILD_CAP and (
+                st.fast is None or st.fast < st.newest):
+            return learned
+        return bound
+
+    def on_quiet(self, now: datetime, since: timedelta) -> list[Alert]:
+        """The key has had no event for ``since`` on the clock: past its sources' allowed
+        lateness everything is folded; past their learned delay the provisional rules fold it."""
+        st = self.state
+        if not st.buffer or self.lateness is None:
+            return []
+        self._now = now
+        bound = max((rec[1] for rec in st.sources.values()), default=self.lateness)
+        watermark = self._watermark()
+        if since >= bound or not self._provisional or watermark is None:
+            return self.flush()
+        return self._tell(self._provisional_to(st.newest, watermark, False), [])
 
     def flush(self) -> list[Alert]:
         """End of input: fold everything and close every open burst."""
         alerts = self._tell([], self._advance(None))
         st = self.state
-        st.ahead, st.ahead_newest = {}, None  # the fold has caught up with everything
+        st.ahead, st.ahead_newest, st.fast = {}, None, None  # the fold has caught up with everything
         return alerts
 
     def _advance(self, watermark: datetime | None) -> list[Alert]:
@@ -221,10 +346,7 @@ class KeyEngine:
                 closed = rule.close(rstate, self.entity, ts)
                 if closed is not None:
                     alerts.append(closed)
-                alert = rule.fold(rstate, self.entity, event)
-                if alert is not None:
-                    if rule.meta.link:
-                        alert.related = linked(event, rule.meta.link, self.entity)
+                if (alert := self._fold(rule, rstate, event)) is not None:
                     alerts.append(alert)
         for rule in self.rules:
             rstate = st.rule_states.get(rule.meta.id)
@@ -258,15 +380,6 @@ class KeyEngine:
             return not st.buffer and not st.rule_states
         return all(rule.idle(st.rule_states[rule.meta.id], watermark)
                    for rule in self.rules if rule.meta.id in st.rule_states)
-
-
-def _late(e: Event, watermark: datetime) -> Violation:
-    lag = watermark - e.timestamp if e.timestamp else timedelta(0)
-    return Violation(e.source, e.line, "late_event",
-                     f"event arrived {lag.total_seconds():.0f}s behind the watermark of "
-                     f"{e.source_ip or e.user_name or 'its key'} (beyond the allowed lateness)",
-                     "dropped", excerpt(f"{e.action} {e.user_name or ''} {e.source_ip or ''}"),
-                     e.dataset, e.timestamp, e.id)
 
 
 def linked(event: Event, fields: tuple[str, ...], entity: str) -> list[str]:

@@ -33,6 +33,9 @@ class SequenceState(BurstState):
 @dataclass(frozen=True)
 class SequenceRule:
     type: ClassVar[str] = "sequence"
+    # Order matters (the failures must come before the success): in a live run it fires once
+    # the watermark its sources learned has passed, not on arrival (see ``engine``).
+    provisional: ClassVar[bool] = True
     Params: ClassVar[type[SequenceParams]] = SequenceParams
     meta: RuleMeta
     where: Predicate

@@ -36,6 +36,9 @@ class SpikeState(BurstState):
 @dataclass(frozen=True)
 class SpikeRule:
     type: ClassVar[str] = "spike"
+    # Its upward side (the current window's count reaching the bar) only becomes true as events
+    # arrive: in a live run it fires on the event that completes it (see ``engine``).
+    fires_on_arrival: ClassVar[bool] = True
     Params: ClassVar[type[SpikeParams]] = SpikeParams
     meta: RuleMeta
     where: Predicate

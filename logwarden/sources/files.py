@@ -9,6 +9,7 @@ import io
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from logwarden.errors import ConfigError
@@ -23,6 +24,7 @@ class RawChunk:
     fmt: str
     first_line: int  # 1-based number of lines[0]
     lines: list[str]
+    lateness: timedelta | None = None  # its input's own allowed lateness (``--lateness``), if given
 
 
 def _open(path: str) -> io.TextIOBase:
