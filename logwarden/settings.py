@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         'e.g. {"cloudtrail": "15m", "logs/edge-*.log": "3s"}')
     batch_size: int = Field(1000, ge=1, le=100_000, description="lines per input batch")
     workers: int = Field(1, ge=1, le=64, description="Bytewax worker threads in this process")
-    follow_poll: Duration = Field(timedelta(milliseconds=500), description="tail poll interval")
+    follow_poll: Duration = Field(timedelta(milliseconds=100), description="tail poll interval (at a file's end)")
     scorecard_interval: Duration = Field(timedelta(seconds=30),
                                          description="how often a following run writes its scorecard")
     kafka_config: dict[str, SecretStr] = Field(

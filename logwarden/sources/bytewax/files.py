@@ -54,7 +54,7 @@ class LogFileSource(FixedPartitionedSource[RawChunk, tuple[int, int]]):
     """Reads ``(path, format)`` inputs; ``follow`` keeps tailing files at their end."""
 
     def __init__(self, inputs: list[tuple[str, str]], chunk_size: int = 1000,
-                 follow: bool = False, poll: timedelta = timedelta(milliseconds=500)) -> None:
+                 follow: bool = False, poll: timedelta = timedelta(milliseconds=100)) -> None:
         self._inputs = dict(inputs)
         self._chunk_size = chunk_size
         self._follow = follow
@@ -75,7 +75,7 @@ class DirectorySource(FixedPartitionedSource[RawChunk, WatchState]):
     """Every file matching a glob, including files created later and rotated ones."""
 
     def __init__(self, pattern: str, fmt: str | None, options: ParserOptions, chunk_size: int = 1000,
-                 follow: bool = False, poll: timedelta = timedelta(milliseconds=500)) -> None:
+                 follow: bool = False, poll: timedelta = timedelta(milliseconds=100)) -> None:
         self._pattern, self._fmt, self._options = pattern, fmt, options
         self._chunk_size, self._follow, self._poll = chunk_size, follow, poll
 
