@@ -235,3 +235,36 @@ def test_parsers_raise_only_parse_error(fmt: str, line: str) -> None:
         build_parser(fmt, ParserOptions(now=NOW)).parse(line, "s", 1)
     except ParseError:
         pass
+
+
+def test_long_lines_cannot_stall_detection_or_parsing(tmp_path, options: ParserOptions) -> None:
+    """#14: ten 32 KB request paths at a file's head and one 200 KB path (anyone who can put a
+    long string in a log line could otherwise blind the monitor: the logfmt pattern backtracked
+    quadratically on a long run of word characters with no '='). A run over them finishes, in a
+    subprocess bounded far below the minutes it took, and every line is accounted for."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def request(n: int, k: int) -> str:
+        return (f'203.0.113.{k} - - [25/Nov/2026:10:00:{k:02d} +0000] "GET /{"a" * n} HTTP/1.1" 404 12 "-" '
+                f'"curl/8.5"\n')
+
+    log = tmp_path / "access.log"
+    log.write_text("".join(request(32_000, k) for k in range(10)) + request(200_000, 10) + request(10, 11))
+    assert detect_format(log.read_text().splitlines()[:20], options) == "combined"
+    logfmt = build_parser("logfmt", options)
+    assert not logfmt.sniff("x" * 200_000 + " a=1 b=2")  # two pairs: not logfmt, and quickly so
+    event = logfmt.parse("y" * 200_000 + " user=bob action=login outcome=success ts=2026-11-25T10:00:00Z", "s", 1)
+    assert (event.user_name, event.action, event.outcome) == ("bob", "login", "success")
+    out = tmp_path / "violations.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "logwarden", "run", "--input", str(log), "--no-model",
+                           "--violations", str(out)], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import re
+
+    # the scorecard: all 12 lines read as combined, 12 events, 100% compliant
+    assert re.search(rf"^{re.escape(str(log))}\s+combined\s+12\s+12\s+0\s+0\s+100\.0%", proc.stdout, re.M), \
+        proc.stdout
+    assert not out.exists() or out.read_bytes() == b""  # no violation at all: nothing malformed

@@ -10,7 +10,10 @@ from logwarden.event import Event
 from logwarden.parsers.base import ParserOptions
 from logwarden.parsers.mapping import AliasIndex, event_from_mapping, merge_aliases
 
-_PAIR = re.compile(r'([A-Za-z_@][\w.@/-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+# A key starts only where no key character precedes it, and nothing is given back once matched
+# (possessive quantifiers): linear in the line's length. Without both, a long run of word
+# characters with no "=" (a request path, a user agent) cost quadratic time on every sniffed line.
+_PAIR = re.compile(r'(?<![\w.@/-])([A-Za-z_@][\w.@/-]*+)=("(?:[^"\\]|\\.)*+"|[^\s"]*+)')
 
 
 class Logfmt:
