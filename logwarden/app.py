@@ -372,5 +372,6 @@ def print_scorecards(cards: list[Scorecard], out: Any = None) -> None:
           f"{'redacted':>8} {'compliant':>9}  violations", file=out)
     for c in cards:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(c.violations.items())) or "-"
+        blank = f" ({c.blank} blank lines, not records)" if c.blank else ""
         print(f"{c.source:<{width}}  {c.dataset or '?':<10} {c.lines:>8} {c.events:>8} "
-              f"{c.dropped:>8} {c.redacted:>8} {c.compliance_rate:>8.1%}  {reasons}", file=out)
+              f"{c.dropped:>8} {c.redacted:>8} {c.compliance_rate:>8.1%}  {reasons}{blank}", file=out)

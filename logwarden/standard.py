@@ -146,6 +146,7 @@ class Scorecard:
     violations: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
     redacted: int = 0
+    blank: int = 0  # empty or whitespace-only lines: counted, but no record (no event, no violation)
     newest: datetime | None = None  # the newest event time seen (for lag)
     oldest: datetime | None = None  # the oldest event time seen (the period it covers)
     # Live runs: the source's allowed lateness and its watermark's learned delay, in seconds.
@@ -154,7 +155,8 @@ class Scorecard:
 
     @property
     def compliance_rate(self) -> float:
-        return self.compliant / self.lines if self.lines else 1.0
+        records = self.lines - self.blank
+        return self.compliant / records if records else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +167,7 @@ class Scorecard:
             "compliant": self.compliant,
             "dropped": self.dropped,
             "redacted": self.redacted,
+            "blank": self.blank,
             "violations": dict(sorted(self.violations.items())),
             "compliance_rate": round(self.compliance_rate, 6),
             "newest": self.newest.isoformat() if isinstance(self.newest, datetime) else self.newest,
@@ -173,7 +176,7 @@ class Scorecard:
              if self.allowed_lateness is not None else {})
 
 
-Outcome = tuple[Event | None, Violation | None]  # never (None, None)
+Outcome = tuple[Event | None, Violation | None]  # (None, None) only for a blank line
 
 
 class SourceChecker:
@@ -212,6 +215,8 @@ class SourceChecker:
         for offset, raw in enumerate(lines):
             lineno = first_lineno + offset
             event, violation = self.check_line(raw, lineno, now, found[offset])
+            if event is None and violation is None:
+                continue  # a blank line: counted in the scorecard, nothing else
             # the line's time, when the standard accepted it (a jumped clock must not move the source's)
             when = event.timestamp if event is not None else \
                 violation.timestamp if violation is not None and violation.reason != "bad_timestamp" else None
@@ -239,6 +244,9 @@ class SourceChecker:
         if found is True:
             found = self._redactor.redact(raw)
         event, violation = self._check(raw, lineno, now or self._now(), found or None)
+        if event is None and violation is None:
+            card.blank += 1
+            return event, violation
         if violation is not None:
             card.violations[violation.reason] += 1
             if event is None:
@@ -261,7 +269,7 @@ class SourceChecker:
         text = found.text if found is not None else raw
         kinds = found.kinds if found is not None else ()
         if not text.strip():
-            return None, self._violation(lineno, "malformed", "empty line", "")
+            return None, None  # a blank line (many files end with one) is no record: no violation
         try:
             event = self._parser.parse(text, self.source, lineno)
         except TimestampError as exc:

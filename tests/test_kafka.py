@@ -50,7 +50,7 @@ def test_messages_become_chunks_numbered_by_offset() -> None:
         _msg(12, b'{"@timestamp":"2026-11-24T10:00:01Z","user":"a"}'),
         _msg(13, SSH.format(3).encode(), source=b"gw/auth.log"),
         _msg(5, b'{"@timestamp":"2026-11-24T10:00:02Z"}', partition=1),
-        _msg(14, None),  # a tombstone: an empty line, which the standard step quarantines
+        _msg(14, None),  # a tombstone: an empty line, which the standard step counts as blank
     ])
     assert [(c.source, c.fmt, c.first_line, c.lines) for c in chunks] == [
         ("gw/auth.log", "syslog", 11, [SSH.format(1), SSH.format(2)]),

@@ -29,7 +29,6 @@ def j(**doc: object) -> str:
 
 @pytest.mark.parametrize(("line", "reason", "detail"), [
     (j(), None, None),
-    ("", "malformed", "empty line"),
     ("{oops", "malformed", "invalid JSON"),
     # an API or database gateway must name its user (PCI DSS 10.2.2), an address is not enough
     (j(user=None, ip=None), "missing_field", "missing user.name (a json record must name its user)"),
@@ -53,6 +52,19 @@ def test_each_line_ends_as_one_outcome(line: str, reason: str | None, detail: st
     assert violation.source == "app.jsonl" and violation.line == 3
     assert (event is not None) == (reason == "secret")
     assert violation.action == ("redacted" if reason == "secret" else "dropped")
+
+
+def test_a_blank_line_is_counted_but_is_no_record() -> None:
+    """#14: many real files end with an empty line; it is neither an event nor a violation, and
+    compliance is judged over the records only."""
+    c = checker()
+    out = list(c.check_lines([j(), "", "   \t", "{oops", j()], 1))
+    assert [type(x).__name__ for x in out if type(x).__name__ in ("Event", "Violation")] == \
+        ["Event", "Violation", "Event"]
+    assert [x.line for x in out if type(x).__name__ == "Violation"] == [4]
+    card = c.scorecard
+    assert (card.lines, card.blank, card.events, card.compliant) == (5, 2, 2, 2)
+    assert card.compliance_rate == 2 / 3 and card.to_dict()["blank"] == 2
 
 
 def test_age_is_judged_against_the_newest_event_of_the_source() -> None:
