@@ -272,3 +272,35 @@ def test_long_lines_cannot_stall_detection_or_parsing(tmp_path, options: ParserO
     assert re.search(rf"^{re.escape(str(log))}\s+combined\s+12\s+12\s+0\s+0\s+100\.0%", proc.stdout, re.M), \
         proc.stdout
     assert not out.exists() or out.read_bytes() == b""  # no violation at all: nothing malformed
+
+
+def test_every_single_event_kubernetes_audit_shape_parses_and_is_detected(options: ParserOptions) -> None:
+    """#14: v1 events, v1beta1 events with only a top-level ``timestamp`` (early API servers), and
+    events forwarded without ``apiVersion`` (kind Event with auditID, verb and user) give the same
+    event; detection picks k8s_audit for each, and a rule matches all alike."""
+    from pathlib import Path
+
+    from logwarden.rules.loader import load_rules
+
+    common = ('"kind":"Event","auditID":"a9","verb":"create","user":{"username":"bob","groups":["dev"]},'
+              '"sourceIPs":["10.0.0.8"],"objectRef":{"resource":"pods","subresource":"exec","namespace":"payments",'
+              '"name":"db-0"},"requestURI":"/api/v1/namespaces/payments/pods/db-0/exec?command=sh",'
+              '"responseStatus":{"code":101}')
+    shapes = {
+        "v1": '{"apiVersion":"audit.k8s.io/v1",' + common + ',"requestReceivedTimestamp":"2024-03-30T15:54:19Z"}',
+        "v1beta1": '{"apiVersion":"audit.k8s.io/v1beta1",' + common + ',"timestamp":"2024-03-30T15:54:19Z"}',
+        "none": "{" + common + ',"stageTimestamp":"2024-03-30T15:54:19Z"}',
+    }
+    parser = build_parser("k8s_audit", options)
+    rule = next(r for r in load_rules([Path(__file__).resolve().parents[1] / "rules" / "default.yaml"]).rules
+                if r.meta.id == "k8s-exec-sensitive-namespace")
+    seen = set()
+    for name, line in shapes.items():
+        assert detect_format([line], options) == "k8s_audit", name
+        e = parser.parse(line, "audit.log", 1)
+        seen.add((e.timestamp, e.user_name, e.action, e.resource, e.event_id, e.outcome))
+        assert rule.relevant(e), name
+    assert len(seen) == 1 and seen.pop()[1:4] == ("bob", "create", "payments/pods/exec/db-0")
+    no_user = "{" + common.replace('"user":{"username":"bob","groups":["dev"]},', "") + "}"
+    with pytest.raises(ParseError, match="not a Kubernetes audit event"):
+        parser.parse(no_user, "audit.log", 1)

@@ -1,4 +1,6 @@
-"""Kubernetes audit events (``audit.k8s.io/v1`` ``Event``), one JSON object a line."""
+"""Kubernetes audit events, one JSON object a line: ``audit.k8s.io/v1`` and ``v1beta1`` (whose
+early events carry a top-level ``timestamp``), and events forwarded without ``apiVersion`` (as some
+collectors and older tools do) that still have ``kind: Event``, ``auditID``, ``verb`` and ``user``."""
 
 from __future__ import annotations
 
@@ -23,13 +25,18 @@ class K8sAudit:
         self._options = options
 
     def sniff(self, line: str) -> bool:
-        return line.startswith("{") and "audit.k8s.io/" in line
+        return line.startswith("{") and ("audit.k8s.io/" in line or '"auditID"' in line)
 
     def parse(self, line: str, source: str, lineno: int) -> Event:
         doc = load_json_object(line)
-        if not str(doc.get("apiVersion", "")).startswith("audit.k8s.io/"):
+        version = doc.get("apiVersion")
+        if version is None:
+            if doc.get("kind") != "Event" or not all(doc.get(k) for k in ("auditID", "verb", "user")):
+                raise ParseError("not a Kubernetes audit event (no apiVersion, and not an Event with "
+                                 "auditID, verb and user)")
+        elif not str(version).startswith("audit.k8s.io/"):
             raise ParseError("not a Kubernetes audit event (apiVersion is not audit.k8s.io/*)")
-        raw_ts = doc.get("requestReceivedTimestamp") or doc.get("stageTimestamp")
+        raw_ts = doc.get("requestReceivedTimestamp") or doc.get("stageTimestamp") or doc.get("timestamp")
         user = doc.get("user") or {}
         ips = doc.get("sourceIPs") or []
         obj = doc.get("objectRef") or {}
