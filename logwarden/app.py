@@ -306,13 +306,13 @@ def build_sources(settings: Settings, inputs: list[str], fmt: str | None, option
             files.setdefault(own.get(text), []).append(text)
             continue
         latenesses.append(own.get(text))
-    first: tuple[list[Any], list[dict[str, str]], list[timedelta | None]] = ([], [], [])
-    for given, paths in files.items():
+    readers: list[Any] = []  # the files first, as before
+    read: list[dict[str, str]] = []
+    for paths in files.values():  # one reader per --lateness given (dicts keep their order)
         resolved = resolve_inputs(paths, fmt, options)
-        first[0].append(LogFileSource(resolved, size, follow, poll))
-        first[1].extend({"path": p, "format": f} for p, f in resolved)
-        first[2].append(given)
-    return first[0] + sources, first[1] + described, first[2] + latenesses
+        readers.append(LogFileSource(resolved, size, follow, poll))
+        read.extend({"path": p, "format": f} for p, f in resolved)
+    return readers + sources, read + described, list(files) + latenesses
 
 
 def lateness_policy(settings: Settings) -> LatenessPolicy:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from logwarden.event import Event
+from logwarden.parsers import PARSERS
 from logwarden.violation import Violation, excerpt
 
 FORMAT_LATENESS: dict[str, timedelta] = {
@@ -46,19 +47,18 @@ class SourceMark(NamedTuple):
 
 @dataclass(frozen=True)
 class LatenessPolicy:
-    """The bound of each source: see the module's docstring for the order."""
+    """The bound of each source: see the module's docstring for the order. (An input's own
+    ``--lateness`` comes with its chunks, as ``RawChunk.lateness``.)"""
 
     overall: timedelta | None = None  # LOGWARDEN_ALLOWED_LATENESS, when set
     by_pattern: Mapping[str, timedelta] = field(default_factory=dict)  # format name or glob -> bound
-    by_input: Mapping[str, timedelta] = field(default_factory=dict)  # --input PATH --lateness D
 
     def bound(self, source: str, fmt: str, override: timedelta | None = None) -> timedelta:
         if override is not None:
             return override
-        for table in (self.by_input, self.by_pattern):
-            for pattern, value in table.items():
-                if pattern in (source, fmt) or fnmatch.fnmatchcase(source, pattern):
-                    return value
+        for pattern, value in self.by_pattern.items():
+            if pattern in (source, fmt) or fnmatch.fnmatchcase(source, pattern):
+                return value
         if self.overall is not None:
             return self.overall
         return FORMAT_LATENESS.get(fmt, DEFAULT_LATENESS)
@@ -67,11 +67,11 @@ class LatenessPolicy:
         """The largest bound a source of these formats (an empty name: unknown, as a stream's)
         or with these inputs' own lateness can get: for steps keyed across sources."""
         if not formats or "" in formats:
-            found = [*self.by_pattern.values(), *self.by_input.values(),
+            found = [*self.by_pattern.values(),
                      self.overall if self.overall is not None else max(FORMAT_LATENESS.values())]
         else:  # a glob could still name one of these files: it counts
             found = [self.bound("", fmt) for fmt in formats] + [v for k, v in self.by_pattern.items()
-                                                                 if k not in FORMAT_LATENESS]
+                                                                 if k not in PARSERS]
         return max([*found, *own, DEFAULT_LATENESS])
 
 

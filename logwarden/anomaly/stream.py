@@ -78,10 +78,7 @@ class PrincipalScorer:
             st.newest = ts if st.newest is None or ts > st.newest else st.newest
         if self.lateness is None or st.newest is None:
             return []  # replay: windows close at the end of input
-        watermark = st.newest - self.lateness
-        if all(s + self.width > watermark for s in st.windows):
-            return []  # nothing closed: most batches
-        return self.close(st, watermark)
+        return self.close(st, st.newest - self.lateness)
 
     def close(self, st: PrincipalState, watermark: datetime | None) -> list[Alert]:
         """Score the windows the watermark has closed (None: all), oldest first."""

@@ -157,46 +157,47 @@ class KeyEngine:
         """Fold the buffered events up to ``horizon`` (the learned watermark) into the
         provisional rules' states ahead; the alerts they fire."""
         st = self.state
-        ids = [r.meta.id for r in self._provisional]
-        if horizon is None or horizon <= watermark or len(st.buffer) > REBUILD_CAP:
-            if (st.fast is not None and watermark >= st.fast) or len(st.buffer) > REBUILD_CAP:
-                for rid in ids:  # the fold has caught up (or the buffer is too big): they start anew
-                    st.ahead.pop(rid, None)
-                st.fast = None
+        too_big = len(st.buffer) > REBUILD_CAP
+        if too_big or (st.fast is not None and watermark >= st.fast):
+            for rule in self._provisional:  # the fold has caught up (or the buffer is too big)
+                st.ahead.pop(rule.meta.id, None)
+            st.fast = None
+        if too_big or horizon is None or horizon <= watermark:
             return []
         low = st.fast
-        if refold or low is None or low <= watermark or any(rid not in st.ahead for rid in ids):
-            for rule in self._provisional:
-                committed = st.rule_states.get(rule.meta.id)
-                st.ahead[rule.meta.id] = copy.deepcopy(committed) if committed is not None else rule.init()
+        if refold or low is None or any(r.meta.id not in st.ahead for r in self._provisional):
+            for rule in self._provisional:  # they start anew from the folded states
+                st.ahead[rule.meta.id] = self._fresh(rule)
             low = None
-        if low is not None and horizon <= low:
+        elif horizon <= low:
             return []
         out = []
-        for ts, _, _, event in sorted((item for item in st.buffer if (low is None or item[0] > low)
-                                       and item[0] <= horizon), key=lambda item: item[:3]):
-            for rule in self._provisional:
-                rstate = st.ahead[rule.meta.id]
-                rule.close(rstate, self.entity, ts)  # its updates are the fold's to tell
-                if (alert := self._fold(rule, rstate, event)) is not None:
-                    out.append(alert)
+        for _, _, _, event in sorted((item for item in st.buffer if (low is None or item[0] > low)
+                                      and item[0] <= horizon), key=lambda item: item[:3]):
+            out += [a for rule in self._provisional if (a := self._step(rule, event)) is not None]
         st.fast = horizon
         return out
 
     def _ahead(self, event: Event) -> list[Alert]:
         """Fold one event, in order, into the states running ahead; the alerts they fire."""
         st = self.state
-        out = []
         for rule in self._eager:
-            rstate = st.ahead.get(rule.meta.id)
-            if rstate is None:
-                committed = st.rule_states.get(rule.meta.id)
-                rstate = st.ahead[rule.meta.id] = copy.deepcopy(committed) if committed is not None else rule.init()
-            rule.close(rstate, self.entity, event.timestamp)  # its updates are the fold's to tell
-            if (alert := self._fold(rule, rstate, event)) is not None:
-                out.append(alert)
+            if rule.meta.id not in st.ahead:
+                st.ahead[rule.meta.id] = self._fresh(rule)
+        out = [a for rule in self._eager if (a := self._step(rule, event)) is not None]
         st.ahead_newest = event.timestamp
         return out
+
+    def _fresh(self, rule: Rule) -> Any:
+        """A state to run ahead: a copy of the rule's folded state (or a new one)."""
+        committed = self.state.rule_states.get(rule.meta.id)
+        return copy.deepcopy(committed) if committed is not None else rule.init()
+
+    def _step(self, rule: Rule, event: Event) -> Alert | None:
+        """One event, in order, into the rule's state ahead (what its gap closes is the fold's to tell)."""
+        rstate = self.state.ahead[rule.meta.id]
+        rule.close(rstate, self.entity, event.timestamp)
+        return self._fold(rule, rstate, event)
 
     def _fold(self, rule: Rule, rstate: Any, event: Event) -> Alert | None:
         alert = rule.fold(rstate, self.entity, event)
@@ -215,8 +216,7 @@ class KeyEngine:
         if st.ahead_paused:
             return []
         for rule in self._eager:
-            committed = st.rule_states.get(rule.meta.id)
-            st.ahead[rule.meta.id] = copy.deepcopy(committed) if committed is not None else rule.init()
+            st.ahead[rule.meta.id] = self._fresh(rule)
         out = []
         for _, _, _, event in sorted(st.buffer, key=lambda item: item[:3]):
             out += self._ahead(event)
@@ -227,24 +227,23 @@ class KeyEngine:
         only when they add something, as the next revision of the id told."""
         if not self._told_rules:
             return folded
-        eager = self._told_rules
         st = self.state
         out = []
         for alert in early:
             if alert.alert_id in st.told or alert.alert_id in st.alias:
                 continue
-            told = self._told_for(alert, eager)
+            told = self._told_for(alert)
             if told is not None:  # the same burst, begun at another event after a rebuild
                 st.alias[alert.alert_id] = told
                 continue
             st.told[alert.alert_id] = [alert.revision, alert.count, alert.end, alert.rule_id, False]
             out.append(alert)
         for alert in folded:
-            if alert.rule_id not in eager:
+            if alert.rule_id not in self._told_rules:
                 out.append(alert)
                 continue
             aid = st.alias.get(alert.alert_id, alert.alert_id)
-            if aid not in st.told and (told := self._told_for(alert, eager)) is not None:
+            if aid not in st.told and (told := self._told_for(alert)) is not None:
                 st.alias[alert.alert_id] = aid = told
             entry = st.told.get(aid)
             if entry is None:
@@ -260,10 +259,10 @@ class KeyEngine:
         self._forget()
         return out
 
-    def _told_for(self, alert: Alert, eager: dict[str, Rule]) -> str | None:
+    def _told_for(self, alert: Alert) -> str | None:
         """An alert told ahead, not yet found by the fold, of the same rule and burst (it began
         within the rule's window of that one's end): the id to tell this one under."""
-        window = getattr(eager[alert.rule_id], "window", timedelta(0))
+        window = getattr(self._told_rules[alert.rule_id], "window", timedelta(0))
         for aid, (_, _, end, rule_id, confirmed) in self.state.told.items():
             if rule_id == alert.rule_id and not confirmed and alert.start <= end + window:
                 return aid
@@ -304,10 +303,7 @@ class KeyEngine:
         st = self.state
         if not st.buffer or self.lateness is None:
             return None
-        if not st.sources:
-            return self.lateness
-        bound = max(rec[1] for rec in st.sources.values())
-        learned = max(rec[2] for rec in st.sources.values())
+        bound, learned = self._waits()
         if self._provisional and learned < bound and len(st.buffer) <= REBUILD_CAP and (
                 st.fast is None or st.fast < st.newest):
             return learned
@@ -320,11 +316,17 @@ class KeyEngine:
         if not st.buffer or self.lateness is None:
             return []
         self._now = now
-        bound = max((rec[1] for rec in st.sources.values()), default=self.lateness)
         watermark = self._watermark()
-        if since >= bound or not self._provisional or watermark is None:
+        if since >= self._waits()[0] or not self._provisional or watermark is None:
             return self.flush()
         return self._tell(self._provisional_to(st.newest, watermark, False), [])
+
+    def _waits(self) -> tuple[timedelta, timedelta]:
+        """The largest allowed lateness and learned delay of the key's sources (live runs)."""
+        assert self.lateness is not None
+        recs = self.state.sources.values()
+        return (max((r[1] for r in recs), default=self.lateness),
+                max((r[2] for r in recs), default=self.lateness))
 
     def flush(self) -> list[Alert]:
         """End of input: fold everything and close every open burst."""
