@@ -41,7 +41,7 @@ from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
 from logwarden.lateness import LatenessPolicy, SourceClock, SourceMark, late_event
 from logwarden.parsers import ParserOptions, build_parser
-from logwarden.rules import Rule, RuleIndex, group_keys, rules_for_key
+from logwarden.rules import Rule, RuleIndex, rules_for_key
 from logwarden.rules.engine import KeyEngine, KeyState
 from logwarden.sources import RawChunk
 from logwarden.standard import Profile, Scorecard, SourceChecker
@@ -196,12 +196,11 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
                 else:
                     out.append(item)
             mark = clock.mark(chunk.source) if clock is not None else None
-            for item in events:
-                out.extend(Routed(key, (f, e, mark)) for key, (f, e) in group_keys(rules, item))
-                if model and (p := principal_of(item)) is not None:
-                    out.append(Featured(p, item))
-                if self._emit_events:
-                    out.append(item)
+            out.extend(Routed(key, (f, e, mark)) for key, (f, e) in rules.route(events))
+            if model:
+                out.extend(Featured(p, item) for item in events if (p := principal_of(item)) is not None)
+            if self._emit_events:
+                out.extend(events)
         interval = self._config.scorecard_interval
         if interval is not None and self._next_card is None:
             self._next_card = self._config.now() + interval

@@ -73,6 +73,19 @@ class Event:
             return found
         return lambda e: e.extra.get(name) if e.extra else None
 
+    @staticmethod
+    def all_set(names: list[str]) -> Callable[[Event], bool]:
+        """A fast test that every one of these fields is set (one C call when they are all
+        attributes, as required fields mostly are)."""
+        attrs = [_ATTRS.get(n) for n in names]
+        if names and all(attrs) and "event.id" not in names:
+            get = attrgetter(*attrs)  # type: ignore[arg-type]
+            if len(attrs) == 1:
+                return lambda e: get(e) is not None
+            return lambda e: None not in get(e)
+        getters = [Event.getter(n) for n in names]
+        return lambda e: all(g(e) is not None for g in getters)
+
     @classmethod
     def from_ecs(cls, doc: dict[str, Any], source: str = "<example>", line: int = 0) -> Event:
         """An event from an ECS document (rule examples, canaries); unknown names go to extra."""

@@ -201,6 +201,8 @@ class SourceChecker:
         self.newest: datetime | None = None
         self.in_key_block = False
         self.scorecard = Scorecard(source, parser.name)
+        # every field of every group set: the common case, tested at once
+        self._all_required = Event.all_set([n for group in self._required for n in group])
         self._missing: tuple[str, ...] = ()
         self.monitor = SourceMonitor(profile.alerts, source, parser.name,
                                      [label for label, _ in self._required_getters],
@@ -280,8 +282,8 @@ class SourceChecker:
         problem = self._check_time(event, now)
         if problem is not None:
             return None, self._violation(lineno, "bad_timestamp", problem, text, event, kinds)
-        missing = [label for label, getters in self._required_getters
-                   if all(get(event) is None for get in getters)]
+        missing = [] if self._all_required(event) else \
+            [label for label, getters in self._required_getters if all(get(event) is None for get in getters)]
         if missing:
             self._missing = tuple(missing)
             why = f" (a {self._parser.name} record must name its {self._identity})" \

@@ -5,13 +5,16 @@ from __future__ import annotations
 import pickle
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from logwarden.event import Event
-from logwarden.rules import group_keys, rules_for_key
+from logwarden.rules import RuleIndex, group_keys, rules_for_key
+from logwarden.rules.columns import Columns
 from logwarden.rules.engine import KeyEngine
-from tests.rulekit import T0, failed, pack_rule
+from logwarden.rules.loader import load_rules
+from tests.rulekit import DEFAULT_PACK, T0, ev, failed, pack_rule, rules_from_yaml
 
 AUTH_BRUTEFORCE = pack_rule("ssh-bruteforce")
 BUILTIN_RULES = [AUTH_BRUTEFORCE]
@@ -116,3 +119,80 @@ def test_per_key_state_is_bounded_and_idle_keys_are_freed() -> None:
 ])
 def test_group_keys(event: Event, keys: list[str]) -> None:
     assert [k for k, _ in group_keys(BUILTIN_RULES, event)] == keys
+
+
+def _routes_each(index: RuleIndex, events: list[Event]) -> list[tuple[str, int]]:
+    return sorted((key, id(e)) for event in events for key, (_, e) in group_keys(index, event))
+
+
+def _routes_by_column(index: RuleIndex, events: list[Event]) -> list[tuple[str, int]]:
+    routed = index.route(events)
+    for key in {k for k, _ in routed}:  # each key's events in batch order
+        rows = [events.index(e) for k, (_, e) in routed if k == key]
+        assert rows == sorted(rows)
+    return sorted((key, id(e)) for key, (_, e) in routed)
+
+
+def test_routing_a_batch_by_column_is_routing_each_event(sim: Path) -> None:
+    """The default pack over the simulated day's events (every format), in batches as the flow
+    reads them: the same keys for the same events as asking each event of each rule."""
+    from logwarden.parsers import ParserOptions, build_parser
+    from logwarden.sources import LineReader, resolve_inputs
+    from logwarden.standard import SourceChecker, load_profile
+    from tests.conftest import sim_inputs
+
+    index = RuleIndex(load_rules([DEFAULT_PACK]).enabled())
+    options, routed = ParserOptions(), 0
+    for path, fmt in resolve_inputs(sim_inputs(sim), None, options):
+        checker = SourceChecker(load_profile(), build_parser(fmt, options), path)
+        for chunk in LineReader(path, fmt, 2000).chunks():
+            events = [x for x in checker.check_lines(chunk.lines, chunk.first_line) if isinstance(x, Event)]
+            each = _routes_each(index, events)
+            assert _routes_by_column(index, events) == each
+            routed += len(each)
+    assert routed > 1000
+
+
+def test_routing_by_column_keeps_each_values_own_type_and_lists() -> None:
+    """Values equal to Python but not to a condition (1, 1.0, True), list fields and unset fields
+    give the answers of the per-event predicates."""
+    rules = rules_from_yaml("""
+rules:
+  - id: numbers
+    description: numbers
+    severity: low
+    type: match
+    group_by: labels.n
+    where: {field: labels.n, gte: 1}
+  - id: roles
+    description: roles
+    severity: low
+    type: threshold
+    group_by: user.name
+    count: 2
+    window: 1m
+    where: {all: [{field: user.roles, in: [admin]}, {not: {field: source.ip, cidr: internal}}]}
+    exceptions: [{field: user.name, startswith: svc-}]
+  - id: truth
+    description: truth
+    severity: low
+    type: cardinality
+    group_by: source.ip
+    field: user.name
+    count: 2
+    window: 1m
+    where: {any: [{field: labels.flag, equals: true}, {field: url.path, regex: "^/admin"}]}
+""")
+    values = [1, 1.0, True, "1", None, 0, False]
+    events = [ev(k, k + 1, **{"labels.n": values[k % 7], "labels.flag": values[(k + 3) % 7],
+                              "user.roles": [["admin"], ["dev", "admin"], [], None][k % 4],
+                              "user.name": ["alice", "svc-etl", None][k % 3],
+                              "source.ip": ["10.0.0.1", "203.0.113.9", None][k % 3],
+                              "url.path": ["/admin/x", "/", None][k % 3]}) for k in range(84)]
+    index = RuleIndex(rules)
+    assert _routes_by_column(index, events) == _routes_each(index, events)
+    keys = {key for key, _ in index.route(events)}
+    assert {"labels.n=1", "labels.n=1.0"} <= keys and "labels.n=True" not in keys  # a flag is no number
+    cols = Columns(events)
+    assert cols.values("labels.n") == [e.get("labels.n") for e in events]
+    assert [type(v) for v in cols.values("labels.n")] == [type(e.get("labels.n")) for e in events]

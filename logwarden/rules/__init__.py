@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from logwarden.event import Event
 from logwarden.rules.base import Rule, RuleMeta
 from logwarden.rules.cardinality import CardinalityRule
+from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import needs_of
 from logwarden.rules.match import MatchRule
 from logwarden.rules.new_term import NewTermRule
@@ -22,6 +25,9 @@ RULE_TYPES: dict[str, type] = {
     "spike": SpikeRule,
     "silence": SilenceRule,
 }
+
+
+COLUMNS_FROM = 32  # events in a batch; measured: per event 15 us either way at 32, by column 4 us at 2,000
 
 
 class RuleIndex:
@@ -54,6 +60,33 @@ class RuleIndex:
         if len(found) > 1:
             found.sort(key=lambda r: self._order[r.meta.id])
         return found
+
+    def route(self, events: list[Event]) -> list[tuple[str, tuple[str, Event]]]:
+        """``group_keys`` of a whole batch at once, each rule's relevance asked by column
+        (``logwarden.rules.columns``). The same keys and events; the items come grouped by
+        group-by field, and each key's events keep their order in the batch. A few events (a
+        followed file's trickle) are asked one by one: below ``COLUMNS_FROM`` that is cheaper."""
+        if len(events) < COLUMNS_FROM:
+            return [routed for event in events for routed in group_keys(self, event)]
+        cols = Columns(events)
+        relevant: dict[str, Mask] = {}
+        for rule in self.rules:
+            by_column = getattr(rule, "relevant_columns", None)
+            mask = by_column(cols) if by_column is not None else cols.each(rule.relevant)
+            name = rule.meta.group_by
+            relevant[name] = relevant[name] | mask if name in relevant else mask
+        out: list[tuple[str, tuple[str, Event]]] = []
+        for name, mask in relevant.items():
+            rows = np.flatnonzero(mask)
+            if not len(rows):
+                continue
+            codes, uniques = cols.factorized(name)
+            keys = [None if u is None else f"{name}={u}" for u in uniques]
+            for row, code in zip(rows.tolist(), codes[rows].tolist(), strict=True):
+                key = keys[code]
+                if key is not None:
+                    out.append((key, (name, events[row])))
+        return out
 
 
 def rule_needs(rule: Rule) -> tuple[str, frozenset[str]] | None:

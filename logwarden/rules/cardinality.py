@@ -14,6 +14,8 @@ from pydantic import Field
 from logwarden.alerts import MAX_EVIDENCE, Alert
 from logwarden.event import Event
 from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
 
 
@@ -51,6 +53,9 @@ class CardinalityRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event) and event.get(self.field) is not None
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols) & cols.present(self.field)
 
     def init(self) -> CardinalityState:
         return CardinalityState()

@@ -9,6 +9,9 @@
 
 A condition that cannot apply (unknown operator, bad regex or CIDR, an operator without a
 field) is a load error, never a silent no-op.
+
+Each predicate also answers for a whole batch at once (``evaluate(pred, columns)``): a field's
+test runs once per distinct value of the batch (``logwarden.rules.columns``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from logwarden.event import Event, known_field
 from logwarden.networks import DEFAULT_INTERNAL, in_networks, parse_networks
+from logwarden.rules.columns import Columns, Mask
 
 Predicate = Callable[[Event], bool]
 # A value a predicate requires: (field, values) when it can only be true if the field's value
@@ -36,8 +42,34 @@ def always(_: Event) -> bool:
     return True
 
 
+always.columns = lambda cols: np.ones(cols.n, dtype=bool)  # type: ignore[attr-defined]
+
+
 def needs_of(pred: Predicate) -> Needs | None:
     return getattr(pred, "needs", None)
+
+
+def evaluate(pred: Predicate, cols: Columns) -> Mask:
+    """``pred`` over every event of a batch: by column where it has a column form."""
+    by_column = getattr(pred, "columns", None)
+    return by_column(cols) if by_column is not None else cols.each(pred)
+
+
+def _with_columns(pred: Predicate, by_column: Callable[[Columns], Mask]) -> Predicate:
+    pred.columns = by_column  # type: ignore[attr-defined]
+    return pred
+
+
+def combine(preds: Sequence[Predicate], all_of: bool) -> Callable[[Columns], Mask]:
+    """The column form of ``all``/``any`` of ``preds``; stops early once the answer is known."""
+    def by_column(cols: Columns) -> Mask:
+        mask = evaluate(preds[0], cols)
+        for pred in preds[1:]:
+            if (all_of and not mask.any()) or (not all_of and mask.all()):
+                break
+            mask = mask & evaluate(pred, cols) if all_of else mask | evaluate(pred, cols)
+        return mask
+    return by_column
 
 
 def _with_needs(pred: Predicate, needs: Needs | None) -> Predicate:
@@ -75,14 +107,16 @@ def compile_condition(spec: Any, networks: NamedNetworks | None = None) -> Predi
         kind, inner = next(iter(spec.items()))
         if kind == "not":
             pred = compile_condition(inner, networks)
-            return lambda e: not pred(e)
+            return _with_columns(lambda e: not pred(e), lambda cols: ~evaluate(pred, cols))
         if not isinstance(inner, list) or not inner:
             raise ConditionError(f"'{kind}' takes a non-empty list of conditions")
         preds = [compile_condition(c, networks) for c in inner]
+        if len(preds) == 1:
+            return preds[0]
         if kind == "all":
             needs = next((n for n in map(needs_of, preds) if n is not None), None)
-            return _with_needs(_chain(preds, True), needs)
-        return _chain(preds, False)
+            return _with_columns(_with_needs(_chain(preds, True), needs), combine(preds, True))
+        return _with_columns(_chain(preds, False), combine(preds, False))
     if "field" not in spec:
         raise ConditionError(f"condition needs 'field' (or all/any/not): {spec}")
     ops = set(spec) - {"field"}
@@ -94,30 +128,39 @@ def compile_condition(spec: Any, networks: NamedNetworks | None = None) -> Predi
     op = ops.pop()
     if not known_field(str(spec["field"])):
         raise ConditionError(f"unknown field {spec['field']!r} (ECS names, parser fields, or labels.*)")
-    get = Event.getter(str(spec["field"]))
-    return _operator(op, spec[op], get, str(spec["field"]), networks)
+    field = str(spec["field"])
+    test, needs = _operator(op, spec[op], field, networks)
+    get = Event.getter(field)
+    key = (op, repr(spec[op]), repr(networks) if op == "cidr" else None)  # one test per batch however often written
+    return _with_columns(_with_needs(lambda e: test(get(e)), needs), lambda cols: cols.test(field, test, key))
 
 
-def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str, networks: NamedNetworks) -> Predicate:
+Test = Callable[[Any], bool]  # a leaf's test of one field's value
+
+
+def _operator(op: str, arg: Any, field: str, networks: NamedNetworks) -> tuple[Test, Needs | None]:
     if op == "equals":
         if isinstance(arg, str):  # the common case: compare strings directly
-            return _with_needs(lambda e: (v := get(e)) == arg or (
-                v is not None and type(v) is not str and _eq(v, arg)), (field, frozenset([arg])))
-        return lambda e: _eq(get(e), arg)
+            return (lambda v: v == arg or (v is not None and type(v) is not str and _eq(v, arg)),
+                    (field, frozenset([arg])))
+        return (lambda v: _eq(v, arg)), None
     if op == "in":
         if not isinstance(arg, list):
             raise ConditionError(f"'in' on {field!r} takes a list")
         values = frozenset(str(v) for v in arg)
-        return _with_needs(lambda e: (v := get(e)) is not None and (
+        return (lambda v: v is not None and (
             v in values if type(v) is str else
-            any(str(x) in values for x in v) if isinstance(v, list) else str(v) in values),
-            (field, values))
+            any(str(x) in values for x in v) if isinstance(v, list) else str(v) in values)), (field, values)
+    return _unindexed(op, arg, field, networks), None
+
+
+def _unindexed(op: str, arg: Any, field: str, networks: NamedNetworks) -> Test:
     if op == "regex":
         try:
             rx = re.compile(str(arg))
         except re.error as exc:
             raise ConditionError(f"bad regex for {field!r}: {exc}") from None
-        return lambda e: (v := get(e)) is not None and rx.search(str(v)) is not None
+        return lambda v: v is not None and rx.search(str(v)) is not None
     if op == "cidr":
         if isinstance(arg, str) and "/" not in arg:
             if arg not in networks:
@@ -128,22 +171,21 @@ def _operator(op: str, arg: Any, get: Callable[[Event], Any], field: str, networ
             nets = parse_networks(arg if isinstance(arg, list) else [arg])
         except ValueError as exc:
             raise ConditionError(f"bad CIDR for {field!r}: {exc}") from None
-        return lambda e: in_networks(get(e), nets)
+        return lambda v: in_networks(v, nets)
     if op in ("gt", "gte", "lt", "lte"):
         if isinstance(arg, bool) or not isinstance(arg, int | float):
             raise ConditionError(f"'{op}' on {field!r} takes a number")
         compare = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}[op]
-        return lambda e: (n := _num(get(e))) is not None and compare(n, float(arg))
+        return lambda v: (n := _num(v)) is not None and compare(n, float(arg))
     if op == "contains":
         needle = str(arg)
-        return lambda e: (v := get(e)) is not None and (
-            needle in v if isinstance(v, list) else needle in str(v))
+        return lambda v: v is not None and (needle in v if isinstance(v, list) else needle in str(v))
     if op == "startswith":
         prefixes = tuple(str(a) for a in arg) if isinstance(arg, list) else (str(arg),)
-        return lambda e: (v := get(e)) is not None and str(v).startswith(prefixes)
+        return lambda v: v is not None and str(v).startswith(prefixes)
     if not isinstance(arg, bool):
         raise ConditionError(f"'exists' on {field!r} takes true or false")
-    return lambda e: (get(e) is not None) is arg
+    return lambda v: (v is not None) is arg
 
 
 def _eq(value: Any, arg: Any) -> bool:

@@ -24,7 +24,8 @@ from logwarden.event import known_field
 from logwarden.networks import DEFAULT_INTERNAL, parse_networks
 from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
-from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, needs_of
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, evaluate, needs_of
 
 COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "link", "where",
           "exceptions", "examples")
@@ -245,9 +246,18 @@ def _without(where: Predicate, exceptions: list[Predicate]) -> Predicate:
     def pred(e: Any) -> bool:
         return where(e) and not any(x(e) for x in exceptions)
 
+    def by_column(cols: Columns) -> Mask:
+        mask = evaluate(where, cols)
+        for x in exceptions:
+            if not mask.any():
+                break
+            mask = mask & ~evaluate(x, cols)  # never in place: a mask may be a shared leaf
+        return mask
+
     needs = needs_of(where)
     if needs is not None:
         pred.needs = needs  # type: ignore[attr-defined]
+    pred.columns = by_column  # type: ignore[attr-defined]
     return pred
 
 

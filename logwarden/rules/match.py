@@ -10,6 +10,8 @@ from typing import ClassVar
 from logwarden.alerts import Alert
 from logwarden.event import Event
 from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
 
 
@@ -39,6 +41,9 @@ class MatchRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event)
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols)
 
     def init(self) -> MatchState:
         return MatchState()

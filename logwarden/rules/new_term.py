@@ -23,6 +23,8 @@ from logwarden.errors import ConfigError
 from logwarden.event import Event
 from logwarden.networks import DEFAULT_INTERNAL, Net, in_networks, parse_networks, prefix_of
 from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import evaluate
 from logwarden.rules.terms import STARTED, TermStore
 from logwarden.rules.threshold import Duration
 
@@ -84,6 +86,9 @@ class NewTermRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event) and event.get(self.field) is not None
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols) & cols.present(self.field)
 
     def init(self) -> NewTermState:
         return NewTermState()

@@ -13,7 +13,8 @@ from pydantic import Field
 from logwarden.alerts import Alert
 from logwarden.event import Event
 from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
-from logwarden.rules.conditions import compile_condition, needs_of
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import compile_condition, evaluate, needs_of
 from logwarden.rules.threshold import Duration
 
 
@@ -51,6 +52,9 @@ class SequenceRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event) and (self.first(event) or self.then(event))
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols) & (evaluate(self.first, cols) | evaluate(self.then, cols))
 
     def needs(self) -> tuple[str, frozenset[str]] | None:
         """An event is relevant only if it can match ``first`` or ``then``."""

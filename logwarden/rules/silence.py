@@ -19,6 +19,8 @@ from pydantic import field_validator
 from logwarden.alerts import Alert, make_alert_id
 from logwarden.event import Event
 from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
 
 
@@ -60,6 +62,9 @@ class SilenceRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event)
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols)
 
     def init(self) -> SilenceState:
         return SilenceState()

@@ -13,6 +13,8 @@ from pydantic import Field
 from logwarden.alerts import Alert
 from logwarden.event import Event
 from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -55,6 +57,9 @@ class SpikeRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event)
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols)
 
     def init(self) -> SpikeState:
         return SpikeState(previous=deque(maxlen=self.history))

@@ -17,6 +17,8 @@ from pydantic import BeforeValidator, Field
 from logwarden.alerts import Alert
 from logwarden.event import Event
 from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.rules.columns import Columns, Mask
+from logwarden.rules.conditions import evaluate
 from logwarden.timeutil import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -50,6 +52,9 @@ class ThresholdRule:
 
     def relevant(self, event: Event) -> bool:
         return self.where(event)
+
+    def relevant_columns(self, cols: Columns) -> Mask:
+        return evaluate(self.where, cols)
 
     def init(self) -> ThresholdState:
         return ThresholdState(recent=deque(maxlen=self.count))

@@ -87,6 +87,9 @@ class Redactor:
                 by_keyword.setdefault(k, []).append(i)
         self._keywords = list(by_keyword)
         self._targets = [tuple(by_keyword[k]) for k in self._keywords]
+        # a detector's cheap check of the whole line ("://" is in most web lines, a URL password
+        # also needs an "@"), asked once per candidate line before any line is redacted
+        self._gates = {i: gate for i, d in enumerate(self.detectors) if (gate := getattr(d, "gate", None))}
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
 
@@ -134,6 +137,13 @@ class Redactor:
             at = found.setdefault(i, {})
             for d in targets[k]:
                 at.setdefault(d, []).append(start - starts[i])
+        gates = self._gates
+        for i in [i for i, at in found.items() if not gates.keys().isdisjoint(at)]:
+            at = found[i]
+            for d in [d for d in at if d in gates and not gates[d](lines[i])]:
+                del at[d]
+            if not at:
+                del found[i]
         return found
 
     def _redact_line(self, line: str, candidates: dict[int, list[int]]) -> Redaction | None:

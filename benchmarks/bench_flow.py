@@ -1,0 +1,158 @@
+"""``logwarden run`` end to end (every format, the default rule pack and model), beside a plain
+``json.loads`` loop and logwarden's own per-event path, in the same run; with its peak memory.
+
+    python benchmarks/bench_flow.py [--days 14] [--orgs 1]
+    python benchmarks/bench_flow.py --memory        # peak RSS over about 1M and 4M lines
+
+Input: ``logwarden simulate`` (web, API JSON, sshd/sudo, Kubernetes audit, CloudTrail, database
+gateway), ``--days`` of each of ``--orgs`` organisations, written to a temporary directory.
+
+Figures, each in lines per second over all the input's lines:
+- ``json.loads``: the standard library decoding the JSON lines alone (a floor for any parser);
+- per event: logwarden's parsers and standard check line by line (``SourceChecker.check_line``),
+  each event asked of each rule (``group_keys``), and the rules folded in one process (no
+  Bytewax, no model): the straightforward per-event design;
+- ``logwarden run``: the real command, one worker, with its start-up (measured on an empty
+  input) subtracted; and its peak resident memory (RSS) from the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORGS = ("acme", "globex", "initech", "umbrella", "hooli", "stark")
+
+
+def simulate_input(work: Path, days: int, orgs: int) -> list[str]:
+    from logwarden.simulate import simulate
+
+    end = datetime(2026, 11, 25, tzinfo=UTC)
+    for org in ORGS[:orgs]:
+        simulate(work / org, days=days, seed=11, end=end, org=org)
+    return sorted(str(p) for p in work.rglob("*.*") if p.name != "labels.jsonl")
+
+
+def count_lines(paths: list[str]) -> int:
+    return sum(sum(1 for _ in open(p, encoding="utf-8", errors="replace")) for p in paths)
+
+
+def json_loop(paths: list[str]) -> tuple[float, int]:
+    t, n = time.perf_counter(), 0
+    for path in paths:
+        if path.endswith(".jsonl"):
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    n += 1
+                    try:
+                        json.loads(line)
+                    except ValueError:  # the simulator plants malformed lines
+                        pass
+    return time.perf_counter() - t, n
+
+
+def per_event(paths: list[str]) -> tuple[float, int]:
+    from logwarden.event import Event
+    from logwarden.parsers import ParserOptions, build_parser
+    from logwarden.rules.evaluate import evaluate
+    from logwarden.rules.loader import default_rule_files, load_rules
+    from logwarden.sources import resolve_inputs
+    from logwarden.standard import SourceChecker, load_profile
+
+    rules = load_rules(default_rule_files()).enabled()
+    options, profile = ParserOptions(), load_profile()
+    t = time.perf_counter()
+    events: list[Event] = []
+    for path, fmt in resolve_inputs(paths, None, options):
+        checker = SourceChecker(profile, build_parser(fmt, options), path)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for lineno, line in enumerate(f, 1):
+                event, _ = checker.check_line(line.rstrip("\n"), lineno)
+                if event is not None:
+                    events.append(event)
+    events.sort(key=lambda e: (e.timestamp, e.source, e.line))
+    alerts = evaluate(rules, events)
+    return time.perf_counter() - t, len(alerts)
+
+
+def run_logwarden(paths: list[str], work: Path) -> tuple[float, int, int]:
+    """(seconds, peak RSS in KiB, alert lines) of ``logwarden run`` over ``paths``."""
+    cmd = [sys.executable, "-m", "logwarden", "run", "--alerts", str(work / "alerts.jsonl"),
+           "--violations", str(work / "violations.jsonl")]
+    for path in paths:
+        cmd += ["--input", path]
+    with open(work / "stderr.log", "wb") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"logwarden run failed:\n{(work / 'stderr.log').read_text()[-2000:]}")
+    found = work / "alerts.jsonl"
+    alerts = sum(1 for _ in open(found)) if found.exists() else 0
+    return seconds, usage.ru_maxrss, alerts
+
+
+def startup(work: Path) -> float:
+    empty = work / "empty" / "access.log"
+    empty.parent.mkdir(parents=True, exist_ok=True)
+    empty.write_text('127.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "curl/8"\n')
+    return min(run_logwarden([str(empty)], empty.parent)[0] for _ in range(2))
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def throughput(days: int, orgs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="lw-bench-flow-") as tmp:
+        work = Path(tmp)
+        paths = simulate_input(work / "logs", days, orgs)
+        lines = count_lines(paths)
+        print(f"{lines:,} lines in {len(paths)} files; {machine()}")
+        loads, json_lines = json_loop(paths)
+        each, each_alerts = per_event(paths)
+        base = startup(work)
+        flow, rss, flow_alerts = run_logwarden(paths, work)
+        print(f"{'what':<34}{'seconds':>9}{'lines/s':>11}")
+        print(f"{f'json.loads ({json_lines:,} JSON lines)':<34}{loads:>9.2f}{json_lines / loads:>11,.0f}")
+        print(f"{'per event, no Bytewax, no model':<34}{each:>9.2f}{lines / each:>11,.0f}")
+        print(f"{'logwarden run (1 worker)':<34}{flow - base:>9.2f}{lines / (flow - base):>11,.0f}"
+              f"   (start-up {base:.1f} s excluded; peak RSS {rss / 1024:,.0f} MiB)")
+        print(f"alerts: per event {each_alerts} (rules only), logwarden run {flow_alerts} (with the standard's and "
+              f"the model's)")
+
+
+def memory() -> None:
+    """Peak RSS against input length: the state is bounded, so 4x the lines must not be 4x the memory."""
+    for days, orgs in ((48, 1), (48, 4)):
+        with tempfile.TemporaryDirectory(prefix="lw-bench-mem-") as tmp:
+            work = Path(tmp)
+            paths = simulate_input(work / "logs", days, orgs)
+            lines = count_lines(paths)
+            seconds, rss, _ = run_logwarden(paths, work)
+            print(f"{lines:>10,} lines: {seconds:7.1f} s, peak RSS {rss / 1024:,.0f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--orgs", type=int, default=1, choices=range(1, len(ORGS) + 1))
+    ap.add_argument("--memory", action="store_true", help="peak RSS over about 1M and 4M lines")
+    args = ap.parse_args()
+    memory() if args.memory else throughput(args.days, args.orgs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""A batch of events read column by column: rule conditions evaluated once per batch.
+
+Routing asks, for every event of a batch and every rule, whether the rule could use the event.
+Asked event by event that is a Python call per rule per event (a regex on each URL, again for
+each rule). Here each field the conditions name is read once per batch and factorized (its
+distinct values and, per event, the index of its value); a condition's test runs once per
+*distinct* value and its answer is spread back to the events by numpy indexing. Logs repeat
+themselves (the same paths, agents, actions and addresses), so a batch of 20,000 events has a
+few thousand distinct values at most.
+
+The tests are the very functions the per-event predicates use, so both answer the same for
+every event; ``tests/test_rules.py`` checks it on the simulator's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+from logwarden.event import Event
+
+Mask = np.ndarray  # bool, one per event of the batch
+
+
+class Columns:
+    """The events of one batch, with each field factorized on first use."""
+
+    __slots__ = ("_factorized", "_leaves", "events", "n")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.n = len(events)
+        self._factorized: dict[str, tuple[np.ndarray, list[Any]]] = {}
+        self._leaves: dict[Hashable, Mask] = {}
+
+    def factorized(self, field: str) -> tuple[np.ndarray, list[Any]]:
+        """``(codes, uniques)``: ``uniques[codes[i]]`` is event i's value of ``field``."""
+        found = self._factorized.get(field)
+        if found is None:
+            found = self._factorized[field] = _factorize(list(map(Event.getter(field), self.events)))
+        return found
+
+    def values(self, field: str) -> list[Any]:
+        codes, uniques = self.factorized(field)
+        return [uniques[c] for c in codes.tolist()]
+
+    def test(self, field: str, test: Callable[[Any], bool], key: Hashable | None = None) -> Mask:
+        """``test(value of field)`` for every event, asked once per distinct value. ``key``:
+        names the test, so the same condition written in several rules runs once."""
+        if key is not None and (key := (field, key)) in self._leaves:
+            return self._leaves[key]
+        codes, uniques = self.factorized(field)
+        answers = np.fromiter(map(test, uniques), dtype=bool, count=len(uniques))
+        mask = answers[codes] if len(uniques) else np.zeros(self.n, dtype=bool)
+        if key is not None:
+            self._leaves[key] = mask
+        return mask
+
+    def present(self, field: str) -> Mask:
+        return self.test(field, _is_set, "present")
+
+    def each(self, pred: Callable[[Event], bool]) -> Mask:
+        """A predicate with no column form, asked event by event."""
+        return np.fromiter(map(pred, self.events), dtype=bool, count=self.n)
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None
+
+
+def _factorize(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    try:
+        uniques = list(dict.fromkeys(values))
+    except TypeError:  # an unhashable value (a list field): no sharing, each event its own
+        return np.arange(len(values), dtype=np.intp), values
+    index = {u: i for i, u in enumerate(uniques)}
+    codes = list(map(index.__getitem__, values))
+    # 1, 1.0 and True are one dict key but not one value to a test (or in a group key's text):
+    # a column that mixes such values is not shared.
+    types = {type(u) for u in uniques} - {type(None)}
+    if len(types) > 1 and len({(type(v), v) for v in values}) != len(index):
+        return np.arange(len(values), dtype=np.intp), values
+    return np.asarray(codes, dtype=np.intp), uniques
