@@ -196,7 +196,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
                 else:
                     out.append(item)
             mark = clock.mark(chunk.source) if clock is not None else None
-            out.extend(Routed(key, (f, e, mark)) for key, (f, e) in rules.route(events))
+            replay = self._config.allowed_lateness is None  # folded in event-time order at the end
+            out.extend(Routed(key, (f, e, mark)) for key, (f, e) in rules.route(events, thin=replay))
             if model:
                 out.extend(Featured(p, item) for item in events if (p := principal_of(item)) is not None)
             if self._emit_events:

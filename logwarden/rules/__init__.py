@@ -48,6 +48,11 @@ class RuleIndex:
                 self._by.setdefault(field, {}).setdefault(value, []).append(rule)
         self._getters = [(Event.getter(f), table) for f, table in self._by.items()]
         self._order = {r.meta.id: i for i, r in enumerate(self.rules)}
+        # Group-by fields whose every rule can thin a batch (``silence``: only the gaps matter).
+        by_field: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            by_field.setdefault(rule.meta.group_by, []).append(rule)
+        self._thinners = {f: rs for f, rs in by_field.items() if all(hasattr(r, "thin") for r in rs)}
 
     def candidates(self, event: Event) -> list[Rule]:
         found = list(self._always)
@@ -61,22 +66,31 @@ class RuleIndex:
             found.sort(key=lambda r: self._order[r.meta.id])
         return found
 
-    def route(self, events: list[Event]) -> list[tuple[str, tuple[str, Event]]]:
+    def route(self, events: list[Event], thin: bool = False) -> list[tuple[str, tuple[str, Event]]]:
         """``group_keys`` of a whole batch at once, each rule's relevance asked by column
         (``logwarden.rules.columns``). The same keys and events; the items come grouped by
         group-by field, and each key's events keep their order in the batch. A few events (a
-        followed file's trickle) are asked one by one: below ``COLUMNS_FROM`` that is cheaper."""
+        followed file's trickle) are asked one by one: below ``COLUMNS_FROM`` that is cheaper.
+
+        ``thin`` (replays, which fold in event-time order at the end): a key whose every rule
+        can thin its events (``silence``) gets only those its rules' folds need, which tell the
+        same alerts (``tests/test_rules.py``): a source's every event is not held to its end."""
         if len(events) < COLUMNS_FROM:
             return [routed for event in events for routed in group_keys(self, event)]
         cols = Columns(events)
         relevant: dict[str, Mask] = {}
+        thinned: dict[str, list[tuple[Rule, Mask]]] = {}
         for rule in self.rules:
             by_column = getattr(rule, "relevant_columns", None)
             mask = by_column(cols) if by_column is not None else cols.each(rule.relevant)
             name = rule.meta.group_by
             relevant[name] = relevant[name] | mask if name in relevant else mask
+            if thin and name in self._thinners:
+                thinned.setdefault(name, []).append((rule, mask))
         out: list[tuple[str, tuple[str, Event]]] = []
         for name, mask in relevant.items():
+            if name in thinned:
+                mask = _thinned(thinned[name], cols, name)
             rows = np.flatnonzero(mask)
             if not len(rows):
                 continue
@@ -87,6 +101,20 @@ class RuleIndex:
                 if key is not None:
                     out.append((key, (name, events[row])))
         return out
+
+
+def _thinned(rules: list[tuple[Rule, Mask]], cols: Columns, name: str) -> Mask:
+    """The events of each key (value of ``name``) that any of its rules' folds needs."""
+    codes, _ = cols.factorized(name)
+    keep = np.zeros(cols.n, dtype=bool)
+    for rule, mask in rules:
+        by_key: dict[int, list[int]] = {}
+        rows = np.flatnonzero(mask)
+        for row, code in zip(rows.tolist(), codes[rows].tolist(), strict=True):
+            by_key.setdefault(code, []).append(row)
+        for same in by_key.values():
+            keep[[same[i] for i in rule.thin([cols.events[r] for r in same])]] = True  # type: ignore[attr-defined]
+    return keep
 
 
 def rule_needs(rule: Rule) -> tuple[str, frozenset[str]] | None:
