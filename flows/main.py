@@ -168,7 +168,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         if self._checker is None:
             parser = build_parser(chunk.fmt, self._config.parser_options)
             self._checker = SourceChecker(self._config.profile, parser, chunk.source,
-                                          self._config.now, self._config.secret_rules)
+                                          self._config.now, self._config.secret_rules,
+                                          self._config.parser_options.max_line)
             resume = dict(self._resume or {})
             clock = resume.pop("lateness", None)
             if self._config.allowed_lateness is not None:  # live: the source's own clock

@@ -51,7 +51,7 @@ class RunResult:
 
 def parser_options(settings: Settings) -> ParserOptions:
     aliases = load_alias_file(settings.json_mapping) if settings.json_mapping else {}
-    return ParserOptions(syslog_year=settings.syslog_year, json_aliases=aliases)
+    return ParserOptions(syslog_year=settings.syslog_year, json_aliases=aliases, max_line=settings.max_line)
 
 
 def secret_rules(settings: Settings) -> tuple[str, ...]:

@@ -746,7 +746,8 @@ def check(
     out = violations.open("wb") if violations else None
     try:
         for path, f in resolve_inputs(inputs, fmt, options):
-            checker = SourceChecker(profile, build_parser(f, options), path, secret_rules=secret_rules(settings))
+            checker = SourceChecker(profile, build_parser(f, options), path, secret_rules=secret_rules(settings),
+                                    max_line=options.max_line)
             for chunk in LineReader(path, f, settings.batch_size).chunks():
                 for item in checker.check_lines(chunk.lines, chunk.first_line):
                     if out is not None and isinstance(item, Violation):

@@ -14,6 +14,22 @@ from logwarden.networks import DEFAULT_INTERNAL, parse_networks
 from logwarden.timeutil import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2}
+
+
+def _size(value: object) -> object:
+    """A size in characters: ``65536``, ``64KiB``, ``1MiB``, ``100k``."""
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(number):]
+        if not number.isdigit() or unit not in _UNITS:
+            raise ValueError(f"a size such as 65536, 64KiB or 1MiB, not {value!r}")
+        return int(number) * _UNITS[unit]
+    return value
+
+
+Size = Annotated[int, BeforeValidator(_size)]
 
 
 def _id_list(value: object) -> object:
@@ -38,6 +54,8 @@ class Settings(BaseSettings):
     secret_rules: list[Path] = Field([], description="gitleaks-format TOML files that add, replace or "
                                      "disable secret rules, in order (JSON list); the shipped set stays")
     syslog_year: int | None = Field(None, description="year for RFC 3164 lines; default: inferred")
+    max_line: Size = Field(64 * 1024, ge=1024, description="longest line parsed (characters; 64KiB, 1MiB): "
+                           "a longer one is a too_long violation with a short redacted excerpt")
     allowed_lateness: Duration | None = Field(
         None, description="live runs: one allowed lateness for every source without its own "
         "(default: per format, CloudTrail 10m, Kubernetes audit 30s, JSON 5s, others 1s)")

@@ -23,6 +23,7 @@ from logwarden.compliance import SourceMonitor, StandardAlerts
 from logwarden.errors import ConfigError, ParseError, TimestampError
 from logwarden.event import ECS_FIELDS, Event
 from logwarden.parsers import PARSERS, Parser
+from logwarden.parsers.base import MAX_LINE
 from logwarden.timeutil import parse_duration, utcnow
 from logwarden.violation import Violation, excerpt
 
@@ -187,8 +188,10 @@ class SourceChecker:
     """
 
     def __init__(self, profile: Profile, parser: Parser, source: str,
-                 now: Callable[[], datetime] = utcnow, secret_rules: tuple[str, ...] = ()) -> None:
+                 now: Callable[[], datetime] = utcnow, secret_rules: tuple[str, ...] = (),
+                 max_line: int = MAX_LINE) -> None:
         self.source = source
+        self._max_line = max_line
         self._redactor = secrets.redactor_for(secret_rules)
         self._parser = parser
         self._now = now
@@ -270,6 +273,9 @@ class SourceChecker:
                                          secrets.marker("private-key"), kinds=("private-key",))
         text = found.text if found is not None else raw
         kinds = found.kinds if found is not None else ()
+        if len(raw) > self._max_line:  # never parsed: no line can stall the monitor
+            return None, self._violation(lineno, "too_long", f"{len(raw):,} characters, over the {self._max_line:,} "
+                                         "a line may have (LOGWARDEN_MAX_LINE); not parsed", text, kinds=kinds)
         if not text.strip():
             return None, None  # a blank line (many files end with one) is no record: no violation
         try:

@@ -9,7 +9,7 @@ from typing import Any
 from logwarden.timeutil import isoformat
 
 EXCERPT_CHARS = 160
-REASONS = ("malformed", "missing_field", "bad_timestamp", "secret", "late_event")
+REASONS = ("malformed", "missing_field", "bad_timestamp", "secret", "late_event", "too_long")
 ACTIONS = ("dropped", "redacted")
 
 

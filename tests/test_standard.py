@@ -198,3 +198,36 @@ def test_a_profile_sets_identity_per_source_kind() -> None:
     assert p.policy_for("json")[0] == (("@timestamp",), ("user.name", "source.ip"))
     with pytest.raises(ValidationError):
         Profile.model_validate({"name": "x", "identity": "someone"})
+
+
+def test_a_line_over_the_limit_is_one_too_long_violation_never_parsed_nor_leaked() -> None:
+    c = SourceChecker(load_profile(), build_parser("json", ParserOptions(now=NOW)), "app.jsonl",
+                      now=lambda: NOW, max_line=2000)
+    long = j(password="hunter2-Secr3t", path="/" + "a" * 3000)
+    event, violation = c.check_line(long, 7)
+    assert event is None and violation is not None and violation.reason == "too_long"
+    assert f"{len(long):,} characters" in violation.detail and violation.action == "dropped"
+    assert "hunter2" not in violation.excerpt and "[REDACTED:" in violation.excerpt
+    assert violation.secret_kinds == ("credential-param",) and len(violation.excerpt) <= 160
+    ok, none = c.check_line(j(), 8)
+    assert ok is not None and none is None  # the next line is read as ever
+    assert (c.scorecard.lines, c.scorecard.dropped, dict(c.scorecard.violations)) == (2, 1, {"too_long": 1})
+
+
+@pytest.mark.parametrize(("text", "size"), [("65536", 65536), ("64KiB", 65536), ("1MiB", 1048576), ("100k", 100_000)])
+def test_the_line_limit_reads_sizes(monkeypatch: pytest.MonkeyPatch, text: str, size: int) -> None:
+    from logwarden.app import parser_options
+    from logwarden.settings import Settings
+
+    monkeypatch.setenv("LOGWARDEN_MAX_LINE", text)
+    assert Settings().max_line == size and parser_options(Settings()).max_line == size
+
+
+def test_a_bad_line_limit_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from logwarden.settings import Settings
+
+    monkeypatch.setenv("LOGWARDEN_MAX_LINE", "lots")
+    with pytest.raises(ValidationError, match="65536, 64KiB or 1MiB"):
+        Settings()

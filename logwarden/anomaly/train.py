@@ -23,7 +23,7 @@ LABEL_SLACK = timedelta(minutes=30)  # a flagged window this close to a labelled
 def load_events(paths: list[str], options: ParserOptions, profile: Profile) -> list[Event]:
     events: list[Event] = []
     for path, fmt in resolve_inputs(paths, None, options):
-        checker = SourceChecker(profile, build_parser(fmt, options), path)
+        checker = SourceChecker(profile, build_parser(fmt, options), path, max_line=options.max_line)
         for chunk in LineReader(path, fmt, 5000).chunks():
             events.extend(x for x in checker.check_lines(chunk.lines, chunk.first_line) if type(x) is Event)
     return events

@@ -57,7 +57,7 @@ def build_parser(fmt: str, options: ParserOptions) -> Parser:
 
 def detect_format(lines: list[str], options: ParserOptions) -> str | None:
     """The format that parses most of the first non-empty lines; None when none parses any."""
-    sample = [line for line in lines if line.strip()][:SNIFF_LINES]
+    sample = [line for line in lines if line.strip() and len(line) <= options.max_line][:SNIFF_LINES]
     best, best_hits = None, 0
     for name, cls in PARSERS.items():
         parser = cls(options)

@@ -12,6 +12,8 @@ import orjson
 from logwarden.errors import ParseError
 from logwarden.event import Event
 
+MAX_LINE = 64 * 1024  # characters
+
 
 @dataclass(frozen=True, slots=True)
 class ParserOptions:
@@ -20,6 +22,9 @@ class ParserOptions:
     syslog_year: int | None = None  # None: the year that puts the event closest before now
     now: datetime | None = None  # reference for syslog year inference; None: wall clock
     json_aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Longer lines are never parsed nor sniffed (a too_long violation): no line can stall the
+    # monitor, whatever a parser's patterns.
+    max_line: int = MAX_LINE
 
 
 class Parser(Protocol):
