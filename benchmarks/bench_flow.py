@@ -76,9 +76,7 @@ def per_event(paths: list[str]) -> tuple[float, int]:
         checker = SourceChecker(profile, build_parser(fmt, options), path)
         with open(path, encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, 1):
-                event, _ = checker.check_line(line.rstrip("\n"), lineno)
-                if event is not None:
-                    events.append(event)
+                events.extend(e for e, _ in checker.check_record(line.rstrip("\n"), lineno) if e is not None)
     events.sort(key=lambda e: (e.timestamp, e.source, e.line))
     alerts = evaluate(rules, events)
     return time.perf_counter() - t, len(alerts)

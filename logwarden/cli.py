@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import tempfile
+import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +37,15 @@ InputOpt = Annotated[list[str], typer.Option(
                           "'redis://host:6379/0?stream=logs:*' or Kafka 'kafka://broker:9092/topic' (repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
 OptionalInputOpt = Annotated[list[str] | None, InputOpt.__metadata__[0]]  # run: else LOGWARDEN_INPUTS
+
+
+_DEBUG = {"on": False}  # --debug: an error's traceback too
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="on an error, show its traceback too")] = False,
+             ) -> None:
+    _DEBUG["on"] = debug
 
 
 def _settings(**overrides: object):
@@ -766,10 +776,19 @@ def check(
 
 
 def main() -> None:
+    """Expected failures (a bad setting or file, Redis or a disk out of reach) are one line naming
+    the thing; ``--debug`` adds the traceback. Anything else is a bug and keeps its traceback."""
+    import redis
+
     try:
         app()
-    except LogwardenError as exc:
-        typer.echo(f"logwarden: error: {exc}", err=True)
+    except (LogwardenError, OSError, redis.RedisError) as exc:
+        if _DEBUG["on"]:
+            traceback.print_exc()
+        what = str(exc) if isinstance(exc, LogwardenError) else \
+            f"{type(exc).__name__}: {exc}" + (" (is Redis reachable at LOGWARDEN_REDIS_URL?)"
+                                              if isinstance(exc, redis.RedisError) else "")
+        typer.echo(f"logwarden: error: {what}" + ("" if _DEBUG["on"] else " (--debug shows the traceback)"), err=True)
         sys.exit(2)
 
 

@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Any
 
 OUTCOMES = ("success", "failure", "unknown")
+ITEM = "log.file.item"  # extra: which record of a line that holds several (a Kubernetes EventList), from 1
 
 
 @dataclass(slots=True)
@@ -49,14 +50,16 @@ class Event:
         """``event.id``: the source's own id, else derived from source, line and dataset."""
         if self.event_id:
             return self.event_id
-        digest = hashlib.blake2b(
-            f"{self.source}\x00{self.line}\x00{self.dataset}".encode(), digest_size=10
-        )
-        return digest.hexdigest()
+        key = f"{self.source}\x00{self.line}\x00{self.dataset}"
+        if self.extra and (item := self.extra.get(ITEM)) is not None:
+            key += f"\x00{item}"
+        return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
     @property
     def ref(self) -> str:
-        return f"{self.source}:{self.line}"
+        """``path:line``, and ``#item`` for one of several records on a line."""
+        item = self.extra.get(ITEM) if self.extra else None
+        return f"{self.source}:{self.line}" if item is None else f"{self.source}:{self.line}#{item}"
 
     def get(self, name: str) -> Any:
         """Value of an ECS field by its dotted name (``user.name``), None when absent."""
@@ -144,7 +147,7 @@ ECS_FIELDS = frozenset(_GETTERS)
 # Names the parsers put into ``extra``; with ECS_FIELDS, what rule conditions may name
 # (plus any ``labels.*`` a user maps in). A typo in a rule is then a load error.
 EXTRA_FIELDS = frozenset({
-    "user.invalid", "user.roles", "user.target.name", "ssh.method", "event.repeat_count",
+    ITEM, "user.invalid", "user.roles", "user.target.name", "ssh.method", "event.repeat_count",
     "event.provider", "process.command_line", "process.tty",
     "orchestrator.type", "orchestrator.namespace", "orchestrator.resource.type",
     "orchestrator.resource.name", "orchestrator.api_version", "k8s.audit.stage", "k8s.audit.level",

@@ -21,7 +21,7 @@ from logwarden import secrets
 from logwarden.alerts import Alert
 from logwarden.compliance import SourceMonitor, StandardAlerts
 from logwarden.errors import ConfigError, ParseError, TimestampError
-from logwarden.event import ECS_FIELDS, Event
+from logwarden.event import ECS_FIELDS, ITEM, Event
 from logwarden.parsers import PARSERS, Parser
 from logwarden.parsers.base import MAX_LINE
 from logwarden.timeutil import parse_duration, utcnow
@@ -148,6 +148,7 @@ class Scorecard:
     dropped: int = 0
     redacted: int = 0
     blank: int = 0  # empty or whitespace-only lines: counted, but no record (no event, no violation)
+    items: int = 0  # records beyond the first of lines that hold several (a Kubernetes EventList)
     newest: datetime | None = None  # the newest event time seen (for lag)
     oldest: datetime | None = None  # the oldest event time seen (the period it covers)
     # Live runs: the source's allowed lateness and its watermark's learned delay, in seconds.
@@ -156,7 +157,7 @@ class Scorecard:
 
     @property
     def compliance_rate(self) -> float:
-        records = self.lines - self.blank
+        records = self.lines - self.blank + self.items
         return self.compliant / records if records else 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +170,7 @@ class Scorecard:
             "dropped": self.dropped,
             "redacted": self.redacted,
             "blank": self.blank,
+        } | ({"items": self.items} if self.items else {}) | {
             "violations": dict(sorted(self.violations.items())),
             "compliance_rate": round(self.compliance_rate, 6),
             "newest": self.newest.isoformat() if isinstance(self.newest, datetime) else self.newest,
@@ -178,6 +180,10 @@ class Scorecard:
 
 
 Outcome = tuple[Event | None, Violation | None]  # (None, None) only for a blank line
+Judged = tuple[Event | None, Violation | None, tuple[str, ...]]  # an outcome, and the required fields it lacked
+
+
+UNREADABLE = "a record this parser could not read"  # a parser raised something else than ParseError
 
 
 class SourceChecker:
@@ -206,7 +212,7 @@ class SourceChecker:
         self.scorecard = Scorecard(source, parser.name)
         # every field of every group set: the common case, tested at once
         self._all_required = Event.all_set([n for group in self._required for n in group])
-        self._missing: tuple[str, ...] = ()
+        self._many = getattr(parser, "parse_many", None)  # lines that may hold several records
         self.monitor = SourceMonitor(profile.alerts, source, parser.name,
                                      [label for label, _ in self._required_getters],
                                      known_source=parser.name in profile.sources, expected=self._expected)
@@ -219,17 +225,15 @@ class SourceChecker:
         found = self._redactor.redact_batch(lines)  # one keyword pass over the whole batch
         for offset, raw in enumerate(lines):
             lineno = first_lineno + offset
-            event, violation = self.check_line(raw, lineno, now, found[offset])
-            if event is None and violation is None:
-                continue  # a blank line: counted in the scorecard, nothing else
-            # the line's time, when the standard accepted it (a jumped clock must not move the source's)
-            when = event.timestamp if event is not None else \
-                violation.timestamp if violation is not None and violation.reason != "bad_timestamp" else None
-            monitor.observe(lineno, when, violation, self._missing)
-            if violation is not None:
-                yield violation
-            if event is not None:
-                yield event
+            for event, violation, missing in self._record(raw, lineno, now, found[offset]):
+                # the line's time, when the standard accepted it (a jumped clock must not move the source's)
+                when = event.timestamp if event is not None else \
+                    violation.timestamp if violation is not None and violation.reason != "bad_timestamp" else None
+                monitor.observe(lineno, when, violation, missing)
+                if violation is not None:
+                    yield violation
+                if event is not None:
+                    yield event
         self.scorecard.newest = self.newest
         if not monitor.known_source and lines:  # after its lines: dated by them where they could be
             why = ("its format could not be detected" if self._parser.name == "undetected" else
@@ -243,66 +247,100 @@ class SourceChecker:
 
     def check_line(self, raw: str, lineno: int, now: datetime | None = None,
                    found: secrets.Redaction | bool | None = True) -> Outcome:
-        """One line; ``found``: its redaction when the caller already scanned it (None: clean)."""
+        """One line holding one record (``check_record``: any line); ``found``: its redaction
+        when the caller already scanned it (None: clean)."""
+        outcomes = self.check_record(raw, lineno, now, found)
+        if len(outcomes) > 1:
+            raise ValueError(f"line {lineno} holds {len(outcomes)} records: use check_record")
+        return outcomes[0] if outcomes else (None, None)
+
+    def check_record(self, raw: str, lineno: int, now: datetime | None = None,
+                     found: secrets.Redaction | bool | None = True) -> list[Outcome]:
+        """What one line holds: one outcome a record (none for a blank line)."""
+        return [(event, violation) for event, violation, _ in self._record(raw, lineno, now or self._now(), found)]
+
+    def _record(self, raw: str, lineno: int, now: datetime,
+                found: secrets.Redaction | bool | None) -> list[Judged]:
         card = self.scorecard
         card.lines += 1
         if found is True:
             found = self._redactor.redact(raw)
-        event, violation = self._check(raw, lineno, now or self._now(), found or None)
-        if event is None and violation is None:
+        outcomes = self._check(raw, lineno, now, found or None)
+        if not outcomes:
             card.blank += 1
-            return event, violation
-        if violation is not None:
-            card.violations[violation.reason] += 1
-            if event is None:
-                card.dropped += 1
-            else:
-                card.redacted += 1
-        if event is not None:
-            card.events += 1
-            card.compliant += violation is None
-        return event, violation
+        card.items += max(0, len(outcomes) - 1)
+        for event, violation, _ in outcomes:
+            if violation is not None:
+                card.violations[violation.reason] += 1
+                if event is None:
+                    card.dropped += 1
+                else:
+                    card.redacted += 1
+            if event is not None:
+                card.events += 1
+                card.compliant += violation is None
+        return outcomes
 
-    def _check(self, raw: str, lineno: int, now: datetime, found: secrets.Redaction | None) -> Outcome:
-        self._missing = ()
+    def _check(self, raw: str, lineno: int, now: datetime,
+               found: secrets.Redaction | None) -> list[Judged]:
         opens = secrets.opens_private_key(raw)
         if self.in_key_block or opens:
             # A raw multi-line key: every line of the block is dropped, none is echoed.
             self.in_key_block = not secrets.closes_private_key(raw)
-            return None, self._violation(lineno, "secret", "line of a private key block",
-                                         secrets.marker("private-key"), kinds=("private-key",))
+            return [(None, self._violation(lineno, "secret", "line of a private key block",
+                                           secrets.marker("private-key"), kinds=("private-key",)), ())]
         text = found.text if found is not None else raw
         kinds = found.kinds if found is not None else ()
         if len(raw) > self._max_line:  # never parsed: no line can stall the monitor
-            return None, self._violation(lineno, "too_long", f"{len(raw):,} characters, over the {self._max_line:,} "
-                                         "a line may have (LOGWARDEN_MAX_LINE); not parsed", text, kinds=kinds)
+            return [(None, self._violation(lineno, "too_long", f"{len(raw):,} characters, over the {self._max_line:,} "
+                                           "a line may have (LOGWARDEN_MAX_LINE); not parsed", text, kinds=kinds), ())]
         if not text.strip():
-            return None, None  # a blank line (many files end with one) is no record: no violation
+            return []  # a blank line (many files end with one) is no record: no violation
         try:
-            event = self._parser.parse(text, self.source, lineno)
+            items = self._many(text, self.source, lineno) if self._many is not None else None
+            if items is None:
+                return [self._judge(self._parser.parse(text, self.source, lineno), lineno, now, text, kinds)]
         except TimestampError as exc:
-            return None, self._violation(lineno, "bad_timestamp", str(exc), text, kinds=kinds)
+            return [(None, self._violation(lineno, "bad_timestamp", str(exc), text, kinds=kinds), ())]
         except ParseError as exc:
-            return None, self._violation(lineno, "malformed", f"{self._parser.name}: {exc}",
-                                         text, kinds=kinds)
+            return [(None, self._violation(lineno, "malformed", f"{self._parser.name}: {exc}", text, kinds=kinds), ())]
+        except Exception as exc:  # a parser's own bug: this line is quarantined, the flow goes on
+            return [(None, self._violation(lineno, "malformed", f"{self._parser.name}: {UNREADABLE} "
+                                           f"({type(exc).__name__})", text, kinds=kinds), ())]
+        # Several records on one line (a Kubernetes EventList): each judged alone on its own text
+        # (its excerpt, the secrets redacted in it), named by its item.
+        out: list[Judged] = []
+        for n, (item, own) in enumerate(items, 1):
+            mine = tuple(k for k in kinds if secrets.marker(k) in own)
+            if isinstance(item, Event):
+                out.append(self._judge(item, lineno, now, own, mine))
+            elif isinstance(item, TimestampError):
+                out.append((None, self._violation(lineno, "bad_timestamp", str(item), own, kinds=mine, item=n), ()))
+            else:
+                out.append((None, self._violation(lineno, "malformed", f"{self._parser.name}: {item}", own,
+                                                  kinds=mine, item=n), ()))
+        return out
+
+    def _judge(self, event: Event, lineno: int, now: datetime, text: str,
+               kinds: tuple[str, ...]) -> Judged:
+        """A parsed record against the standard: its time, its required fields, its secrets."""
         problem = self._check_time(event, now)
         if problem is not None:
-            return None, self._violation(lineno, "bad_timestamp", problem, text, event, kinds)
+            return None, self._violation(lineno, "bad_timestamp", problem, text, event, kinds), ()
         missing = [] if self._all_required(event) else \
             [label for label, getters in self._required_getters if all(get(event) is None for get in getters)]
         if missing:
-            self._missing = tuple(missing)
             why = f" (a {self._parser.name} record must name its {self._identity})" \
                 if self._identity_label in missing else ""
             return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}{why}",
-                                         text, event, kinds)
+                                         text, event, kinds), tuple(missing)
         reported = tuple(k for k in kinds if k not in self._expected)
         if reported:
             violation = self._violation(lineno, "secret", f"redacted {', '.join(reported)}",
                                         text, event, reported)
             violation.action = "redacted"
-            return event, violation
-        return event, None
+            return event, violation, ()
+        return event, None, ()
 
     def _check_time(self, event: Event, now: datetime) -> str | None:
         ts = event.timestamp
@@ -327,10 +365,12 @@ class SourceChecker:
         return None
 
     def _violation(self, lineno: int, reason: str, detail: str, text: str,
-                   event: Event | None = None, kinds: tuple[str, ...] = ()) -> Violation:
+                   event: Event | None = None, kinds: tuple[str, ...] = (), item: int | None = None) -> Violation:
+        if item is None and event is not None and event.extra:
+            item = event.extra.get(ITEM)
         return Violation(self.source, lineno, reason, detail, "dropped", excerpt(text),
                          self._parser.name, event.timestamp if event else None,
-                         event.id if event else None, kinds)
+                         event.id if event else None, kinds, item)
 
     def snapshot(self) -> dict[str, Any]:
         return {"newest": self.newest, "in_key_block": self.in_key_block,

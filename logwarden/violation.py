@@ -25,6 +25,7 @@ class Violation:
     timestamp: datetime | None = None
     event_id: str | None = None
     secret_kinds: tuple[str, ...] = ()
+    item: int | None = None  # which record of a line that holds several (a Kubernetes EventList), from 1
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -43,6 +44,8 @@ class Violation:
             out["event_id"] = self.event_id
         if self.secret_kinds:
             out["secret_kinds"] = list(self.secret_kinds)
+        if self.item is not None:
+            out["item"] = self.item
         return out
 
 

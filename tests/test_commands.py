@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,3 +187,25 @@ def test_directory_watcher_state_resumes_after_a_restart(tmp_path: Path) -> None
     [chunk] = again.poll()
     assert chunk.lines == ['{"n": 6}'] and chunk.first_line == 7
     again.close()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logwarden", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=os.environ | (env or {}), check=False)
+
+
+@pytest.mark.parametrize(("args", "env", "says"), [
+    (["run", "--input", "/no/such/access.log"], {}, "input /no/such/access.log: no such file"),
+    (["run", "--input", "x.log"], {"LOGWARDEN_MAX_LINE": "lots"}, "invalid settings: max_line"),
+    (["incidents", "list"], {"LOGWARDEN_REDIS_URL": "redis://127.0.0.1:1/0"}, "Redis"),
+])
+def test_an_expected_failure_is_one_line_and_debug_adds_the_traceback(args: list[str], env: dict[str, str],
+                                                                      says: str) -> None:
+    """#14: a bad file, a bad setting, Redis out of reach: one line naming it, exit 2, no
+    traceback; ``--debug`` shows the traceback too."""
+    plain = _cli(*args, env=env)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr, plain.stderr
+    [line] = [x for x in plain.stderr.splitlines() if x.startswith("logwarden: error: ")]
+    assert says in line and line.endswith("(--debug shows the traceback)")
+    debug = _cli("--debug", *args, env=env)
+    assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr and says in debug.stderr

@@ -360,3 +360,54 @@ def test_every_single_event_kubernetes_audit_shape_parses_and_is_detected(option
     no_user = "{" + common.replace('"user":{"username":"bob","groups":["dev"]},', "") + "}"
     with pytest.raises(ParseError, match="not a Kubernetes audit event"):
         parser.parse(no_user, "audit.log", 1)
+
+
+def test_every_kubernetes_audit_shape_in_one_file_parses_with_nothing_leaked(tmp_path) -> None:
+    """#14's acceptance: a pod creation carrying a secret volume, an ``EventList`` of three events,
+    a ``v1beta1`` event and an event without ``apiVersion``, in one file: detected, all parse,
+    none is a violation, every EventList item is its own event (line 2, items 1-3) that rules see
+    alike, and a token planted in an annotation is still redacted, in an item too."""
+    from logwarden.rules import RuleIndex
+    from logwarden.rules.loader import default_rule_files, load_rules
+
+    token = "ghp_" + "Z8k2pQ7rT4vX9mB3nL6wS1yC5hF0jD2gA7eK"
+
+    def event(n: int, **more: object) -> dict:
+        return {"level": "RequestResponse", "auditID": f"a-{n}", "stage": "ResponseComplete", "verb": "create",
+                "requestURI": "/api/v1/namespaces/payments/pods", "user": {"username": "bob", "groups": ["dev"]},
+                "sourceIPs": ["10.0.0.8"], "objectRef": {"resource": "pods", "namespace": "payments",
+                                                        "name": f"web-{n}", "apiVersion": "v1"},
+                "responseStatus": {"code": 201}, "requestReceivedTimestamp": f"2026-11-25T10:00:0{n}Z", **more}
+
+    pod = event(0, apiVersion="audit.k8s.io/v1", kind="Event", requestObject={
+        "kind": "Pod", "spec": {"volumes": [{"name": "default-token-x7k2p", "secret": {
+            "defaultMode": 420, "secretName": "default-token-x7k2p"}}]}})
+    items = [event(1), event(2, annotations={"note": f"deploy with {token}"}), event(3)]
+    beta = {k: v for k, v in event(4, apiVersion="audit.k8s.io/v1beta1", kind="Event").items()
+            if k != "requestReceivedTimestamp"} | {"timestamp": "2026-11-25T10:00:04Z"}
+    bare = event(5, kind="Event")  # no apiVersion
+    batch = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items}
+    lines = [orjson.dumps(doc).decode() for doc in (pod, batch, beta, bare)] + [""]
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(lines) + "\n")  # and a blank line at its end, as many real files have
+    fmt = sniff_file(str(path), ParserOptions())
+    assert fmt == "k8s_audit"
+    checker = SourceChecker(load_profile(), build_parser(fmt, ParserOptions()), str(path))
+    out = [x for chunk in LineReader(str(path), fmt, 1000).chunks()
+           for x in checker.check_lines(chunk.lines, chunk.first_line)]
+    violations = [x for x in out if hasattr(x, "reason")]
+    events = [x for x in out if not hasattr(x, "reason") and not hasattr(x, "rule_id")]
+    assert [v.reason for v in violations] == ["secret"] and violations[0].item == 2  # redacted, kept
+    assert violations[0].line == 2 and violations[0].action == "redacted" and token not in violations[0].excerpt
+    assert [(e.line, e.ref.rpartition(":")[2], e.event_id) for e in events] == [
+        (1, "1", "a-0"), (2, "2#1", "a-1"), (2, "2#2", "a-2"), (2, "2#3", "a-3"), (3, "3", "a-4"), (4, "4", "a-5")]
+    assert all(token not in orjson.dumps(e.to_dict()).decode() for e in events)
+    assert {(e.user_name, e.action, e.resource.rsplit("-", 1)[0]) for e in events} == {
+        ("bob", "create", "payments/pods/web")}
+    card = checker.scorecard
+    assert (card.lines, card.blank, card.items, card.events, card.compliant, card.redacted) == (5, 1, 2, 6, 5, 1)
+    assert card.compliance_rate == 5 / 6
+    # the rules route the items as they route single events
+    index = RuleIndex(load_rules(default_rule_files()).enabled())
+    keys = [sorted(k for k, _ in index.route([e])) for e in events]
+    assert keys[1] == keys[2] == keys[3] == keys[4] and keys[1]

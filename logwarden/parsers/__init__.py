@@ -61,12 +61,17 @@ def detect_format(lines: list[str], options: ParserOptions) -> str | None:
     best, best_hits = None, 0
     for name, cls in PARSERS.items():
         parser = cls(options)
+        many = getattr(parser, "parse_many", None)  # lines that may hold several records
         hits = 0
         for line in sample:
             if not parser.sniff(line):
                 continue
             try:
-                parser.parse(line, "<sniff>", 0)
+                items = many(line, "<sniff>", 0) if many is not None else None
+                if items is None:
+                    parser.parse(line, "<sniff>", 0)
+                elif not any(isinstance(item, Event) for item, _ in items):
+                    continue
             except LogwardenError:
                 continue
             hits += 1

@@ -37,7 +37,11 @@ class Parser(Protocol):
         ...
 
     def parse(self, line: str, source: str, lineno: int) -> Event:
-        """One event from one line; raises ``ParseError`` (never anything else)."""
+        """One event from one line; raises ``ParseError`` (never anything else).
+
+        A format whose lines may hold several records (a Kubernetes ``EventList``) also has
+        ``parse_many(line, source, lineno)``: None for a line of one record, else each record's
+        event (or its ``ParseError``) with the record's own text; the checker asks it first."""
         ...
 
 
@@ -51,6 +55,31 @@ def load_json_object(line: str) -> dict[str, Any]:
     return doc
 
 
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number"}
+
+
+def as_object(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``doc[key]`` when it is a JSON object ({} when absent, null or empty); anything else is a
+    ``ParseError`` naming the key, never an ``AttributeError`` out of a parser."""
+    value = doc.get(key)
+    if isinstance(value, dict):
+        return value
+    if value is None or value == "" or value == []:
+        return {}
+    raise ParseError(f"{key} is {_JSON_TYPES.get(type(value), type(value).__name__)}, not an object")
+
+
+def as_list(doc: Mapping[str, Any], key: str) -> list[Any]:
+    """``doc[key]`` when it is a JSON array ([] when absent, null or empty); else a ``ParseError``."""
+    value = doc.get(key)
+    if isinstance(value, list):
+        return value
+    if value is None or value == "" or value == {}:
+        return []
+    raise ParseError(f"{key} is {_JSON_TYPES.get(type(value), type(value).__name__)}, not an array")
+
+
 def as_str(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -58,15 +87,18 @@ def as_str(value: Any) -> str | None:
 
 
 def as_int(value: Any) -> int | None:
+    """An integer field (a status, a byte count); None when absent, unreadable or beyond 64 bits
+    (no such count exists, and JSON outputs could not carry it)."""
     if value is None or value == "" or value == "-" or isinstance(value, bool):
         return None
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         try:
-            return int(float(value))
-        except (TypeError, ValueError):
+            number = int(float(value))
+        except (TypeError, ValueError, OverflowError):  # "1e999" is infinite
             return None
+    return number if -(2**63) <= number < 2**63 else None
 
 
 def outcome_from_status(code: int | None) -> str | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
 
 from logwarden.errors import ParseError
 from logwarden.event import Event
-from logwarden.parsers.base import ParserOptions, as_int, as_str, load_json_object
+from logwarden.parsers.base import ParserOptions, as_int, as_object, as_str, load_json_object
 from logwarden.timeutil import parse_any
 
 
@@ -41,7 +42,7 @@ class CloudTrail:
         doc = load_json_object(line)
         if "eventName" not in doc or "eventSource" not in doc:
             raise ParseError("not a CloudTrail record (no eventName/eventSource)")
-        ident = doc.get("userIdentity") or {}
+        ident = as_object(doc, "userIdentity")
         raw_ts = doc.get("eventTime") or doc.get("@timestamp")
         error = doc.get("errorCode")
         response = doc.get("responseElements")
@@ -86,10 +87,10 @@ class CloudTrail:
         )
 
 
-def _principal(ident: dict[str, Any]) -> str | None:
+def _principal(ident: Mapping[str, Any]) -> str | None:
     if ident.get("userName"):
         return str(ident["userName"])
-    issuer = ((ident.get("sessionContext") or {}).get("sessionIssuer") or {})
+    issuer = as_object(as_object(ident, "sessionContext"), "sessionIssuer")
     if issuer.get("userName"):
         return str(issuer["userName"])
     arn = ident.get("arn")

@@ -1,16 +1,22 @@
 """Kubernetes audit events, one JSON object a line: ``audit.k8s.io/v1`` and ``v1beta1`` (whose
-early events carry a top-level ``timestamp``), and events forwarded without ``apiVersion`` (as some
-collectors and older tools do) that still have ``kind: Event``, ``auditID``, ``verb`` and ``user``."""
+early events carry a top-level ``timestamp``), events forwarded without ``apiVersion`` (as some
+collectors and older tools do) that still have ``kind: Event``, ``auditID``, ``verb`` and ``user``,
+and ``EventList`` documents (what the API server's audit webhook backend sends: one line holding
+many events, each an event of its own referenced by its line and item)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import orjson
+
 from logwarden.errors import ParseError
-from logwarden.event import Event
+from logwarden.event import ITEM, Event
 from logwarden.parsers.base import (
     ParserOptions,
     as_int,
+    as_list,
+    as_object,
     as_str,
     load_json_object,
     outcome_from_status,
@@ -36,15 +42,45 @@ class K8sAudit:
                                  "auditID, verb and user)")
         elif not str(version).startswith("audit.k8s.io/"):
             raise ParseError("not a Kubernetes audit event (apiVersion is not audit.k8s.io/*)")
+        if doc.get("kind") == "EventList":
+            raise ParseError("an EventList holds several events: read it with parse_many")
+        return self._event(doc, source, lineno)
+
+    def parse_many(self, line: str, source: str, lineno: int) -> list[tuple[Event | ParseError, str]] | None:
+        """The items of an ``EventList`` line, each an event (or the error it gives, so one bad
+        item costs only itself) with the item's own JSON text; None for a line that holds one
+        event."""
+        if '"EventList"' not in line:
+            return None
+        doc = load_json_object(line)
+        if doc.get("kind") != "EventList":
+            return None
+        if not str(doc.get("apiVersion", "audit.k8s.io/")).startswith("audit.k8s.io/"):
+            raise ParseError("not a Kubernetes audit EventList (apiVersion is not audit.k8s.io/*)")
+        items = doc.get("items")
+        if not isinstance(items, list):
+            raise ParseError("an EventList without a list of items")
+        out: list[tuple[Event | ParseError, str]] = []
+        for n, item in enumerate(items, 1):
+            text = orjson.dumps(item).decode()
+            try:
+                if not isinstance(item, dict) or not all(item.get(k) for k in ("auditID", "verb", "user")):
+                    raise ParseError(f"item {n} is not an audit event (no auditID, verb and user)")
+                out.append((self._event(item, source, lineno, n), text))
+            except ParseError as exc:
+                out.append((exc if str(exc).startswith("item ") else type(exc)(f"item {n}: {exc}"), text))
+        return out
+
+    def _event(self, doc: dict[str, Any], source: str, lineno: int, item: int | None = None) -> Event:
         raw_ts = doc.get("requestReceivedTimestamp") or doc.get("stageTimestamp") or doc.get("timestamp")
-        user = doc.get("user") or {}
-        ips = doc.get("sourceIPs") or []
-        obj = doc.get("objectRef") or {}
-        status = doc.get("responseStatus") or {}
+        user = as_object(doc, "user")
+        ips = as_list(doc, "sourceIPs")
+        obj = as_object(doc, "objectRef")
+        status = as_object(doc, "responseStatus")
         code = as_int(status.get("code"))
         uri = as_str(doc.get("requestURI")) or ""
         path, _, query = uri.partition("?")
-        decision = (doc.get("annotations") or {}).get("authorization.k8s.io/decision")
+        decision = as_object(doc, "annotations").get("authorization.k8s.io/decision")
         outcome = outcome_from_status(code)
         if outcome is None and decision:
             outcome = "success" if decision == "allow" else "failure"
@@ -53,6 +89,8 @@ class K8sAudit:
             resource_type = f"{resource_type}/{obj['subresource']}"
         namespace, name = as_str(obj.get("namespace")), as_str(obj.get("name"))
         extra: dict[str, Any] = {"orchestrator.type": "kubernetes"}
+        if item is not None:
+            extra[ITEM] = item
         for key, value in (("orchestrator.namespace", namespace),
                            ("orchestrator.resource.type", resource_type),
                            ("orchestrator.resource.name", name),

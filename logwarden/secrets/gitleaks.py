@@ -95,14 +95,24 @@ class Allowlist:
     rules: frozenset[str] | None = None  # a global [[allowlists]] entry's targetRules
     # the generic rule has 1,500 stopwords: one automaton pass instead of 1,500 ``in`` checks
     _stops: Any = field(default=None, compare=False, repr=False)
+    # (line, answer) of the last line asked about: a ``line`` target is searched once a line, not
+    # once per candidate secret in it (4,000 candidates in a 200 KB line took 2 s; 1.2 MB, 84 s)
+    _last: tuple[str, bool] = field(default=("", False), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.stopwords:
             object.__setattr__(self, "_stops", ahocorasick_rs.AhoCorasick(list(self.stopwords)))
 
     def allows(self, secret: str, match: str, line: str) -> bool:
-        target = match if self.target == "match" else line if self.target == "line" else secret
-        regex = any(r.search(target) for r in self.regexes)  # one combined regex (see _allowlist)
+        if self.target == "line":
+            last = self._last  # one read: another worker thread may replace it meanwhile
+            if last[0] is line:
+                regex = last[1]
+            else:
+                regex = any(r.search(line) for r in self.regexes)
+                object.__setattr__(self, "_last", (line, regex))
+        else:
+            regex = any(r.search(match if self.target == "match" else secret) for r in self.regexes)
         stop = self._stops is not None and bool(self._stops.find_matches_as_indexes(secret.lower()))
         if self.all_of:
             checks = ([False] if self.has_paths else []) + ([regex] if self.regexes else []) + \

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import re2
+
 from logwarden.secrets.gitleaks import secret_group, shannon_entropy
 
 MARKER_PREFIX = "[REDACTED:"
@@ -90,6 +92,7 @@ DETECTORS: tuple[Structural, ...] = (
             r"|\s*=\s*\"([^\"\\]{1,512})\""  # key="value"
             r"|\s*[=:]\s*(?![\"'{\[])([^\s&\"',;}\]\\]{1,512}))"),  # key=value, key: value (not a JSON object)
         # sudo logs the working directory as PWD=/home/...; "Failed password for" has no = or :
-        gate=re.compile(r"(?i)(?:pass|pwd|secret|token|key)[a-z_-]*\\?[\"']?\s*[=:]").search,
+        # (RE2: linear in the line; Python's re took 3.6 s on 30 KB of "passwpassw...")
+        gate=re2.compile(r"(?i)(?:pass|pwd|secret|token|key)[a-z_-]*\\?[\"']?\s*[=:]").search,
         accept=_real_value),
 )
