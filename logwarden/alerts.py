@@ -60,6 +60,16 @@ class Alert:
             **({"related": list(self.related)} if self.related else {}),
         }
 
+    def to_record(self) -> dict[str, Any]:
+        """Every field, times in ISO 8601: what ``from_record`` turns back into this very alert
+        (incident updates waiting for Redis are written to a file so)."""
+        return {name: isoformat(v) if isinstance(v, datetime) else v
+                for name in self.__slots__ if (v := getattr(self, name)) is not None}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_record(cls, doc: dict[str, Any]) -> Alert:
+        return cls(**{k: datetime.fromisoformat(v) if k in ("start", "end") else v for k, v in doc.items()})
+
     def one_line(self) -> str:
         return (f"[{self.severity.upper():8}] {self.rule_id} {self.entity}: {self.summary} "
                 f"({isoformat(self.start)} .. {isoformat(self.end)})")

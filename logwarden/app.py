@@ -23,6 +23,7 @@ from logwarden.errors import ConfigError, LogwardenError
 from logwarden.incidents.dispatch import Dispatcher
 from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
 from logwarden.incidents.store import IncidentStore
+from logwarden.incidents.waiting import WaitingUpdates
 from logwarden.lateness import LatenessPolicy
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
@@ -161,9 +162,12 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             on_alert(alert)
 
     nudge = threading.Event()  # the dispatcher delivers as soon as incidents change
+    # Redis: updates wait through an outage instead of stopping the flow (spilled, if it lasts, to
+    # the recovery directory, else the working directory)
+    waiting = WaitingUpdates(store.apply, settings.recovery_dir or Path.cwd()) if hasattr(backend, "client") else None
 
     def apply_alerts(alerts: list[Alert]) -> None:
-        changed = store.apply(alerts)
+        changed = waiting.apply(alerts) if waiting is not None else store.apply(alerts)
         if changed:
             nudge.set()
         if metrics is not None:
@@ -243,6 +247,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             raise
         raise ours from None
     finally:
+        if waiting is not None and waiting.retry():  # what waited for Redis, before the last notifications
+            nudge.set()
         if dispatcher is not None and stop is not None and thread is not None:
             stop.set()
             nudge.set()
@@ -254,6 +260,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if trails is not None:
             trails.seal()  # each run's records end in sealed segments
         log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered)
+    if waiting is not None and (still := waiting.finish()) is not None:
+        raise LogwardenError(still)
     return result
 
 

@@ -432,6 +432,24 @@ def incidents_unsilence(silence_id: str) -> None:
     typer.echo(f"{silence_id} removed")
 
 
+@incidents_app.command("apply")
+def incidents_apply(path: Annotated[Path, typer.Argument(help="a file of waiting incident updates")]) -> None:
+    """Apply incident updates that waited for Redis (the file a run names when Redis did not come
+    back before it ended), then delete the file; applying one twice changes nothing."""
+    from logwarden.errors import LogwardenError as _E
+    from logwarden.incidents.waiting import read_updates
+
+    try:
+        alerts = read_updates(path)
+    except OSError as exc:
+        raise _E(f"{path}: {exc.strerror}") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _E(f"{path}: not a file of waiting incident updates ({exc})") from None
+    changed = _store().apply(alerts)
+    path.unlink()
+    typer.echo(f"{len(alerts)} update(s) applied, {len(changed)} incident(s) changed")
+
+
 @incidents_app.command("notify")
 def incidents_notify(timeout: Annotated[float, typer.Option(help="seconds to keep trying")] = 60) -> None:
     """Deliver what is waiting in the outbox (after an outage or a crash), then exit."""

@@ -14,6 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,3 +228,32 @@ def slack() -> Iterator[FakeSlack]:
     fake = FakeSlack()
     yield fake
     fake.close()
+
+
+class OwnRedis:
+    """A redis-server that keeps its data across a stop (``SHUTDOWN SAVE``) and a start."""
+
+    def __init__(self, workdir: Path) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is needed for this test")
+        self.port, self.workdir, self.proc = _free_port(), workdir, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", str(self.workdir), "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        for _ in range(250):
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.02)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        try:
+            redis.Redis(port=self.port).shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # it closes the connection as it goes
+        assert self.proc is not None
+        self.proc.wait(10)

@@ -284,3 +284,44 @@ def test_silence_on_the_clock_respects_quiet_hours() -> None:
     engine = KeyEngine(key, rules_for_key([rule], key), timedelta(seconds=0))
     engine.on_events([e(3600 * 8, 1)])  # 18:00, the end of the active hours (08-18)
     assert engine.tick(T0 + timedelta(hours=21)) == []  # 07:00 next day: quiet at night is expected
+
+
+def test_new_term_goes_on_through_a_redis_outage_and_writes_what_it_learned_when_redis_returns(
+        tmp_path: Path) -> None:
+    """#14: a real redis-server of the test's own, stopped while the rule learns and started again:
+    no error reaches the rule, what it learned meanwhile is written once Redis answers, the
+    outage and the recovery are logged once each."""
+    import dataclasses
+    import time as clock
+
+    import redis
+    from structlog.testing import capture_logs
+
+    from logwarden.rules import terms as terms_module
+    from logwarden.rules.terms import STARTED, RedisTermStore
+    from tests.fakes import OwnRedis
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    client = redis.Redis(port=server.port, socket_connect_timeout=0.5, socket_timeout=0.5, decode_responses=True)
+    store = RedisTermStore(client, "lwtest:")
+    rule = dataclasses.replace(rule_of("new_term"), store=store)
+    key = "lwtest:terms:r-new_term:bob"
+    try:
+        with capture_logs() as logs:
+            assert alerts_of(rule, [e(0, 1)]) == []  # Redis up: written through
+            assert client.hgetall(key) == {"10.0.0.1": e(0, 1).id, STARTED: e(0, 1).timestamp.isoformat()}
+            server.stop()
+            during = [e(60, 2, **{"source.ip": "10.0.0.2"}), e(120, 3, **{"source.ip": "10.0.0.3"})]
+            assert alerts_of(rule, during) == []  # Redis away: the rule goes on from its own state
+            assert store.waiting >= 2
+            server.start()
+            clock.sleep(terms_module.RETRY_SECONDS + 0.05)  # the store tries Redis again once a second
+            assert alerts_of(rule, [e(180, 4, **{"source.ip": "10.0.0.2"})]) == []
+        stored = client.hgetall(key)
+        assert {"10.0.0.2": during[0].id, "10.0.0.3": during[1].id}.items() <= stored.items()
+        assert store.waiting == 0
+        events = [entry["event"] for entry in logs]
+        assert events.count("redis_outage") == 1 and events.count("redis_back") == 1, events
+    finally:
+        server.stop()

@@ -109,12 +109,19 @@ class Dispatcher:
                     nudge: threading.Event | None = None) -> None:
         """Pass every ``interval`` seconds, and at once when ``nudge`` is set (the flow just
         changed incidents), until ``stop`` is set (set ``nudge`` too, to stop without waiting)."""
+        failing = False  # logged when passes start failing (Redis away) and when they work again
         while not stop.is_set():
             try:
                 self.store.auto_resolve()
                 self.run_once()
+                if failing:
+                    log.info("dispatch_recovered")
+                failing = False
             except Exception as exc:
-                log.warning("dispatch_pass_failed", error=type(exc).__name__)
+                if not failing:
+                    log.warning("dispatch_pass_failed", error=type(exc).__name__,
+                                note="retried every pass; logged again only once it works")
+                failing = True
             if nudge is None:
                 stop.wait(interval)
             else:

@@ -10,9 +10,18 @@ keeps it once."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, Protocol
 
+import redis
+import structlog
+
+log = structlog.get_logger("logwarden.rules.terms")
+
 STARTED = "\x00started"  # the reserved field holding when the key's learning period began
+RETRY_SECONDS = 1.0  # while Redis is away, how often a write tries it again
+MAX_PENDING = 100_000  # terms waiting for Redis; past it, newer ones are kept in the keys' state only
 
 
 class TermStore(Protocol):
@@ -22,17 +31,81 @@ class TermStore(Protocol):
 
 class RedisTermStore:
     """One Redis hash per rule and entity, term -> the event that taught it, and ``STARTED`` ->
-    when the key's learning period began (ISO 8601): ``<prefix>terms:<rule_id>:<entity>``."""
+    when the key's learning period began (ISO 8601): ``<prefix>terms:<rule_id>:<entity>``.
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    A Redis outage does not stop the rule (#14): a key built meanwhile starts from what is
+    waiting here for it (as without Redis), what is learned waits in a local queue, and once Redis
+    answers again the queue is written in order (``HSETNX``: a term written twice, or already
+    there, stays as first taught). The outage and its end are logged once each. Shared by the
+    workers of a process, so guarded by a lock."""
+
+    def __init__(self, client: Any, prefix: str, max_pending: int = MAX_PENDING) -> None:
         self._client = client
         self._prefix = prefix
+        self._max_pending = max_pending
+        self._pending: dict[tuple[str, str, str], str] = {}  # (rule, entity, term) -> event id, in order
+        self._down_since: float | None = None  # monotonic time of the outage's first failure
+        self._next_try = 0.0
+        self._overflowed = 0
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Terms learned while Redis was away and not written yet."""
+        return len(self._pending)
 
     def _key(self, rule_id: str, entity: str) -> str:
         return f"{self._prefix}terms:{rule_id}:{entity}"
 
     def terms(self, rule_id: str, entity: str) -> dict[str, str]:
-        return dict(self._client.hgetall(self._key(rule_id, entity)))
+        with self._lock:
+            if self._reachable():
+                try:
+                    return dict(self._client.hgetall(self._key(rule_id, entity)))
+                except redis.RedisError as exc:
+                    self._went_away(exc)
+            return {term: event for (r, e, term), event in self._pending.items() if r == rule_id and e == entity}
 
     def add(self, rule_id: str, entity: str, term: str, event_id: str) -> None:
-        self._client.hsetnx(self._key(rule_id, entity), term, event_id)
+        with self._lock:
+            if self._reachable():
+                try:
+                    self._client.hsetnx(self._key(rule_id, entity), term, event_id)
+                    return
+                except redis.RedisError as exc:
+                    self._went_away(exc)
+            if len(self._pending) < self._max_pending:
+                self._pending.setdefault((rule_id, entity, term), event_id)
+            else:
+                self._overflowed += 1
+                if self._overflowed == 1:
+                    log.warning("redis_term_queue_full", waiting=len(self._pending),
+                                note="newer terms stay in their keys' state; a restart relearns them")
+
+    def _reachable(self) -> bool:
+        """Up, or back: the queue written first. False while down (tried again every second)."""
+        if self._down_since is None:
+            return True
+        now = time.monotonic()
+        if now < self._next_try:
+            return False
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for (rule_id, entity, term), event_id in self._pending.items():
+                    pipe.hsetnx(self._key(rule_id, entity), term, event_id)
+                pipe.ping()
+                pipe.execute()
+        except redis.RedisError:
+            self._next_try = now + RETRY_SECONDS
+            return False
+        log.info("redis_back", what="new_term terms", after_s=round(now - self._down_since, 1),
+                 written=len(self._pending), not_kept=self._overflowed)
+        self._pending.clear()
+        self._down_since, self._overflowed = None, 0
+        return True
+
+    def _went_away(self, exc: Exception) -> None:
+        self._down_since = time.monotonic()
+        self._next_try = self._down_since + RETRY_SECONDS
+        log.warning("redis_outage", what="new_term terms", error=f"{type(exc).__name__}: {exc}",
+                    note="rules go on from their own state; learned terms wait here")
