@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import redis
 import structlog
 
 from logwarden import secrets
@@ -253,8 +254,11 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             stop.set()
             nudge.set()
             thread.join()
-            dispatcher.drain(settings.notify_drain_timeout.total_seconds())
-            result.undelivered = len(store.outbox())
+            try:
+                dispatcher.drain(settings.notify_drain_timeout.total_seconds())
+                result.undelivered = len(store.outbox())
+            except redis.RedisError:  # away at the end: the outbox keeps them for `incidents notify`
+                log.warning("notifications_not_drained", reason="Redis does not answer")
         if retention_stop is not None:
             retention_stop.set()
         if trails is not None:
