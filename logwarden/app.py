@@ -173,6 +173,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             nudge.set()
         if metrics is not None:
             metrics.incident_changes(changed)
+            if waiting is not None:
+                metrics.redis(waiting.outages, waiting.waiting)
         if trails is not None and changed:
             trails.decisions.append([("incident", None, {"id": i.id, "state": i.state, "rule_id": i.rule_id,
                                                           "entity": i.entity, "count": i.count, "version": i.version,

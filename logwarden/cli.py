@@ -690,6 +690,12 @@ def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpo
         if counts:
             typer.echo(f"{title}: " + ", ".join(f"{k}={v:.0f}" for k, v in sorted(counts.items())))
     typer.echo(f"outbox: {values.get('logwarden_outbox', 0):.0f} waiting")
+    outages = values.get("logwarden_redis_outages_total", 0.0)
+    stuck = values.get("logwarden_redis_waiting_updates", 0.0)
+    if stuck:
+        typer.echo(f"redis: NOT ANSWERING: {stuck:.0f} incident update(s) waiting (applied in order when it is back)")
+    elif outages:
+        typer.echo(f"redis: answering; {outages:.0f} outage(s) during the run, nothing lost")
     model = {lab["state"]: v for lab, v in labelled("logwarden_model_principals")}
     if model:
         left = values.get("logwarden_model_warmup_remaining_seconds", 0.0)

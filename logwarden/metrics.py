@@ -41,6 +41,11 @@ class Metrics:
         self.watermark_delay = Gauge("logwarden_watermark_delay_seconds", "how far a source's watermark "
                                      "runs behind its newest event: the disorder it showed, within its "
                                      "allowed lateness", ["source"], registry=r)
+        self.redis_outages = Counter("logwarden_redis_outages", "times Redis stopped answering the incident "
+                                     "store during the run", registry=r)
+        self.redis_waiting = Gauge("logwarden_redis_waiting_updates", "incident updates waiting for Redis to "
+                                   "answer again (0 while it answers)", registry=r)
+        self._outages_seen = 0
         self.allowed_lateness = Gauge("logwarden_allowed_lateness_seconds", "a source's allowed lateness: "
                                       "older events are late_event violations", ["source"], registry=r)
 
@@ -94,6 +99,13 @@ class Metrics:
             folded = (getattr(i, "over_budget", None) or {}).get("added", 0)
             if folded:
                 self.over_budget.labels(i.rule_id).inc(folded)
+
+    def redis(self, outages: int, waiting: int) -> None:
+        """The incident store's Redis: outages so far in the run, updates waiting now."""
+        if outages > self._outages_seen:
+            self.redis_outages.inc(outages - self._outages_seen)
+            self._outages_seen = outages
+        self.redis_waiting.set(waiting)
 
     def delivery(self, report: Any, waiting: int) -> None:
         for outcome in ("sent", "failed", "deferred"):

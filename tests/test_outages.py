@@ -138,3 +138,25 @@ def test_a_run_whose_redis_goes_away_and_never_returns_finishes_its_outputs_and_
     spill = next(tmp_path.glob("waiting-incident-updates-*.jsonl"))
     assert last.startswith(f"logwarden: error: {alerts} incident update(s) wait in {spill}")
     assert len(read_updates(spill)) == alerts
+
+
+def test_metrics_count_outages_and_status_shows_what_waits(tmp_path: Path) -> None:
+    from logwarden.metrics import Metrics
+    from tests.fakes import _free_port
+
+    metrics, port = Metrics(), _free_port()
+    metrics.serve(port)
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def status() -> str:
+        done = subprocess.run([sys.executable, "-m", "logwarden", "status", "--url", url], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "redis:" not in status()  # never away: nothing to say
+    metrics.redis(outages=1, waiting=7)
+    assert "redis: NOT ANSWERING: 7 incident update(s) waiting" in status()
+    metrics.redis(outages=1, waiting=0)
+    metrics.redis(outages=2, waiting=0)
+    assert "redis: answering; 2 outage(s) during the run, nothing lost" in status()
