@@ -109,3 +109,36 @@ def test_a_long_run_of_a_credential_word_is_scanned_in_linear_time(segment: str)
 
     small, large = min(seconds(400) for _ in range(3)), min(seconds(6_400) for _ in range(3))
     assert large < 16 * small * 3 + 0.02, (small, large)  # 16x the line: not 256x
+
+
+_ADVERSARIAL = {  # lines built to make a pattern backtrack: long runs, open quotes, repeated prefixes
+    "word run": lambda n: "a" * n,
+    "open quotes": lambda n: '"' * n,
+    "pairs": lambda n: "a=" * (n // 2),
+    "escaped request": lambda n: '1.2.3.4 - - [25/Nov/2026:10:00:00 +0000] "GET /' + 'a\\"' * (n // 3),
+    "repeated prefix": lambda n: "Nov 25 10:00:00 h sshd[1]: " + "message repeated 3 times: [ " * (n // 28),
+    "escaped value": lambda n: 'ts=2026-11-25T10:00:00Z msg="' + '\\"' * (n // 2) + '"',
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_parser_is_linear_in_the_line_even_past_the_default_limit(fmt: str) -> None:
+    """#14: with LOGWARDEN_MAX_LINE raised, each parser (its sniff and its parse) takes time in
+    proportion to a 1 MB line built to provoke backtracking: 8x the line, about 8x the time."""
+    from logwarden.errors import LogwardenError
+
+    parser = build_parser(fmt, ParserOptions(max_line=4 << 20))
+
+    def seconds(line: str) -> float:
+        start = time.perf_counter()
+        parser.sniff(line)
+        try:
+            parser.parse(line, "s", 1)
+        except LogwardenError:
+            pass
+        return time.perf_counter() - start
+
+    for kind, build in _ADVERSARIAL.items():
+        small = min(seconds(build(125_000)) for _ in range(3))
+        large = min(seconds(build(1_000_000)) for _ in range(2))
+        assert large < 8 * small * 4 + 0.05, (kind, small, large)
