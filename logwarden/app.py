@@ -165,7 +165,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     nudge = threading.Event()  # the dispatcher delivers as soon as incidents change
     # Redis: updates wait through an outage instead of stopping the flow (spilled, if it lasts, to
     # the recovery directory, else the working directory)
-    waiting = WaitingUpdates(store.apply, settings.recovery_dir or Path.cwd()) if hasattr(backend, "client") else None
+    waiting = WaitingUpdates(store.apply, settings.recovery_dir or Path.cwd(), ping=backend.client.ping) \
+        if hasattr(backend, "client") else None
 
     def apply_alerts(alerts: list[Alert]) -> None:
         changed = waiting.apply(alerts) if waiting is not None else store.apply(alerts)

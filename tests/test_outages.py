@@ -18,7 +18,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from logwarden.incidents import waiting as waiting_module
+from logwarden import outage as outage_module
 from logwarden.incidents.backend import MemoryBackend
 from logwarden.incidents.redis_backend import RedisBackend
 from logwarden.incidents.store import IncidentPolicy, IncidentStore
@@ -55,7 +55,7 @@ BATCHES = [[alert("a1", 0, 10, entity="203.0.113.5")],
 
 def test_updates_wait_through_an_outage_and_are_applied_in_order_when_redis_returns(
         own_redis: OwnRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waiting_module, "RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(outage_module, "RETRY_SECONDS", 0.2)
     reference = _store(MemoryBackend("t:"))
     for batch in BATCHES:
         reference.apply(batch)

@@ -297,7 +297,7 @@ def test_new_term_goes_on_through_a_redis_outage_and_writes_what_it_learned_when
     import redis
     from structlog.testing import capture_logs
 
-    from logwarden.rules import terms as terms_module
+    from logwarden import outage as outage_module
     from logwarden.rules.terms import STARTED, RedisTermStore
     from tests.fakes import OwnRedis
 
@@ -316,7 +316,7 @@ def test_new_term_goes_on_through_a_redis_outage_and_writes_what_it_learned_when
             assert alerts_of(rule, during) == []  # Redis away: the rule goes on from its own state
             assert store.waiting >= 2
             server.start()
-            clock.sleep(terms_module.RETRY_SECONDS + 0.05)  # the store tries Redis again once a second
+            clock.sleep(outage_module.RETRY_SECONDS + 0.05)  # the store tries Redis again once a second
             assert alerts_of(rule, [e(180, 4, **{"source.ip": "10.0.0.2"})]) == []
         stored = client.hgetall(key)
         assert {"10.0.0.2": during[0].id, "10.0.0.3": during[1].id}.items() <= stored.items()

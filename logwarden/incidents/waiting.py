@@ -26,26 +26,32 @@ import redis
 import structlog
 
 from logwarden.alerts import Alert
+from logwarden.outage import Outage
 
 log = structlog.get_logger("logwarden.incidents")
 
-RETRY_SECONDS = 1.0
 MAX_WAITING = 100_000  # alerts kept in memory; past it they go to the spill file
 
 
 class WaitingUpdates:
     def __init__(self, apply: Callable[[list[Alert]], list[Any]], spill_dir: Path,
-                 max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic,
+                 ping: Callable[[], Any] | None = None) -> None:
+        """``ping``: a cheap call to Redis, so a spill file is read back only once it answers."""
         self._apply = apply
         self._spill_dir = spill_dir
         self._max_waiting = max_waiting
-        self._clock = clock
+        self._ping = ping
         self._waiting: list[Alert] = []
         self.spill: Path | None = None  # where alerts past max_waiting wait
         self._spilled = 0
-        self._down_since: float | None = None
-        self._next_try = 0.0
-        self.outages = 0  # how many times Redis went away during the run
+        self._outage = Outage("incident updates", "the flow goes on; updates wait and are applied in order "
+                              "when Redis is back", clock)
+
+    @property
+    def outages(self) -> int:
+        """How many times Redis went away during the run."""
+        return self._outage.count
 
     @property
     def waiting(self) -> int:
@@ -53,25 +59,20 @@ class WaitingUpdates:
 
     def apply(self, alerts: list[Alert]) -> list[Any]:
         """The incidents that changed (none while Redis is away: the alerts wait)."""
-        if self._down_since is not None and self._clock() < self._next_try:
+        if not self._outage.due():
             self._wait(alerts)
             return []
-        batch = self._read_spill() + self._waiting + alerts
         try:
+            if self._spilled and self._ping is not None:
+                self._ping()
+            batch = self._read_spill() + self._waiting + alerts
             changed = self._apply(batch)
         except redis.RedisError as exc:
-            if self._down_since is None:
-                self._down_since = self._clock()
-                self.outages += 1
-                log.warning("redis_outage", what="incident updates", error=f"{type(exc).__name__}: {exc}",
-                            note="the flow goes on; updates wait and are applied in order when Redis is back")
-            self._next_try = self._clock() + RETRY_SECONDS
+            self._outage.failed(exc)
             self._wait(alerts)
             return []
-        if self._down_since is not None:
-            log.info("redis_back", what="incident updates", after_s=round(self._clock() - self._down_since, 1),
-                     applied=len(batch) - len(alerts))
-        self._down_since, self._waiting = None, []
+        self._outage.recovered(applied=len(batch) - len(alerts))
+        self._waiting = []
         self._drop_spill()
         return changed
 
@@ -79,7 +80,7 @@ class WaitingUpdates:
         """Try Redis now with what waits (at the end of a run, before the last notifications)."""
         if not self.waiting:
             return []
-        self._next_try = 0.0
+        self._outage.retry_now()
         return self.apply([])
 
     def finish(self) -> str | None:

@@ -11,16 +11,16 @@ keeps it once."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Protocol
 
 import redis
 import structlog
 
+from logwarden.outage import Outage
+
 log = structlog.get_logger("logwarden.rules.terms")
 
 STARTED = "\x00started"  # the reserved field holding when the key's learning period began
-RETRY_SECONDS = 1.0  # while Redis is away, how often a write tries it again
 MAX_PENDING = 100_000  # terms waiting for Redis; past it, newer ones are kept in the keys' state only
 
 
@@ -44,8 +44,7 @@ class RedisTermStore:
         self._prefix = prefix
         self._max_pending = max_pending
         self._pending: dict[tuple[str, str, str], str] = {}  # (rule, entity, term) -> event id, in order
-        self._down_since: float | None = None  # monotonic time of the outage's first failure
-        self._next_try = 0.0
+        self._outage = Outage("new_term terms", "rules go on from their own state; learned terms wait here")
         self._overflowed = 0
         self._lock = threading.Lock()
 
@@ -63,7 +62,7 @@ class RedisTermStore:
                 try:
                     return dict(self._client.hgetall(self._key(rule_id, entity)))
                 except redis.RedisError as exc:
-                    self._went_away(exc)
+                    self._outage.failed(exc)
             return {term: event for (r, e, term), event in self._pending.items() if r == rule_id and e == entity}
 
     def add(self, rule_id: str, entity: str, term: str, event_id: str) -> None:
@@ -73,7 +72,7 @@ class RedisTermStore:
                     self._client.hsetnx(self._key(rule_id, entity), term, event_id)
                     return
                 except redis.RedisError as exc:
-                    self._went_away(exc)
+                    self._outage.failed(exc)
             if len(self._pending) < self._max_pending:
                 self._pending.setdefault((rule_id, entity, term), event_id)
             else:
@@ -84,10 +83,9 @@ class RedisTermStore:
 
     def _reachable(self) -> bool:
         """Up, or back: the queue written first. False while down (tried again every second)."""
-        if self._down_since is None:
+        if not self._outage.down:
             return True
-        now = time.monotonic()
-        if now < self._next_try:
+        if not self._outage.due():
             return False
         try:
             with self._client.pipeline(transaction=False) as pipe:
@@ -95,17 +93,10 @@ class RedisTermStore:
                     pipe.hsetnx(self._key(rule_id, entity), term, event_id)
                 pipe.ping()
                 pipe.execute()
-        except redis.RedisError:
-            self._next_try = now + RETRY_SECONDS
+        except redis.RedisError as exc:
+            self._outage.failed(exc)
             return False
-        log.info("redis_back", what="new_term terms", after_s=round(now - self._down_since, 1),
-                 written=len(self._pending), not_kept=self._overflowed)
+        self._outage.recovered(written=len(self._pending), not_kept=self._overflowed)
         self._pending.clear()
-        self._down_since, self._overflowed = None, 0
+        self._overflowed = 0
         return True
-
-    def _went_away(self, exc: Exception) -> None:
-        self._down_since = time.monotonic()
-        self._next_try = self._down_since + RETRY_SECONDS
-        log.warning("redis_outage", what="new_term terms", error=f"{type(exc).__name__}: {exc}",
-                    note="rules go on from their own state; learned terms wait here")
