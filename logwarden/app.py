@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
+import signal
 import sys
 import threading
 import time
@@ -49,6 +51,7 @@ class RunResult:
     store: IncidentStore | None = None
     undelivered: int = 0
     model: ModelProgress | None = None  # the model's warm-up, when a model ran
+    stopped_by: str | None = None  # SIGTERM or SIGINT, when a signal stopped the run
 
 
 def parser_options(settings: Settings) -> ParserOptions:
@@ -105,7 +108,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from bytewax.run import cli_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.sinks import BatchSink, JsonLinesSink, TrailSink, each
+    from logwarden.sinks import BatchSink, JsonLinesSink, KeptBatchSink, TrailSink, each
 
     rule_set = load_rule_set(settings)
     metrics = None
@@ -122,6 +125,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     policy = lateness_policy(settings)
     rules = rule_set.enabled()
     backend = store.backend
+    terms = None
     if hasattr(backend, "client"):  # Redis: new_term rules keep their learned terms there too
         terms = RedisTermStore(backend.client, backend.prefix)
         rules = [dataclasses.replace(r, store=terms) if isinstance(r, NewTermRule) else r for r in rules]
@@ -183,7 +187,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                                                           "entities": i.all_entities(), "by": "logwarden"})
                                       for i in changed])
 
-    alert_sinks: list[Any] = [BatchSink(each(take_alert), "alerts"), BatchSink(apply_alerts, "incidents")]
+    # what waits for Redis is part of the recovery state (a kill during an outage loses none of it)
+    incident_sink = KeptBatchSink(apply_alerts, waiting.state, waiting.restore, "incidents") \
+        if waiting is not None else BatchSink(apply_alerts, "incidents")
+    alert_sinks: list[Any] = [BatchSink(each(take_alert), "alerts"), incident_sink]
     violation_sinks: list[Any] = [BatchSink(each(metrics.violation), "metrics")] if metrics is not None else []
     for path, sinks in ((alerts_path, alert_sinks), (violations_path, violation_sinks)):
         if path is not None:
@@ -224,6 +231,16 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         thread = threading.Thread(target=dispatcher.run_forever, args=(stop, 1.0, nudge), name="dispatch",
                                   daemon=True)
         thread.start()
+    retry_stop = threading.Event()
+    if waiting is not None and terms is not None:  # what waits for Redis is tried each second, events or not
+
+        def retry_loop() -> None:
+            while not retry_stop.wait(1.0):
+                if waiting.waiting:
+                    apply_alerts([])
+                terms.retry()
+
+        threading.Thread(target=retry_loop, name="redis-retry", daemon=True).start()
     retention_stop = None
     if trails is not None and follow:
         retention_stop = threading.Event()
@@ -241,18 +258,30 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
              processes=len(settings.addresses or [None]), follow=follow,
              recovery=str(settings.recovery_dir) if settings.recovery_dir else None,
              redis=settings.redis_url is not None, slack=notifier is not None, audit=trails is not None)
+    stop_signal = StopSignal().install()
     try:
         cli_main(flow, workers_per_process=settings.workers, process_id=settings.process_id,
                  addresses=settings.addresses, epoch_interval=settings.snapshot_interval,
                  recovery_config=recovery_config(settings))
-    except Exception as exc:  # Bytewax wraps what a source or step raised: show ours plainly
-        ours = own_cause(exc)
-        if ours is None:
-            raise
-        raise ours from None
+        stop_signal.ended()
+    except (Exception, KeyboardInterrupt) as exc:  # Bytewax wraps what a source or step raised
+        stop_signal.ended()
+        if stop_signal.received is None:
+            ours = own_cause(exc)
+            if ours is None:
+                raise
+            raise ours from None
+        # SIGTERM (docker stop, Kubernetes) or Ctrl-C: an orderly stop. What was decided is
+        # written, delivered and sealed below; a recovery directory resumes from its snapshot.
+        log.info("stop_requested", signal=stop_signal.received)
+        result.stopped_by = stop_signal.received
     finally:
+        stop_signal.ended()  # a signal while draining below is noted, not raised
+        retry_stop.set()
         if waiting is not None and waiting.retry():  # what waited for Redis, before the last notifications
             nudge.set()
+        if terms is not None:
+            terms.retry()
         if dispatcher is not None and stop is not None and thread is not None:
             stop.set()
             nudge.set()
@@ -267,9 +296,85 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if trails is not None:
             trails.seal()  # each run's records end in sealed segments
         log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered)
+        stop_signal.uninstall()
     if waiting is not None and (still := waiting.finish()) is not None:
         raise LogwardenError(still)
     return result
+
+
+class StopSignal:
+    """While a flow runs: SIGTERM and SIGINT stop it in order instead of killing it. The handler
+    notes the signal and, while the dataflow runs (``flowing``), raises in the main thread;
+    Bytewax, which checks for signals as it runs, then ends the dataflow, and ``run_flow`` drains
+    and seals as at the end of any run. A signal during that drain is noted, not raised. Only in
+    the main thread (where Python delivers signals); elsewhere it does nothing.
+
+    Bytewax ends the dataflow by unwinding a Rust panic, whose hook prints a panic message (and a
+    backtrace under RUST_BACKTRACE) on stderr: an orderly stop is no crash, so from the signal
+    until the dataflow has ended, stderr passes through a filter that drops that one block."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.flowing = True
+        self._previous: dict[int, Any] = {}
+        self._filter: _PanicFilter | None = None
+
+    def install(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def ended(self) -> None:
+        """The dataflow has ended (or failed): signals from now on are noted, not raised."""
+        self.flowing = False
+        if self._filter is not None:
+            self._filter.close()
+            self._filter = None
+
+    def uninstall(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def _stop(self, signum: int, frame: object) -> None:
+        first = self.received is None
+        if first:
+            self.received = signal.Signals(signum).name
+        if first and self.flowing:
+            self._filter = _PanicFilter()
+            raise KeyboardInterrupt
+
+
+class _PanicFilter:
+    """Points file descriptor 2 at a pipe whose reader copies every line to the real stderr but
+    the block of a Rust panic message ("thread '...' panicked at ..." through its "note:" line)."""
+
+    def __init__(self) -> None:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._thread = threading.Thread(target=self._copy, args=(read,), name="stderr-filter", daemon=True)
+        self._thread.start()
+
+    def _copy(self, read: int) -> None:
+        dropping = after = False
+        with os.fdopen(read, "rb") as pipe:
+            for line in pipe:
+                if not dropping and line.startswith(b"thread '") and b"' panicked at " in line:
+                    dropping = True
+                if dropping:
+                    dropping, after = not line.startswith(b"note: "), line.startswith(b"note: ")
+                elif not (after and not line.strip()):  # and the blank line after it
+                    os.write(self._saved, line)
+                    after = False
+
+    def close(self) -> None:
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)  # the pipe's last writer is gone: the reader sees its end
+        self._thread.join(5)
+        os.close(self._saved)
 
 
 def own_cause(exc: BaseException | None) -> LogwardenError | None:

@@ -132,6 +132,10 @@ def run(
                    "the outbox (logwarden incidents notify)", err=True)
     if scorecard is not None:
         _write_scorecard(scorecard, result.scorecards)
+    if result.stopped_by is not None and not follow:  # a signal is how a --follow run ends; a replay's is cut short
+        typer.echo(f"logwarden: stopped by {result.stopped_by} before the end of the input; the outputs hold "
+                   "what was decided until then", err=True)
+        raise typer.Exit(130 if result.stopped_by == "SIGINT" else 143)
 
 
 def _write_scorecard(path: Path, cards) -> None:

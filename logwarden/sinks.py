@@ -70,29 +70,35 @@ class JsonLinesSink(_OneWriter[int]):
         return _JsonLinesPartition(self._path, resume_state)
 
 
-class _TrailPartition(StatefulSinkPartition[Any, int]):
-    def __init__(self, trail: AuditTrail, resume_seq: int | None) -> None:
+# A trail sink's recovery state: the trail's position, and what a resumed run still owes again.
+TrailState = tuple[int, list[tuple[tuple[str, ...], int]]]
+
+
+class _TrailPartition(StatefulSinkPartition[Any, TrailState]):
+    def __init__(self, trail: AuditTrail, resume: TrailState | int | None) -> None:
         self._trail = trail
-        self._guard = ReplayGuard(trail, resume_seq)
+        seq, carried = resume if isinstance(resume, tuple) else (resume, [])  # an int: an older snapshot
+        self._guard = ReplayGuard(trail, seq, carried)
 
     @override
     def write_batch(self, values: list[Any]) -> None:
         self._trail.append(self._guard.fresh([record_of(v) for v in values]))
 
     @override
-    def snapshot(self) -> int:
-        return self._trail.position()
+    def snapshot(self) -> TrailState:
+        return self._trail.position(), self._guard.pending()
 
 
-class TrailSink(_OneWriter[int]):
+class TrailSink(_OneWriter[TrailState]):
     """Appends what the flow decided (or saw) to an audit trail, never the same record twice
-    across a crash and a resume (its recovery state is the trail's position)."""
+    across crashes and resumes (its recovery state is the trail's position and the records a
+    resumed run has yet to emit again)."""
 
     def __init__(self, trail: AuditTrail, name: str) -> None:
         self._trail, self.name = trail, name
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TrailPartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: TrailState | int | None) -> _TrailPartition:
         return _TrailPartition(self._trail, resume_state)
 
 
@@ -120,6 +126,35 @@ class BatchSink(_OneWriter[None]):
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BatchPartition:
         return _BatchPartition(self._write)
+
+
+class _KeptPartition(StatefulSinkPartition[Any, Any]):
+    def __init__(self, write: Callable[[list[Any]], Any], state: Callable[[], Any]) -> None:
+        self._write, self._state = write, state
+
+    @override
+    def write_batch(self, values: list[Any]) -> None:
+        self._write(values)
+
+    @override
+    def snapshot(self) -> Any:
+        return self._state()
+
+
+class KeptBatchSink(_OneWriter[Any]):
+    """A ``BatchSink`` whose writer keeps state across a crash: ``state()`` is taken at each
+    snapshot and handed to ``restore`` when a resumed run builds the sink (the incident updates
+    that wait for Redis)."""
+
+    def __init__(self, write: Callable[[list[Any]], Any], state: Callable[[], Any],
+                 restore: Callable[[Any], None], name: str = "out") -> None:
+        self._write, self._state, self._restore = write, state, restore
+        self.name = name
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _KeptPartition:
+        self._restore(resume_state)
+        return _KeptPartition(self._write, self._state)
 
 
 def each(fn: Callable[[Any], None]) -> Callable[[list[Any]], None]:

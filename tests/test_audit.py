@@ -272,3 +272,34 @@ def test_retention_per_source(tmp_path: Path) -> None:
     assert [s.name for s in pci_kept.purge] == ["seg-000001.jsonl"]  # segment 2 holds card.log: kept
     apply(trail, pci_kept, "tester", "retention")
     assert verify(tmp_path, KEY).ok
+
+
+def test_a_record_written_before_two_crashes_is_not_written_again(tmp_path: Path) -> None:
+    """Run 1 writes A after its snapshot and dies. Run 2 (resumed) has not emitted A again by its
+    own snapshot and dies too. Run 3 resumes from run 2's snapshot and emits A: the trail must
+    still hold A once, so what run 2 still owed travels in its snapshot."""
+    from logwarden.sinks import TrailSink
+    from logwarden.violation import Violation
+
+    def v(n: int) -> Violation:
+        return Violation(source="api.log", line=n, reason="malformed", detail="d", action="dropped", excerpt="x")
+
+    trail = AuditTrail(tmp_path, "decisions", KEY, fsync="never")
+    sink = TrailSink(trail, "audit")
+    run1 = sink.build_part("s", "out", None)
+    run1.write_batch([v(1)])
+    snap1 = run1.snapshot()
+    run1.write_batch([v(2)])  # then kill -9
+    run2 = sink.build_part("s", "out", snap1)
+    run2.write_batch([v(3)])  # the replay has not reached line 2 yet
+    snap2 = run2.snapshot()
+    assert snap2[1], "line 2 is still owed at run 2's snapshot"
+    run3 = sink.build_part("s", "out", snap2)
+    run3.write_batch([v(2), v(4)])
+    assert run3.snapshot()[1] == []  # nothing owed any more
+    lines = [d["line"] for kind, d in trail.records_after(0) if kind == "violation"]
+    assert sorted(lines) == [1, 2, 3, 4]
+    # A snapshot from before this change (the position alone) still resumes.
+    run4 = sink.build_part("s", "out", snap1[0])
+    run4.write_batch([v(2), v(3), v(5)])
+    assert sorted(d["line"] for kind, d in trail.records_after(0) if kind == "violation") == [1, 2, 3, 4, 5]

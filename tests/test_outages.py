@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import orjson
 import redis
 from structlog.testing import capture_logs
 
@@ -23,7 +24,7 @@ from logwarden.incidents.backend import MemoryBackend
 from logwarden.incidents.redis_backend import RedisBackend
 from logwarden.incidents.store import IncidentPolicy, IncidentStore
 from logwarden.incidents.waiting import WaitingUpdates, read_updates
-from tests.fakes import Clock, OwnRedis
+from tests.fakes import TOKEN, Clock, OwnRedis, redis_prefix, redis_url  # noqa: F401  (fixtures)
 from tests.test_incidents import alert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +141,39 @@ def test_a_run_whose_redis_goes_away_and_never_returns_finishes_its_outputs_and_
     assert len(read_updates(spill)) == alerts
 
 
+@pytest.mark.parametrize("max_waiting", [100, 2], ids=["in-memory", "spilled"])
+def test_what_waits_is_in_the_recovery_snapshot_and_a_resumed_run_applies_it(
+        own_redis: OwnRedis, tmp_path: Path, max_waiting: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed during an outage, the run resumes from its snapshot: the updates that waited then
+    (decided before the snapshot, so never emitted again) are applied once Redis is back."""
+    import pickle
+
+    from logwarden.sinks import KeptBatchSink
+
+    monkeypatch.setattr(outage_module, "RETRY_SECONDS", 0.0)
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1)
+    store = _store(RedisBackend(client, "t:"))
+    first = WaitingUpdates(store.apply, tmp_path / "recovery", max_waiting=max_waiting, ping=client.ping)
+    sink = KeptBatchSink(first.apply, first.state, first.restore, "incidents")
+    part = sink.build_part("s", "incidents", None)
+    own_redis.stop()
+    for batch in BATCHES[:3]:
+        part.write_batch(batch)
+    snapshot = pickle.loads(pickle.dumps(part.snapshot()))  # as Bytewax keeps it; then kill -9
+    assert first.waiting == 4 and (first.spill is not None) == (max_waiting == 2)
+    own_redis.start()
+    resumed = WaitingUpdates(store.apply, tmp_path / "recovery", max_waiting=max_waiting, ping=client.ping)
+    part = KeptBatchSink(resumed.apply, resumed.state, resumed.restore, "incidents").build_part("s", "incidents",
+                                                                                               snapshot)
+    assert resumed.waiting == 4
+    part.write_batch(BATCHES[3])
+    assert resumed.waiting == 0 and part.snapshot() == {"waiting": [], "spill": None}
+    reference = _store(MemoryBackend("t:"))
+    for batch in BATCHES:
+        reference.apply(batch)
+    assert [(i[1], i[2], i[3]) for i in _incidents(store)] == [(i[1], i[2], i[3]) for i in _incidents(reference)]
+
+
 def test_metrics_count_outages_and_status_shows_what_waits(tmp_path: Path) -> None:
     from logwarden.metrics import Metrics
     from tests.fakes import _free_port
@@ -160,3 +194,118 @@ def test_metrics_count_outages_and_status_shows_what_waits(tmp_path: Path) -> No
     metrics.redis(outages=1, waiting=0)
     metrics.redis(outages=2, waiting=0)
     assert "redis: answering; 2 outage(s) during the run, nothing lost" in status()
+
+
+def _follow_run(own_redis: OwnRedis, prefix: str, stream_url: str, stream: str, slack: Any,
+                entries: list[dict[str, str]], workdir: Path, outage: bool) -> tuple[int, str, IncidentStore]:
+    """One ``logwarden run --follow`` over a Redis stream (on the machine's Redis, which stays up)
+    with incidents, ``new_term`` terms and the Slack outbox in ``own_redis``; the entries are fed at
+    2,000 a second. With ``outage``, ``own_redis`` is stopped for 4 s once a third is fed. The run
+    is stopped (SIGTERM) once every incident is delivered and nothing has changed for 4 s."""
+    import signal
+    import threading
+
+    workdir.mkdir()
+    local = workdir / "local.yaml"
+    local.write_text("overrides:\n  - id: log-source-silent\n    enabled: false\n")  # the wall clock's own
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")} | {
+        "LOGWARDEN_REDIS_URL": own_redis.url, "LOGWARDEN_REDIS_PREFIX": prefix,
+        "LOGWARDEN_SLACK_TOKEN": TOKEN, "LOGWARDEN_SLACK_CHANNEL": "#security",
+        "LOGWARDEN_SLACK_API_URL": slack.api_url, "LOGWARDEN_SLACK_MIN_INTERVAL": "0",
+        "LOGWARDEN_SLACK_DIGEST_THRESHOLD": "1000", "LOGWARDEN_MODEL_ENABLED": "false",
+        "LOGWARDEN_ALLOWED_LATENESS": "2s", "LOGWARDEN_LOG_FORMAT": "json"}
+    err = workdir / "stderr.txt"
+    client = redis.Redis.from_url(stream_url)
+    store = IncidentStore(RedisBackend(redis.Redis.from_url(own_redis.url, decode_responses=True), prefix))
+    with err.open("w") as stderr:
+        run = subprocess.Popen([sys.executable, "-m", "logwarden", "run", "-i", f"{stream_url}?stream={stream}",
+                                "--follow", "--alerts", str(workdir / "alerts.jsonl"), "--rules",
+                                str(ROOT / "rules" / "default.yaml"), "--rules", str(local)],
+                               cwd=workdir, stdout=subprocess.DEVNULL, stderr=stderr,
+                               env=env | {"PYTHONPATH": str(ROOT)})
+        try:
+            for _ in range(600):
+                if "flow_started" in err.read_text():
+                    break
+                time.sleep(0.05)
+            third = threading.Event()
+
+            def feed() -> None:
+                step = 100
+                for i in range(0, len(entries), step):
+                    pipe = client.pipeline(transaction=False)
+                    for entry in entries[i:i + step]:
+                        pipe.xadd(stream, entry)  # type: ignore[arg-type]
+                    pipe.execute()
+                    if i >= len(entries) // 3:
+                        third.set()
+                    time.sleep(0.05)
+
+            feeder = threading.Thread(target=feed, daemon=True)
+            feeder.start()
+            if outage:
+                third.wait(60)
+                own_redis.stop()
+                time.sleep(4)
+                own_redis.start()
+            feeder.join()
+            stable_since, last, deadline = time.monotonic(), None, time.monotonic() + 120
+            while time.monotonic() < deadline:
+                incidents = store.list()
+                state = (len(incidents), sum(i.count for i in incidents), len(store.outbox()), len(slack.calls))
+                if state != last:
+                    stable_since, last = time.monotonic(), state
+                if incidents and not store.outbox() and time.monotonic() - stable_since > 4:
+                    break
+                time.sleep(0.2)
+        finally:
+            run.send_signal(signal.SIGTERM)
+            code = run.wait(60)
+    return code, err.read_text(), store
+
+
+def _final_messages(slack: Any) -> dict[str, str]:
+    """Each incident's Slack message as it finally reads (its post, then its last update)."""
+    import re
+
+    by_ts = {c["ts"]: c["body"]["text"] for c in slack.posts(thread=False)}
+    for call in slack.ok_calls("chat.update"):
+        by_ts[call["body"]["ts"]] = call["body"]["text"]
+    out: dict[str, str] = {}
+    for text in by_ts.values():
+        [incident] = set(re.findall(r"INC-[0-9a-f]+", text))
+        out[incident] = text
+    return out
+
+
+def test_a_redis_outage_mid_run_changes_no_incident_and_no_slack_message(
+        own_redis: OwnRedis, redis_url: str, redis_prefix: str, tmp_path: Path) -> None:  # noqa: F811
+    """The same stream twice: once with Redis up throughout, once with the incidents' Redis
+    stopped for 4 s in the middle. Same incidents, same Slack messages, exit 0, and the outage
+    and its end logged once each (for the incident updates and for the new_term terms)."""
+    from logwarden.rules.loader import load_rules
+    from logwarden.simulate import simulate
+    from tests.fakes import FakeSlack
+    from tests.test_recovery import END, _time_ordered_entries
+
+    simulate(tmp_path / "sim", days=1, seed=3, end=END)
+    entries = _time_ordered_entries(tmp_path / "sim")
+    new_term = {r.meta.id for r in load_rules([ROOT / "rules" / "default.yaml"]).enabled() if r.type == "new_term"}
+    runs = {}
+    for name, outage in (("control", False), ("outage", True)):
+        slack = FakeSlack()
+        try:
+            code, log_text, store = _follow_run(own_redis, f"{name}:", redis_url, f"{redis_prefix}{name}", slack,
+                                                entries, tmp_path / name, outage)
+            runs[name] = (code, log_text, sorted((i.id, i.rule_id, i.entity, i.count, i.severity, i.state)
+                                                 for i in store.list()), _final_messages(slack))
+        finally:
+            slack.close()
+    (code0, _, incidents0, messages0), (code1, text1, incidents1, messages1) = runs["control"], runs["outage"]
+    assert code0 == 0 and code1 == 0, text1[-2000:]
+    assert incidents0 and {i[1] for i in incidents0} & new_term  # new_term rules took part
+    assert incidents1 == incidents0
+    assert messages1 == messages0
+    events = [orjson.loads(line)["event"] for line in text1.splitlines() if line.startswith("{")]
+    assert "Traceback" not in text1
+    assert events.count("redis_outage") == 2 and events.count("redis_back") == 2, events  # incidents, terms

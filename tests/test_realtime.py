@@ -104,9 +104,9 @@ def test_following_a_tailed_sshd_log_alerts_within_seconds_with_default_settings
     log.write_text("Nov 29 10:00:00 web1 sshd[100]: Accepted publickey for alice from 10.0.0.5 port 50000 ssh2\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")}  # the defaults
     env["LOGWARDEN_SYSLOG_YEAR"] = "2026"
+    err = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "logwarden", "run", "--input", str(log), "--follow",
-                             "--alerts", str(alerts)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--alerts", str(alerts)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     try:
         time.sleep(5)  # the run is up and following (it starts in about two seconds)
         with log.open("a") as f:  # 40 failed logins for a real account over two seconds
@@ -124,10 +124,15 @@ def test_following_a_tailed_sshd_log_alerts_within_seconds_with_default_settings
             time.sleep(0.1)
         waited = time.monotonic() - appended
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        proc.terminate()  # SIGTERM, as docker stop and Kubernetes send: an orderly stop
+        code = proc.wait(timeout=60)
+        err.close()
     assert fired is not None and fired["entity"] == IP and fired["count"] >= 10
     assert waited < 5, waited  # not the 5-minute lateness: the event that completed it fired it
+    text = (tmp_path / "stderr.txt").read_text()
+    assert code == 0, text
+    assert "stop_requested" in text and "flow_stopped" in text  # it drained and said so
+    assert "panicked" not in text and "Traceback" not in text
 
 
 # -- lateness per source ------------------------------------------------------------------------

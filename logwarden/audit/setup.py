@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import secrets as _random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,15 @@ class ReplayGuard:
 
     Resuming from a snapshot, the flow emits again what it had emitted between that snapshot and
     the crash. The trail's position at the snapshot bounds exactly those records: the guard
-    reads them once and lets each through only as often as it is not already there."""
+    reads them once and lets each through only as often as it is not already there.
 
-    def __init__(self, trail: AuditTrail, since_seq: int | None) -> None:
-        self._pending: Counter[tuple[str, ...]] = Counter()
+    A resumed flow need not emit them again before its next snapshot (its clocks and batches are
+    not the first run's), so what is still pending at a snapshot is part of that snapshot
+    (``carried``): a second crash after it must not forget a record the first run wrote."""
+
+    def __init__(self, trail: AuditTrail, since_seq: int | None,
+                 carried: Iterable[tuple[tuple[str, ...], int]] = ()) -> None:
+        self._pending: Counter[tuple[str, ...]] = Counter(dict((tuple(k), n) for k, n in carried))
         if since_seq is not None:
             self._pending.update(replay_key(kind, data) for kind, data in trail.records_after(since_seq)
                                  if kind in REPLAYED_KINDS)
@@ -129,4 +135,9 @@ class ReplayGuard:
                 self._pending[key] -= 1
             else:
                 out.append(rec)
+        self._pending = +self._pending  # drop what is used up
         return out
+
+    def pending(self) -> list[tuple[tuple[str, ...], int]]:
+        """What is still expected again, to carry in a snapshot."""
+        return sorted(self._pending.items())

@@ -107,6 +107,9 @@ class Incident:
     # The entities it is about: ``entity`` first, then those alerts linked to it (an address and
     # the account it logged into). Later alerts on any of them join it.
     entities: list[str] = field(default_factory=list)
+    # Which alert's summary it shows: "<end>|<rule id>|<alert id>" of the newest in event time
+    # (ties by rule, then alert id), so the message is the same whatever order alerts came in.
+    speaker: str = ""
 
     def record(self, at: float, by: str, action: str, note: str = "", actor: dict[str, str] | None = None) -> None:
         """One line of its history; ``actor``: who acted in Slack ({"id": "U...", "name": ...})."""

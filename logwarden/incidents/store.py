@@ -519,9 +519,13 @@ def _open(key: str, alert: Alert, now: float) -> Incident:
         evidence=list(alert.evidence[:MAX_EVIDENCE]),
         alerts={alert.alert_id: [alert.revision, alert.count, alert.rule_id]},
         explanation=getattr(alert, "explanation", None), entities=[alert.entity],
-        rules={alert.rule_id: _rule_entry(alert)})
+        rules={alert.rule_id: _rule_entry(alert)}, speaker=_speaker(alert))
     inc.record(now, SYSTEM, "opened", alert.summary)
     return inc
+
+
+def _speaker(alert: Alert) -> str:
+    return f"{isoformat(alert.end)}|{alert.rule_id}|{alert.alert_id}"
 
 
 def _rule_entry(alert: Alert) -> dict[str, Any]:
@@ -547,9 +551,12 @@ def _join(inc: Incident, alert: Alert, now: float, policy: IncidentPolicy) -> No
     inc.rules = rules
     if severity_rank(alert.severity) > severity_rank(inc.severity):
         inc.severity = alert.severity
-    if alert.explanation:
-        inc.explanation = alert.explanation
-    inc.summary = alert.summary
+    # The newest alert in event time speaks for the incident, whatever order alerts were applied
+    # in (one batch after a Redis outage, or one by one as they came): the same message either way.
+    if (speaker := _speaker(alert)) >= inc.speaker:
+        inc.summary, inc.speaker = alert.summary, speaker
+        if alert.explanation:
+            inc.explanation = alert.explanation
     _extend(inc, alert)
     if new_rule:
         inc.record(now, SYSTEM, "rule_joined", f"{alert.rule_id} ({alert.severity})")

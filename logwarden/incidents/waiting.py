@@ -15,6 +15,7 @@ applies them once Redis is back.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ class WaitingUpdates:
         self._max_waiting = max_waiting
         self._ping = ping
         self._waiting: list[Alert] = []
+        self._lock = threading.RLock()  # the flow's sink and the retry loop both call in
         self.spill: Path | None = None  # where alerts past max_waiting wait
         self._spilled = 0
         self._outage = Outage("incident updates", "the flow goes on; updates wait and are applied in order "
@@ -59,6 +61,10 @@ class WaitingUpdates:
 
     def apply(self, alerts: list[Alert]) -> list[Any]:
         """The incidents that changed (none while Redis is away: the alerts wait)."""
+        with self._lock:
+            return self._apply_now(alerts)
+
+    def _apply_now(self, alerts: list[Alert]) -> list[Any]:
         if not self._outage.due():
             self._wait(alerts)
             return []
@@ -78,21 +84,43 @@ class WaitingUpdates:
 
     def retry(self) -> list[Any]:
         """Try Redis now with what waits (at the end of a run, before the last notifications)."""
-        if not self.waiting:
-            return []
-        self._outage.retry_now()
-        return self.apply([])
+        with self._lock:
+            if not self.waiting:
+                return []
+            self._outage.retry_now()
+            return self._apply_now([])
 
     def finish(self) -> str | None:
         """At the end of a run: one last try; if updates still wait, they are written to the spill
         file and the one line to tell the user is returned."""
         self.retry()
-        if not self.waiting:
-            return None
-        self._spill_all()
+        with self._lock:
+            if not self.waiting:
+                return None
+            self._spill_all()
         return (f"{self.waiting} incident update(s) wait in {self.spill}: Redis did not come back before the "
                 f"run ended (the alerts file and the audit trail are complete); once it is back, "
                 f"run `logwarden incidents apply {self.spill}`")
+
+    def state(self) -> dict[str, Any]:
+        """What waits, for the recovery snapshot: a run killed during an outage resumes with it
+        (the flow will not emit these alerts again, they were decided before the snapshot)."""
+        with self._lock:
+            return {"waiting": [alert.to_record() for alert in self._waiting],
+                    "spill": str(self.spill) if self._spilled and self.spill is not None else None}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Take back what waited at the snapshot a resumed run starts from. Alerts the spill file
+        got after that snapshot come again from the replay; applying one twice changes nothing."""
+        if not state:
+            return
+        with self._lock:
+            self._waiting = [Alert.from_record(record) for record in state["waiting"]] + self._waiting
+            if state.get("spill") and Path(state["spill"]).exists():
+                self.spill = Path(state["spill"])
+                self._spilled = len(read_updates(self.spill))
+        if self.waiting:
+            log.info("redis_waiting_restored", waiting=self.waiting)
 
     # -- internals -------------------------------------------------------------------------
     def _wait(self, alerts: list[Alert]) -> None:

@@ -95,14 +95,20 @@ def build_slack_blocks(incident: Incident, interactive: bool = False) -> dict[st
     if silenced and i.silenced_by:
         context.append(f"Silenced by {who_did(silenced)}: {escape(silenced.get('note', ''))}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
-    names = i.rule_id if len(rules) == 1 else f"{len(rules)} rules ({', '.join(rules)})"
+    names = i.rule_id if len(rules) == 1 else f"{len(rules)} rules ({', '.join(rid for rid, _ in ordered(rules))})"
     text = f"[{i.severity.upper()}] {names} {', '.join(entities)}: {i.summary} ({state}, {i.id})"
     return {"text": escape(text)[:3000], "blocks": blocks}
 
 
+def ordered(rules: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """A grouped incident's rules, most severe first, then by first seen: the same order however
+    the alerts came in."""
+    return sorted(rules.items(), key=lambda kv: (-severity_rank(kv[1]["severity"]), kv[1]["first_seen"], kv[0]))
+
+
 def rule_lines(rules: dict[str, dict[str, Any]]) -> str:
     """The rules of a grouped incident, most severe first: severity, count, first and last seen."""
-    order = sorted(rules.items(), key=lambda kv: (-severity_rank(kv[1]["severity"]), kv[1]["first_seen"], kv[0]))
+    order = ordered(rules)
     lines = [f"• {SEVERITY_EMOJI.get(r['severity'], '')} `{escape(rid)}` {escape(r['severity'])} · "
              f"{r['count']:,} · {escape(r['first_seen'])} .. {escape(r['last_seen'])}"
              f"{' (ended)' if r.get('resolved') else ''}" for rid, r in order[:RULE_LINES]]

@@ -81,6 +81,13 @@ class RedisTermStore:
                     log.warning("redis_term_queue_full", waiting=len(self._pending),
                                 note="newer terms stay in their keys' state; a restart relearns them")
 
+    def retry(self) -> None:
+        """Write what waits if Redis is back (called each second, so terms reconcile even when no
+        rule asks for a while)."""
+        with self._lock:
+            if self._outage.down:
+                self._reachable()
+
     def _reachable(self) -> bool:
         """Up, or back: the queue written first. False while down (tried again every second)."""
         if not self._outage.down:
