@@ -14,8 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import orjson
+import pytest
 import redis
 from structlog.testing import capture_logs
 
