@@ -69,7 +69,11 @@ def secret_rules(settings: Settings) -> tuple[str, ...]:
 
 def load_rule_set(settings: Settings) -> RuleSet:
     """The rules in force; raises ``RuleLoadError`` listing every problem, before any input."""
-    return load_rules(list(settings.rules) if settings.rules else default_rule_files(), settings.internal_networks)
+    rule_set = load_rules(list(settings.rules) if settings.rules else default_rule_files(), settings.internal_networks,
+                          sigma_pipelines=settings.sigma_pipelines, sigma_partial=settings.sigma_partial)
+    for line in rule_set.not_loaded:  # --sigma-partial: said, not skipped
+        log.warning("sigma_rule_not_loaded", rule=line)
+    return rule_set
 
 
 def default_model_path() -> Path | None:

@@ -99,6 +99,8 @@ def run(
     lateness: Annotated[list[str] | None, typer.Option(
         "--lateness", help="with --follow: an --input's own allowed lateness (e.g. 30s), one per --input in "
                            "the same order (default: per format; LOGWARDEN_SOURCE_LATENESS)")] = None,
+    sigma_partial: Annotated[bool, typer.Option(
+        "--sigma-partial", help="start with the Sigma rules that convert; list the others")] = False,
 ) -> None:
     """Read inputs through the standard and the rules; exit once finite inputs are consumed."""
     from logwarden.app import print_budget, print_incidents, print_scorecards, run_flow
@@ -107,7 +109,8 @@ def run(
                          syslog_year=syslog_year, rules=rules or None, model=model,
                          model_enabled=False if no_model else None, recovery_dir=recovery_dir,
                          snapshot_interval=snapshot_interval, process_id=process_id,
-                         addresses=addresses.split(";") if addresses else None, log_format=log_format)
+                         addresses=addresses.split(";") if addresses else None, log_format=log_format,
+                         sigma_partial=True if sigma_partial else None)
     if processes > 1 and settings.process_id is None:
         from logwarden.cluster import run_local_cluster
 
@@ -295,14 +298,51 @@ def show_scorecard(path: Annotated[Path, typer.Argument(help="a scorecard JSON f
 
 
 @rules_app.command("validate")
-def rules_validate(paths: Annotated[list[Path] | None, typer.Argument(help="rule files")] = None) -> None:
-    """Load the rule files and report every problem at once (file:line rule-id: message)."""
+def rules_validate(paths: Annotated[list[Path] | None, typer.Argument(help="rule files or folders (ours or "
+                                                                         "Sigma)")] = None,
+                   sigma_partial: Annotated[bool, typer.Option(
+                       "--sigma-partial", help="exit 0 when the only problems are Sigma rules that do not "
+                                               "convert")] = False) -> None:
+    """Load the rule files and report every problem at once (file:line rule-id: message); Sigma
+    rules that cannot be converted are listed with the reason (file: title: why)."""
     from logwarden.rules.loader import default_rule_files, load_rules
 
-    files = paths or default_rule_files()
-    rule_set = load_rules(files)
+    settings = _env_settings()
+    files = paths or list(settings.rules or []) or default_rule_files()
+    rule_set = load_rules(files, settings.internal_networks, sigma_pipelines=settings.sigma_pipelines,
+                          sigma_partial=True)
+    for line in rule_set.not_loaded:
+        typer.echo(f"not loaded: {line}")
     enabled = len(rule_set.enabled())
-    typer.echo(f"ok: {len(rule_set.rules)} rules ({enabled} enabled) in {', '.join(map(str, files))}")
+    sigma = f", {rule_set.sigma} from Sigma" if rule_set.sigma else ""
+    typer.echo(f"ok: {len(rule_set.rules)} rules ({enabled} enabled{sigma}) in {len(rule_set.files)} file(s)")
+    typer.echo(f"{len(rule_set.rules)} rules loaded, {len(rule_set.not_loaded)} not loaded")
+    if rule_set.not_loaded and not (sigma_partial or settings.sigma_partial):
+        raise typer.Exit(1)
+
+
+@rules_app.command("convert")
+def rules_convert(files: Annotated[list[Path], typer.Argument(help="Sigma rule files or folders")]) -> None:
+    """Print the logwarden rules that Sigma rules become (YAML), to review and tune as your own;
+    a rule that cannot be converted is a comment saying why. Exits 1 if any could not be."""
+    import yaml
+
+    from logwarden.rules.loader import rule_files
+    from logwarden.rules.sigma import NotConverted, convert_text
+
+    settings = _env_settings()
+    converted, failed = [], 0
+    for path in rule_files(files):
+        for title, result in convert_text(path.read_text(), settings.sigma_pipelines):
+            if isinstance(result, NotConverted):
+                failed += 1
+                typer.echo(f"# not converted: {path}: {title}: {result}")
+            else:
+                converted.append(result)
+    if converted:
+        typer.echo(yaml.safe_dump({"rules": converted}, sort_keys=False, allow_unicode=True, width=100))
+    if failed:
+        raise typer.Exit(1)
 
 
 @rules_app.command("test")

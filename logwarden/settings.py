@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOGWARDEN_", extra="forbid", frozen=True)
 
     rules: list[Path] | None = Field(None, description="rule files, in order; default: the shipped pack")
+    sigma_partial: bool = Field(False, description="start with the Sigma rules that convert and list the "
+                                "others; without it, a Sigma rule that cannot be converted stops the run")
+    sigma_pipelines: list[Path] = Field([], description="pySigma processing pipeline files (JSON list) applied "
+                                        "after the shipped field mapping, for fields of your own")
     standard_profile: Path | None = Field(None, description="logging-standard YAML; default: shipped")
     json_mapping: Path | None = Field(None, description="YAML of extra JSON/logfmt field aliases")
     secret_rules: list[Path] = Field([], description="gitleaks-format TOML files that add, replace or "

@@ -315,6 +315,12 @@ def _attacks(rng: random.Random, org: Org, files: dict[str, _File], t0: datetime
     ts = t4 + timedelta(minutes=5)
     web.add(ts, _clf(ip4, "-", ts, "GET", "/items?id=1%27%20OR%201=1--", 500, 0, "sqlmap/1.7"),
             {"type": "attack", "name": "sqli", "entity": ip4, "rules": ["sqli-or-traversal"]})
+    # ... then the payloads sqlmap and traversal scanners really send (what SigmaHQ's rules look for)
+    for k, (target, status) in enumerate((("/items?id=1%20UNION%20ALL%20SELECT%20NULL%2CNULL%2Cversion()--", 500),
+                                          ("/items?id=1%20AND%20SLEEP(5)%20order%20by%201--", 500),
+                                          ("/download?file=../../../etc/passwd", 400))):
+        tk = ts + timedelta(seconds=2 + k)
+        web.add(tk, _clf(ip4, "-", tk, "GET", target, status, 0, "sqlmap/1.7"), None)
     # Kubernetes: a binding to cluster-admin by someone outside the admin groups.
     t5 = t0 + timedelta(hours=5)
     deployer = org.k8s_deployer

@@ -64,6 +64,11 @@ class CloudTrail:
                      ("aws.cloudtrail.user_identity.type", as_str(ident.get("type"))),
                      ("aws.cloudtrail.user_identity.arn", as_str(ident.get("arn"))),
                      ("aws.cloudtrail.error_code", as_str(error)),
+                     ("aws.cloudtrail.error_message", as_str(doc.get("errorMessage"))),
+                     ("aws.cloudtrail.event_type", as_str(doc.get("eventType"))),
+                     ("aws.cloudtrail.console_login", as_str(response.get("ConsoleLogin"))
+                      if isinstance(response, dict) else None),
+                     ("aws.cloudtrail.user_identity.session_context.session_issuer.type", _issuer_type(ident)),
                      ("aws.cloudtrail.read_only", doc.get("readOnly")),
                      ("aws.s3.bucket.name", bucket),
                      ("aws.cloudtrail.mfa_used", as_str(added.get("MFAUsed")))):
@@ -104,3 +109,9 @@ def _first_resource(doc: dict[str, Any]) -> str | None:
     if isinstance(resources, list) and resources and isinstance(resources[0], dict):
         return as_str(resources[0].get("ARN"))
     return None
+
+
+def _issuer_type(ident: dict[str, Any]) -> str | None:
+    context = ident.get("sessionContext")
+    issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+    return as_str(issuer.get("type")) if isinstance(issuer, dict) else None

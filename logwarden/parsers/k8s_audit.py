@@ -96,6 +96,9 @@ class K8sAudit:
                            ("orchestrator.resource.name", name),
                            ("orchestrator.api_version", as_str(obj.get("apiVersion"))),
                            ("user.roles", user.get("groups") or None),
+                           ("k8s.object.resource", as_str(obj.get("resource"))),
+                           ("k8s.object.subresource", as_str(obj.get("subresource"))),
+                           ("k8s.object.api_group", as_str(obj.get("apiGroup"))),
                            ("k8s.audit.stage", as_str(doc.get("stage"))),
                            ("k8s.audit.level", as_str(doc.get("level")))):
             if value is not None:

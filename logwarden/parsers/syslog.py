@@ -81,6 +81,7 @@ class SyslogAuth:
                       host_name=m["host"], action=prog, category="host",
                       resource=m["host"])
         _interpret(event, prog, m["msg"])
+        _set_extra(event, "message", m["msg"])  # what Sigma keywords search (already redacted)
         return event
 
     def _rfc3164_time(self, mon: str, day: str, hms: str) -> datetime:

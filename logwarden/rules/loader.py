@@ -26,6 +26,7 @@ from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, evaluate, needs_of
+from logwarden.rules.sigma import NotConverted, convert_text, is_sigma
 
 COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "link", "where",
           "exceptions", "examples")
@@ -72,6 +73,9 @@ class RuleSet:
     files: list[Path]
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     version: str = ""  # SHA-256 over the files, in order: which rule set was in force
+    # Sigma rules that could not be converted ("file: title: why"); loaded only with sigma_partial
+    not_loaded: list[str] = field(default_factory=list)
+    sigma: int = 0  # how many of ``rules`` came from Sigma files
 
     def enabled(self) -> list[Rule]:
         return [r for r in self.rules if r.meta.enabled]
@@ -83,15 +87,33 @@ class _Raw:
     path: Path
 
 
-def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None) -> RuleSet:
+def rule_files(paths: Sequence[Path]) -> list[Path]:
+    """The files of ``--rules``: a folder stands for its ``*.yml``/``*.yaml`` files (recursively,
+    in name order), as a Sigma rule repository is laid out."""
+    out: list[Path] = []
+    for path in paths:
+        out.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+                   if path.is_dir() else [path])
+    return out
+
+
+def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None, *,
+               sigma_pipelines: Sequence[Path] = (), sigma_partial: bool = False) -> RuleSet:
     """``internal_networks``: what ``cidr: internal`` and ``new_term``'s ``granularity: network``
-    mean (``LOGWARDEN_INTERNAL_NETWORKS``; default RFC 1918 and the usual cluster ranges)."""
+    mean (``LOGWARDEN_INTERNAL_NETWORKS``; default RFC 1918 and the usual cluster ranges).
+
+    A file may be a Sigma rule (detected per file): it is converted (``logwarden.rules.sigma``,
+    with ``sigma_pipelines`` after the shipped field mapping). A Sigma rule that cannot be
+    converted is a problem, unless ``sigma_partial``: then it is listed in ``not_loaded``."""
     internal = parse_networks(internal_networks or DEFAULT_INTERNAL)
     networks = {"internal": [str(n) for n in internal]}
     problems: list[str] = []
     raws: dict[str, _Raw] = {}
     overrides: list[_Raw] = []
+    not_loaded: list[str] = []
+    sigma_ids: set[str] = set()
     digest = hashlib.sha256()
+    paths = rule_files(paths)
     for path in paths:
         try:
             text = path.read_text()
@@ -99,6 +121,9 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
             problems.append(f"{path}: {exc.strerror}")
             continue
         digest.update(path.name.encode() + b"\0" + text.encode())
+        if _sigma_text(text):
+            _add_sigma(path, text, sigma_pipelines, raws, sigma_ids, not_loaded)
+            continue
         try:
             doc = yaml.load(text, Loader=_Loader) or {}
         except yaml.YAMLError as exc:
@@ -137,9 +162,36 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
                 rule = dataclasses.replace(rule, internal_networks=internal)
             rules.append(rule)
             examples[rid] = list(raw.doc.get("examples") or [])
+    if not_loaded and not sigma_partial:
+        problems += [f"{line} (--sigma-partial runs with the rules that load)" for line in not_loaded]
     if problems:
         raise RuleLoadError(problems)
-    return RuleSet(rules, list(paths), examples, digest.hexdigest())
+    return RuleSet(rules, list(paths), examples, digest.hexdigest(), not_loaded,
+                   sum(r.meta.id in sigma_ids for r in rules))
+
+
+def _sigma_text(text: str) -> bool:
+    """A Sigma file: its (first) document has ``detection`` and ``logsource``, or ``correlation``."""
+    try:
+        first = next(iter(yaml.safe_load_all(text)), None)
+    except yaml.YAMLError:
+        return False
+    return is_sigma(first)
+
+
+def _add_sigma(path: Path, text: str, pipelines: Sequence[Path], raws: dict[str, _Raw], sigma_ids: set[str],
+               not_loaded: list[str]) -> None:
+    for title, result in convert_text(text, pipelines):
+        if isinstance(result, NotConverted):
+            not_loaded.append(f"{path}: {title}: {result}")
+            continue
+        if result["id"] in raws:  # two Sigma rules of one title: the second by its Sigma id too
+            uid = next((t.split(":", 1)[1] for t in result["tags"] if t.startswith("sigma:")), "")
+            result["id"] = f"{result['id']}-{uid[:8]}"
+        doc = _LineDict(result)
+        doc.line, doc.key_lines = 1, {}
+        raws[result["id"]] = _Raw(doc, path)
+        sigma_ids.add(result["id"])
 
 
 def _apply_override(ov: _Raw, raws: dict[str, _Raw], problems: list[str]) -> None:

@@ -1,0 +1,255 @@
+"""Sigma rules (#15): a Sigma detection becomes a logwarden ``match`` rule.
+
+pySigma reads the rule (its parser, modifiers and condition grammar), a pySigma processing
+pipeline renames Sigma's fields for each log source to the fields our parsers fill
+(``logwarden/data/sigma-pipeline.yaml``, extended by the user's own pipeline files), and the
+parsed condition tree becomes one of our conditions (``all``/``any``/``not`` over ``regex``,
+``equals``, ``cidr``, comparisons, ``exists``). The result is an ordinary rule entry, so it goes
+through the same checks as a native one, and ``logwarden rules convert`` prints it for review.
+
+Sigma matches strings case-insensitively, with ``*`` and ``?`` wildcards: each string becomes an
+anchored case-insensitive regex (one alternation per field for an ``or`` of values). Keywords
+(values without a field) search the text fields of the log source (``KEYWORD_FIELDS``): the
+request target and user agent of a web request, the message of a syslog line.
+
+What cannot be converted (a log source we do not read, a field no parser fills, a modifier or
+value type we cannot express) raises ``NotConverted`` with the reason, per rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from logwarden.event import known_field
+
+PIPELINE = Path(__file__).resolve().parents[1] / "data" / "sigma-pipeline.yaml"
+LEVELS = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
+
+
+class NotConverted(ValueError):
+    """A Sigma rule that cannot become a logwarden rule; the message says why."""
+
+
+@dataclass(frozen=True)
+class LogSource:
+    name: str
+    only: dict[str, Any]  # the condition that keeps the rule to this source's events
+    group_by: str
+    keyword_fields: tuple[str, ...]
+
+
+WEB = LogSource("webserver", {"field": "http.request.method", "exists": True}, "source.ip",
+                ("url.path", "url.query", "user_agent.original"))
+CLOUDTRAIL = LogSource("aws/cloudtrail", {"field": "event.dataset", "equals": "cloudtrail"}, "user.name", ())
+KUBERNETES = LogSource("kubernetes/audit", {"field": "event.dataset", "equals": "k8s_audit"}, "user.name", ())
+LINUX = LogSource("linux", {"field": "event.dataset", "equals": "syslog"}, "host.name", ("message",))
+LINUX_SERVICES = (None, "syslog", "sshd", "auth", "sudo", "cron", "su", "auditd")
+
+
+def log_source(product: str | None, service: str | None, category: str | None) -> LogSource:
+    if category == "webserver" and product in (None, "apache", "nginx", "linux"):
+        return WEB
+    if product == "aws" and service == "cloudtrail":
+        return CLOUDTRAIL
+    if product == "kubernetes" and service == "audit":
+        return KUBERNETES
+    if product == "linux" and category is None and service in LINUX_SERVICES:
+        return LINUX
+    told = ", ".join(f"{k}: {v}" for k, v in (("product", product), ("service", service), ("category", category))
+                     if v is not None)
+    raise NotConverted(f"log source {{{told}}} is not one logwarden reads (web servers, aws/cloudtrail, "
+                       "kubernetes/audit, linux syslog and auth)")
+
+
+def is_sigma(doc: Any) -> bool:
+    """A Sigma rule (or a correlation rule) rather than a logwarden rule file."""
+    return isinstance(doc, dict) and (("detection" in doc and "logsource" in doc) or "correlation" in doc)
+
+
+@cache
+def _pipeline(extra: tuple[Path, ...]) -> Any:
+    from sigma.processing.pipeline import ProcessingPipeline
+
+    pipeline = ProcessingPipeline.from_yaml(PIPELINE.read_text())
+    for path in extra:
+        pipeline = pipeline + ProcessingPipeline.from_yaml(path.read_text())
+    return pipeline
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "rule"
+
+
+def convert_text(text: str, pipelines: Sequence[Path] = ()) -> list[tuple[str, dict[str, Any] | NotConverted]]:
+    """Each rule of a Sigma YAML text (one or several documents): ``(title, rule entry)``, or
+    ``(title, NotConverted)`` with the reason it cannot load."""
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
+
+    try:
+        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+    except SigmaError as exc:
+        return [("?", NotConverted(f"not a valid Sigma rule: {exc}"))]
+    out: list[tuple[str, dict[str, Any] | NotConverted]] = []
+    for rule in collection.rules:
+        title = str(getattr(rule, "title", "?"))
+        errors = getattr(rule, "errors", None)
+        if errors:
+            out.append((title, NotConverted(f"not a valid Sigma rule: {errors[0]}")))
+            continue
+        if type(rule).__name__ == "SigmaCorrelationRule":
+            out.append((title, NotConverted("Sigma correlation rules are not converted yet")))
+            continue
+        try:
+            out.append((title, convert_rule(rule, pipelines)))
+        except NotConverted as exc:
+            out.append((title, exc))
+        except SigmaError as exc:
+            out.append((title, NotConverted(f"pySigma: {exc}")))
+    return out
+
+
+def convert_rule(rule: Any, pipelines: Sequence[Path] = ()) -> dict[str, Any]:
+    """One parsed ``SigmaRule`` as a logwarden ``match`` rule entry."""
+    src = log_source(rule.logsource.product, rule.logsource.service, rule.logsource.category)
+    _pipeline(tuple(pipelines)).apply(rule)
+    trees = [cond.parse() for cond in rule.detection.parsed_condition]
+    built = [_expand(_node(tree, src), src) for tree in trees]
+    where = built[0] if len(built) == 1 else {"any": built}
+    level = str(rule.level.name).lower() if rule.level is not None else "medium"
+    tags = [f"{t.namespace}.{t.name}" for t in rule.tags] + [f"sigma:{rule.id}" if rule.id else "sigma"]
+    description = str(rule.title)
+    if rule.falsepositives:
+        description += " (false positives: " + "; ".join(str(f) for f in rule.falsepositives) + ")"
+    return {"id": f"sigma-{slug(str(rule.title))}", "type": "match", "description": description,
+            "severity": LEVELS.get(level, "medium"), "group_by": src.group_by, "tags": tags,
+            "where": {"all": [src.only, where]}}
+
+
+# -- the condition tree --------------------------------------------------------------------
+# Internally a leaf is ("re", field, regex) or ("kw", None, regex) (a keyword, any text field);
+# other leaves and the combinators are our condition mappings already.
+
+def _node(n: Any, src: LogSource) -> Any:
+    from sigma.conditions import (
+        ConditionAND,
+        ConditionFieldEqualsValueExpression,
+        ConditionNOT,
+        ConditionOR,
+        ConditionValueExpression,
+    )
+
+    if isinstance(n, ConditionAND):
+        return {"all": [_expand(_node(a, src), src) for a in n.args]}
+    if isinstance(n, ConditionOR):
+        return _or([_node(a, src) for a in n.args], src)
+    if isinstance(n, ConditionNOT):
+        return {"not": _expand(_node(n.args[0], src), src)}
+    if isinstance(n, ConditionFieldEqualsValueExpression):
+        field = str(n.field)
+        if not known_field(field):
+            raise NotConverted(f"field {field!r} ({src.name}) is not one logwarden's parsers keep")
+        return _leaf(field, n.value)
+    if isinstance(n, ConditionValueExpression):
+        if not src.keyword_fields:
+            raise NotConverted(f"keywords (values without a field) have no text field to search in {src.name}")
+        return ("kw", None, _string_regex(n.value, keyword=True))
+    raise NotConverted(f"condition element {type(n).__name__} is not supported")
+
+
+def _or(children: list[Any], src: LogSource) -> Any:
+    """An ``or``: regexes on one field (or keywords) joined into one alternation."""
+    joined: dict[tuple[str, str | None], list[str]] = {}
+    rest: list[Any] = []
+    for child in children:
+        if isinstance(child, tuple):
+            joined.setdefault((child[0], child[1]), []).append(child[2])
+        elif isinstance(child, dict) and set(child) == {"any"}:
+            rest.extend(child["any"])  # a nested or: flattened
+        else:
+            rest.append(child)
+    merged = [(kind, field, "|".join(rxs)) for (kind, field), rxs in joined.items()]
+    items = [*merged, *rest]
+    if len(items) == 1:
+        return items[0]
+    return {"any": [_expand(i, src) for i in items]}
+
+
+def _expand(node: Any, src: LogSource) -> dict[str, Any]:
+    if not isinstance(node, tuple):
+        return node
+    kind, field, rx = node
+    if kind == "re":
+        return {"field": field, "regex": rx}
+    tests = [{"field": f, "regex": rx} for f in src.keyword_fields]
+    return tests[0] if len(tests) == 1 else {"any": tests}
+
+
+def _leaf(field: str, value: Any) -> Any:
+    from sigma.types import (
+        SigmaBool,
+        SigmaCIDRExpression,
+        SigmaCompareExpression,
+        SigmaExists,
+        SigmaNull,
+        SigmaNumber,
+        SigmaRegularExpression,
+        SigmaString,
+    )
+
+    if isinstance(value, SigmaString):
+        return ("re", field, _string_regex(value))
+    if isinstance(value, SigmaNumber):
+        return {"field": field, "equals": value.number}
+    if isinstance(value, SigmaBool):
+        return {"field": field, "equals": value.boolean}
+    if isinstance(value, SigmaNull):
+        return {"field": field, "exists": False}
+    if isinstance(value, SigmaExists):
+        return {"field": field, "exists": bool(value.exists)}
+    if isinstance(value, SigmaRegularExpression):
+        flags = "".join(sorted({"IGNORECASE": "i", "MULTILINE": "m", "DOTALL": "s"}.get(f.name, "")
+                               for f in value.flags))
+        rx = str(value.regexp)
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            raise NotConverted(f"regex for {field!r} is not one Python reads: {exc}") from None
+        return ("re", field, f"(?{flags}:{rx})" if flags else f"(?:{rx})")
+    if isinstance(value, SigmaCIDRExpression):
+        return {"field": field, "cidr": str(value.network)}
+    if isinstance(value, SigmaCompareExpression):
+        op = {"LT": "lt", "LTE": "lte", "GT": "gt", "GTE": "gte"}[value.op.name]
+        return {"field": field, op: value.number.number}
+    raise NotConverted(f"value {type(value).__name__} on {field!r} is not supported (a modifier such as "
+                       "fieldref, base64offset or expand has no logwarden form)")
+
+
+def _string_regex(value: Any, keyword: bool = False) -> str:
+    """A Sigma string as a regex: case-insensitive (unless ``cased``), wildcards as ``.*``/``.``,
+    anchored for a field, searched anywhere for a keyword."""
+    from sigma.types import SigmaCasedString, SigmaString, SpecialChars
+
+    if not isinstance(value, SigmaString):
+        value = SigmaString(str(value))
+    parts = []
+    for part in value.s:
+        if isinstance(part, str):
+            parts.append(re.escape(part))
+        elif part == SpecialChars.WILDCARD_MULTI:
+            parts.append(".*")
+        elif part == SpecialChars.WILDCARD_SINGLE:
+            parts.append(".")
+        else:
+            raise NotConverted(f"placeholder in {value!s} is not supported")
+    body = "".join(parts)
+    if not keyword:  # whole value: anchored, the needless .* at either end dropped
+        body = ("" if body.startswith(".*") else "^") + body.removeprefix(".*")
+        body = body.removesuffix(".*") if body.endswith(".*") else body + "$"
+    flags = "s" if isinstance(value, SigmaCasedString) else "is"
+    return f"(?{flags}:{body})"
