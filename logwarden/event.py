@@ -156,7 +156,7 @@ EXTRA_FIELDS = frozenset({
     "aws.cloudtrail.user_identity.arn", "aws.cloudtrail.error_code", "aws.cloudtrail.read_only",
     "aws.cloudtrail.mfa_used", "aws.s3.bucket.name", "aws.cloudtrail.error_message", "aws.cloudtrail.event_type",
     "aws.cloudtrail.console_login", "aws.cloudtrail.user_identity.session_context.session_issuer.type",
-    "k8s.object.resource", "k8s.object.subresource", "k8s.object.api_group", "message",
+    "k8s.object.resource", "k8s.object.subresource", "k8s.object.api_group", "message", "http.request.referrer",
 })
 
 

@@ -64,7 +64,7 @@ def _pick(node: Any, web: bool) -> dict[str, Any]:
         if isinstance(value, SigmaNumber):
             return {str(node.field): value.number}
         if isinstance(value, SigmaNull):
-            return {}
+            return {str(node.field): None}  # the field absent ("-" in a web log)
         raise Unsatisfiable(type(value).__name__)
     if isinstance(node, ConditionValueExpression):
         return {KEYWORD: _text(node.value) if isinstance(node.value, SigmaString) else str(node.value)}
@@ -101,10 +101,11 @@ def line(source: str, fields: dict[str, Any]) -> tuple[str, str]:
         if KEYWORD in f:
             query = f"q={f[KEYWORD]}" if query is None else f"{query}&q={f[KEYWORD]}"
         target = quote(path, safe="/%?&=.:;,'()*!@$+~-_#[]{}|\\^`<>") + (f"?{query}" if query else "")
-        ua = f.get("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0")
+        ua = f.get("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0") or "-"
         status = f.get("http.response.status_code", 200)
+        referer = f.get("http.request.referrer") or "-"
         return "combined", (f'203.0.113.9 - - [{AT:%d/%b/%Y:%H:%M:%S} +0000] "{f.get("http.request.method", "GET")} '
-                            f'{target} HTTP/1.1" {status} 512 "-" "{ua}"')
+                            f'{target} HTTP/1.1" {status} 512 "{referer}" "{ua}"')
     if source == "aws/cloudtrail":
         record: dict[str, Any] = {
             "eventVersion": "1.08", "eventTime": AT.strftime("%Y-%m-%dT%H:%M:%SZ"),

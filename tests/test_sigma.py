@@ -120,3 +120,85 @@ def test_convert_prints_rules_that_load_as_our_own(tmp_path: Path) -> None:
     converted = load_rules([out])
     assert len(converted.rules) == len(load_rules([SIGMA / "cloud" / "aws" / "cloudtrail"], sigma_partial=True).rules)
     assert converted.sigma == 0  # ours now: to review and tune
+
+
+CORRELATIONS = ROOT / "tests" / "data" / "sigma_correlations.yml"
+NATIVE = ROOT / "tests" / "data" / "native_correlations.yaml"
+
+
+def _pairs() -> dict[str, str]:
+    """Sigma correlation rule id -> the native rule written to equal it (same description)."""
+    sigma = load_rules([CORRELATIONS]).rules
+    native = {r.meta.description: r.meta.id for r in load_rules([NATIVE]).rules}
+    assert sorted(r.type for r in sigma) == ["cardinality", "sequence", "temporal", "threshold"]
+    return {r.meta.id: native[r.meta.description] for r in sigma}
+
+
+def _by_rule(alerts: list[dict]) -> dict[str, list[tuple]]:
+    out: dict[str, list[tuple]] = {}
+    for a in alerts:  # what fired, on which events: everything but the rule's own names
+        out.setdefault(a["rule_id"], []).append((a["entity"], a["start"], a["end"], a["count"], a["revision"],
+                                                 tuple(a["evidence"])))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["replay", "follow"])
+def test_correlations_fire_exactly_when_their_native_equivalents_do(sim: Path, tmp_path: Path, follow: bool) -> None:
+    import os
+    import signal
+    import time
+
+    import orjson
+
+    from tests.conftest import sim_inputs
+
+    pairs = _pairs()
+    alerts = tmp_path / "alerts.jsonl"
+    args = [sys.executable, "-m", "logwarden", "run", *[x for p in sim_inputs(sim) for x in ("-i", p)],
+            "--rules", str(CORRELATIONS), "--rules", str(NATIVE), "--no-model", "--alerts", str(alerts)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")}
+    if not follow:
+        done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+    else:
+        proc = subprocess.Popen([*args, "--follow"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:  # until every rule has told something and nothing has changed for 5 s
+            last, since, deadline = -1, time.monotonic(), time.monotonic() + 120
+            while time.monotonic() < deadline:
+                size = alerts.stat().st_size if alerts.exists() else 0
+                if size != last:
+                    last, since = size, time.monotonic()
+                told = {orjson.loads(x)["rule_id"] for x in alerts.read_bytes().splitlines()} if size else set()
+                if told >= set(pairs) | set(pairs.values()) and time.monotonic() - since > 5:
+                    break
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+    fired = _by_rule([orjson.loads(x) for x in alerts.read_bytes().splitlines()])
+    for sigma_id, native_id in pairs.items():
+        assert fired.get(native_id), native_id  # each pair fires on the simulator's day ...
+        assert fired.get(sigma_id) == fired[native_id], sigma_id  # ... on the same events, the same way
+
+
+def test_a_users_pipeline_maps_a_field_of_their_own(tmp_path: Path) -> None:
+    """LOGWARDEN_SIGMA_PIPELINES: a pySigma pipeline of the user's, after the shipped one."""
+    rule = tmp_path / "tenant.yml"
+    rule.write_text("title: Requests for the staging tenant\nlogsource:\n  category: webserver\n"
+                    "detection:\n  selection:\n    x-tenant: staging\n  condition: selection\nlevel: low\n")
+    with pytest.raises(RuleLoadError, match=r"field 'x-tenant' .* is not one logwarden's parsers keep"):
+        load_rules([rule])
+    pipeline = tmp_path / "ours.yml"
+    pipeline.write_text("name: ours\npriority: 30\ntransformations:\n  - type: field_name_mapping\n"
+                        "    mapping:\n      x-tenant: labels.tenant\n")
+    [loaded] = load_rules([rule], sigma_pipelines=[pipeline]).rules
+    from logwarden.event import Event
+
+    event = Event.from_ecs({"@timestamp": "2026-11-29T10:00:00Z", "http.request.method": "GET", "source.ip": "10.1.2.3",
+                            "labels.tenant": "Staging"}, source="gw", line=1)
+    assert [a.rule_id for a in evaluate([loaded], [event])] == [loaded.meta.id]  # Sigma: case-insensitive
+    done = subprocess.run([sys.executable, "-m", "logwarden", "rules", "validate", str(rule)], cwd=ROOT,
+                          env={"PATH": "/usr/bin:/bin", "LOGWARDEN_SIGMA_PIPELINES": f'["{pipeline}"]'},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("1 rules loaded, 0 not loaded"), done.stdout

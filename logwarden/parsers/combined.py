@@ -47,7 +47,7 @@ class CombinedLog:
             path = request  # junk probes like "\x16\x03\x01" still show what was sent
         status = as_int(m["status"])
         user = m["user"].strip('"')
-        agent = m["agent"]
+        agent, referer = m["agent"], m["referer"]
         return Event(
             timestamp=ts,
             source=source,
@@ -65,4 +65,5 @@ class CombinedLog:
             status_code=status,
             bytes=as_int(m["bytes"]),
             resource=path,
+            extra=None if referer in (None, "", "-") else {"http.request.referrer": referer},
         )

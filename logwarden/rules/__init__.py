@@ -14,6 +14,7 @@ from logwarden.rules.new_term import NewTermRule
 from logwarden.rules.sequence import SequenceRule
 from logwarden.rules.silence import SilenceRule
 from logwarden.rules.spike import SpikeRule
+from logwarden.rules.temporal import TemporalRule
 from logwarden.rules.threshold import ThresholdRule
 
 RULE_TYPES: dict[str, type] = {
@@ -24,6 +25,7 @@ RULE_TYPES: dict[str, type] = {
     "new_term": NewTermRule,
     "spike": SpikeRule,
     "silence": SilenceRule,
+    "temporal": TemporalRule,
 }
 
 

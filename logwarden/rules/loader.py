@@ -26,7 +26,7 @@ from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, evaluate, needs_of
-from logwarden.rules.sigma import NotConverted, convert_text, is_sigma
+from logwarden.rules.sigma import NotConverted, convert_texts, is_sigma
 
 COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "link", "where",
           "exceptions", "examples")
@@ -112,6 +112,7 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
     overrides: list[_Raw] = []
     not_loaded: list[str] = []
     sigma_ids: set[str] = set()
+    sigma_files: list[tuple[Path, str]] = []
     digest = hashlib.sha256()
     paths = rule_files(paths)
     for path in paths:
@@ -122,7 +123,7 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
             continue
         digest.update(path.name.encode() + b"\0" + text.encode())
         if _sigma_text(text):
-            _add_sigma(path, text, sigma_pipelines, raws, sigma_ids, not_loaded)
+            sigma_files.append((path, text))  # converted together: a correlation may name another file's rule
             continue
         try:
             doc = yaml.load(text, Loader=_Loader) or {}
@@ -151,6 +152,8 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
                                     f"{first.path}:{first.doc.line}); use 'overrides:' to change it")
                 else:
                     raws[item["id"]] = _Raw(item, path)
+    if sigma_files:
+        _add_sigma(sigma_files, sigma_pipelines, raws, sigma_ids, not_loaded)
     for ov in overrides:
         _apply_override(ov, raws, problems)
     rules: list[Rule] = []
@@ -179,9 +182,10 @@ def _sigma_text(text: str) -> bool:
     return is_sigma(first)
 
 
-def _add_sigma(path: Path, text: str, pipelines: Sequence[Path], raws: dict[str, _Raw], sigma_ids: set[str],
-               not_loaded: list[str]) -> None:
-    for title, result in convert_text(text, pipelines):
+def _add_sigma(files: list[tuple[Path, str]], pipelines: Sequence[Path], raws: dict[str, _Raw],
+               sigma_ids: set[str], not_loaded: list[str]) -> None:
+    for path, title, result in convert_texts(files, pipelines):
+        assert path is not None
         if isinstance(result, NotConverted):
             not_loaded.append(f"{path}: {title}: {result}")
             continue

@@ -18,6 +18,7 @@ value type we cannot express) raises ``NotConverted`` with the reason, per rule.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,47 +89,135 @@ def slug(text: str) -> str:
 def convert_text(text: str, pipelines: Sequence[Path] = ()) -> list[tuple[str, dict[str, Any] | NotConverted]]:
     """Each rule of a Sigma YAML text (one or several documents): ``(title, rule entry)``, or
     ``(title, NotConverted)`` with the reason it cannot load."""
+    return [(title, result) for _, title, result in convert_texts([(None, text)], pipelines)]
+
+
+def convert_texts(items: Sequence[tuple[Path | None, str]], pipelines: Sequence[Path] = (),
+                  ) -> list[tuple[Path | None, str, dict[str, Any] | NotConverted]]:
+    """The rules of several Sigma files, ``(file, title, entry or NotConverted)``: a correlation
+    rule may name rules of any of them. A rule a correlation names is not a rule of its own
+    (unless it says ``generate: true``), as Sigma intends."""
     from sigma.collection import SigmaCollection
+    from sigma.correlations import SigmaCorrelationRule
     from sigma.exceptions import SigmaError
 
-    try:
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except SigmaError as exc:
-        return [("?", NotConverted(f"not a valid Sigma rule: {exc}"))]
-    out: list[tuple[str, dict[str, Any] | NotConverted]] = []
-    for rule in collection.rules:
-        title = str(getattr(rule, "title", "?"))
-        errors = getattr(rule, "errors", None)
-        if errors:
-            out.append((title, NotConverted(f"not a valid Sigma rule: {errors[0]}")))
-            continue
-        if type(rule).__name__ == "SigmaCorrelationRule":
-            out.append((title, NotConverted("Sigma correlation rules are not converted yet")))
-            continue
+    out: list[tuple[Path | None, str, dict[str, Any] | NotConverted]] = []
+    collections, origin = [], {}
+    for path, text in items:
         try:
-            out.append((title, convert_rule(rule, pipelines)))
-        except NotConverted as exc:
-            out.append((title, exc))
+            collection = SigmaCollection.from_yaml(text, collect_errors=True)
         except SigmaError as exc:
-            out.append((title, NotConverted(f"pySigma: {exc}")))
+            out.append((path, "?", NotConverted(f"not a valid Sigma rule: {exc}")))
+            continue
+        collections.append(collection)
+        origin.update({id(rule): path for rule in collection.rules})
+    merged = SigmaCollection.merge(collections, resolve_references=False)
+    done: dict[int, dict[str, Any] | NotConverted] = {}
+    correlations = [r for r in merged.rules if isinstance(r, SigmaCorrelationRule)]
+    for rule in merged.rules:
+        if not isinstance(rule, SigmaCorrelationRule):
+            done[id(rule)] = _attempt(lambda r=rule: convert_rule(r, pipelines), rule)
+    for rule in correlations:
+        done[id(rule)] = _attempt(lambda r=rule: convert_correlation(r, merged, done, pipelines), rule)
+    for rule in merged.rules:
+        if getattr(rule, "_output", True) or isinstance(rule, SigmaCorrelationRule):
+            out.append((origin.get(id(rule)), str(getattr(rule, "title", "?")), done[id(rule)]))
     return out
+
+
+def _attempt(convert: Any, rule: Any) -> dict[str, Any] | NotConverted:
+    from sigma.exceptions import SigmaError
+
+    errors = getattr(rule, "errors", None)
+    if errors:
+        return NotConverted(f"not a valid Sigma rule: {errors[0]}")
+    try:
+        return convert()  # type: ignore[no-any-return]
+    except NotConverted as exc:
+        return exc
+    except SigmaError as exc:
+        return NotConverted(f"pySigma: {exc}")
 
 
 def convert_rule(rule: Any, pipelines: Sequence[Path] = ()) -> dict[str, Any]:
     """One parsed ``SigmaRule`` as a logwarden ``match`` rule entry."""
     src = log_source(rule.logsource.product, rule.logsource.service, rule.logsource.category)
-    _pipeline(tuple(pipelines)).apply(rule)
+    _apply(rule, pipelines)
     trees = [cond.parse() for cond in rule.detection.parsed_condition]
     built = [_expand(_node(tree, src), src) for tree in trees]
     where = built[0] if len(built) == 1 else {"any": built}
+    return {**_meta(rule, src.group_by), "type": "match", "where": {"all": [src.only, where]}}
+
+
+def convert_correlation(rule: Any, collection: Any, done: dict[int, Any], pipelines: Sequence[Path] = (),
+                        ) -> dict[str, Any]:
+    """A Sigma correlation rule as the native rule it is: ``event_count`` a threshold,
+    ``value_count`` a cardinality, ``temporal`` a temporal and ``temporal_ordered`` (two rules)
+    a sequence rule, in event time like any other."""
+    rule.resolve_rule_references(collection)
+    bases = []
+    for ref in rule.rules:
+        base = done.get(id(ref.rule))
+        if base is None:
+            raise NotConverted(f"its rule {ref.reference!r} is a correlation itself (not supported)")
+        if isinstance(base, NotConverted):
+            raise NotConverted(f"its rule {ref.rule.title!r} does not convert: {base}")
+        bases.append(base)
+    _apply(rule, pipelines)
+    if len(rule.group_by or []) > 1:
+        raise NotConverted(f"group-by on several fields ({', '.join(rule.group_by)}): logwarden rules group by one")
+    group_by = str(rule.group_by[0]) if rule.group_by else "event.dataset"  # none: one count per source
+    if not known_field(group_by):
+        raise NotConverted(f"group-by field {group_by!r} is not one logwarden's parsers keep")
+    window = f"{int(rule.timespan.seconds)}s"
+    wheres = [copy.deepcopy(b["where"]) for b in bases]
+    kind, cond = rule.type.name, rule.condition
+    head = {**_meta(rule, group_by)}
+    if kind in ("EVENT_COUNT", "VALUE_COUNT"):
+        count = _at_least(cond)
+        where = wheres[0] if len(wheres) == 1 else {"any": wheres}
+        if kind == "EVENT_COUNT":
+            return {**head, "type": "threshold", "where": where, "count": count, "window": window}
+        field = str(cond.fieldref)
+        if not known_field(field):
+            raise NotConverted(f"value_count field {field!r} is not one logwarden's parsers keep")
+        if count < 2:
+            raise NotConverted("value_count below 2 distinct values is a plain match: write it as one")
+        return {**head, "type": "cardinality", "where": where, "field": field, "count": count, "window": window}
+    if kind == "TEMPORAL":
+        if cond is not None and cond.count is not None and cond.count < len(bases):
+            raise NotConverted(f"temporal with {cond.count} of {len(bases)} rules: only all of them is supported")
+        return {**head, "type": "temporal", "all_of": wheres, "window": window}
+    if kind == "TEMPORAL_ORDERED":
+        if len(bases) != 2:
+            raise NotConverted(f"temporal_ordered over {len(bases)} rules: logwarden's sequence takes two")
+        return {**head, "type": "sequence", "first": wheres[0], "then": wheres[1], "count": 1, "window": window}
+    raise NotConverted(f"correlation type {kind.lower()} is not supported")
+
+
+def _at_least(cond: Any) -> int:
+    op = cond.op.name
+    if op == "GTE":
+        return int(cond.count)
+    if op == "GT":
+        return int(cond.count) + 1
+    raise NotConverted(f"condition {op.lower()} {cond.count}: logwarden fires when a count reaches a number "
+                       "(gte or gt)")
+
+
+def _meta(rule: Any, group_by: str) -> dict[str, Any]:
     level = str(rule.level.name).lower() if rule.level is not None else "medium"
     tags = [f"{t.namespace}.{t.name}" for t in rule.tags] + [f"sigma:{rule.id}" if rule.id else "sigma"]
     description = str(rule.title)
     if rule.falsepositives:
         description += " (false positives: " + "; ".join(str(f) for f in rule.falsepositives) + ")"
-    return {"id": f"sigma-{slug(str(rule.title))}", "type": "match", "description": description,
-            "severity": LEVELS.get(level, "medium"), "group_by": src.group_by, "tags": tags,
-            "where": {"all": [src.only, where]}}
+    return {"id": f"sigma-{slug(str(rule.title))}", "description": description,
+            "severity": LEVELS.get(level, "medium"), "group_by": group_by, "tags": tags}
+
+
+def _apply(rule: Any, pipelines: Sequence[Path]) -> None:
+    """The field mapping, on a copy of the pipeline (pySigma pipelines keep state per use)."""
+    copy.deepcopy(_pipeline(tuple(pipelines))).apply(rule)
 
 
 # -- the condition tree --------------------------------------------------------------------
