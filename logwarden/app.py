@@ -70,7 +70,8 @@ def secret_rules(settings: Settings) -> tuple[str, ...]:
 def load_rule_set(settings: Settings) -> RuleSet:
     """The rules in force; raises ``RuleLoadError`` listing every problem, before any input."""
     rule_set = load_rules(list(settings.rules) if settings.rules else default_rule_files(), settings.internal_networks,
-                          sigma_pipelines=settings.sigma_pipelines, sigma_partial=settings.sigma_partial)
+                          sigma_pipelines=settings.sigma_pipelines, sigma_partial=settings.sigma_partial,
+                          sigma_cache=settings.cache_dir / "sigma" if settings.cache_dir else None)
     for line in rule_set.not_loaded:  # --sigma-partial: said, not skipped
         log.warning("sigma_rule_not_loaded", rule=line)
     return rule_set

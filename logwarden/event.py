@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -39,6 +39,9 @@ class Event:
     host_name: str | None = None
     event_id: str | None = None  # the source's own id when it has one
     extra: dict[str, Any] | None = None
+    # The ids of the rules it is relevant to, when the rule stage's router has asked them all
+    # (``RuleIndex.route``): a key's engine then folds it into those rules only. None: all.
+    relevant: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Events cross between workers pickled: a plain tuple of the fields is ~30% cheaper

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
                                 "others; without it, a Sigma rule that cannot be converted stops the run")
     sigma_pipelines: list[Path] = Field([], description="pySigma processing pipeline files (JSON list) applied "
                                         "after the shipped field mapping, for fields of your own")
+    cache_dir: Path | None = Field(default_factory=lambda: _default_cache(), description="where converted Sigma "
+                                   "rules are kept between runs (default: $XDG_CACHE_HOME/logwarden, else "
+                                   "~/.cache/logwarden); empty: no cache")
     standard_profile: Path | None = Field(None, description="logging-standard YAML; default: shipped")
     json_mapping: Path | None = Field(None, description="YAML of extra JSON/logfmt field aliases")
     secret_rules: list[Path] = Field([], description="gitleaks-format TOML files that add, replace or "
@@ -154,8 +157,19 @@ class Settings(BaseSettings):
     metrics_addr: str = Field("127.0.0.1", description="metrics listen address (0.0.0.0 in a container)")
     check_min_compliance: float = Field(0.99, ge=0, le=1, description="logwarden check's threshold")
 
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _no_cache(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("internal_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         parse_networks(value)  # ValueError naming the bad CIDR
         return value
+
+
+def _default_cache() -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "logwarden"

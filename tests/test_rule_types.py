@@ -30,6 +30,8 @@ SAMPLES = {
     "new_term": "field: source.ip\nlearn: 1h\n",
     "spike": "factor: 3\nwindow: 1m\nhistory: 5\nmin_history: 2\nmin_count: 5\n",
     "silence": "max_gap: 30m\nactive_hours: '08-18'\n",
+    "temporal": ("all_of:\n  - {field: event.outcome, equals: success}\n"
+                 "  - {field: event.action, equals: StopLogging}\nwindow: 5m\n"),
 }
 
 

@@ -157,6 +157,7 @@ def test_correlations_fire_exactly_when_their_native_equivalents_do(sim: Path, t
     args = [sys.executable, "-m", "logwarden", "run", *[x for p in sim_inputs(sim) for x in ("-i", p)],
             "--rules", str(CORRELATIONS), "--rules", str(NATIVE), "--no-model", "--alerts", str(alerts)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")}
+    env["LOGWARDEN_CACHE_DIR"] = str(tmp_path / "cache")
     if not follow:
         done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
@@ -202,3 +203,21 @@ def test_a_users_pipeline_maps_a_field_of_their_own(tmp_path: Path) -> None:
                           env={"PATH": "/usr/bin:/bin", "LOGWARDEN_SIGMA_PIPELINES": f'["{pipeline}"]'},
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip().endswith("1 rules loaded, 0 not loaded"), done.stdout
+
+
+def test_conversions_are_kept_and_reused_and_a_changed_rule_is_converted_anew(tmp_path: Path) -> None:
+    from logwarden.rules import sigma
+
+    web = SIGMA / "web" / "webserver_generic"
+    items = [(p, p.read_text()) for p in sorted(web.glob("*.yml"))]
+    first = sigma.convert_texts(items, cache=tmp_path)
+    [kept] = list(tmp_path.glob("*.json"))
+    again = sigma.convert_texts(items, cache=tmp_path)
+    assert [(p, t, str(r)) for p, t, r in again] == [(p, t, str(r)) for p, t, r in first]
+    assert [type(r) for _, _, r in again] == [type(r) for _, _, r in first]  # reasons stay reasons
+    changed = [(items[0][0], items[0][1] + "\n# tuned\n"), *items[1:]]
+    sigma.convert_texts(changed, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 2 and kept.exists()
+    unwritable = tmp_path / "file"
+    unwritable.write_text("")
+    assert len(sigma.convert_texts(items, cache=unwritable / "sub")) == len(first)  # no cache: still converts

@@ -38,6 +38,7 @@ class RuleIndex:
 
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = [r for r in rules if r.meta.enabled]
+        self._sets: dict[int, frozenset[str]] = {}  # relevance bits -> the rule ids (interned)
         self._always: list[Rule] = []
         self._by: dict[str, dict[str, list[Rule]]] = {}
         for rule in self.rules:
@@ -82,13 +83,23 @@ class RuleIndex:
         cols = Columns(events)
         relevant: dict[str, Mask] = {}
         thinned: dict[str, list[tuple[Rule, Mask]]] = {}
-        for rule in self.rules:
+        bits = [0] * len(events)  # per event, the rules it is relevant to (bit i: self.rules[i])
+        for i, rule in enumerate(self.rules):
             by_column = getattr(rule, "relevant_columns", None)
             mask = by_column(cols) if by_column is not None else cols.each(rule.relevant)
             name = rule.meta.group_by
             relevant[name] = relevant[name] | mask if name in relevant else mask
             if thin and name in self._thinners:
                 thinned.setdefault(name, []).append((rule, mask))
+            bit = 1 << i
+            for row in np.flatnonzero(mask).tolist():
+                bits[row] |= bit
+        for event, b in zip(events, bits, strict=True):  # one shared set per combination of rules
+            if b:
+                found = self._sets.get(b)
+                if found is None:
+                    found = self._sets[b] = frozenset(r.meta.id for j, r in enumerate(self.rules) if b >> j & 1)
+                event.relevant = found
         out: list[tuple[str, tuple[str, Event]]] = []
         for name, mask in relevant.items():
             if name in thinned:

@@ -5,6 +5,8 @@
     {field: source.ip, cidr: [10.0.0.0/8, 192.168.0.0/16]}
     {field: source.ip, cidr: internal}      # the organisation's networks (LOGWARDEN_INTERNAL_NETWORKS)
     {field: http.response.status_code, gte: 400}
+    {field: url.query, icontains: ["union select", "@@version"]}   # any, ignoring case
+    {field: http.request.method, iequals: [get, options]}           # any, ignoring case
     {all: [...]}, {any: [...]}, {not: {...}}
 
 A condition that cannot apply (unknown operator, bad regex or CIDR, an operator without a
@@ -31,7 +33,7 @@ Predicate = Callable[[Event], bool]
 # is one of ``values``. Rules are indexed by it, so most rules are never tried on an event.
 Needs = tuple[str, frozenset[str]]
 OPERATORS = ("equals", "in", "regex", "cidr", "gt", "gte", "lt", "lte", "contains", "startswith",
-             "exists")
+             "exists", "icontains", "iequals")
 
 
 class ConditionError(ValueError):
@@ -180,6 +182,12 @@ def _unindexed(op: str, arg: Any, field: str, networks: NamedNetworks) -> Test:
     if op == "contains":
         needle = str(arg)
         return lambda v: v is not None and (needle in v if isinstance(v, list) else needle in str(v))
+    if op in ("icontains", "iequals"):  # Sigma's default matching: case-insensitive
+        words = arg if isinstance(arg, list) else [arg]
+        if not words or not all(isinstance(w, str | int | float) and not isinstance(w, bool) for w in words):
+            raise ConditionError(f"'{op}' on {field!r} takes a string or a list of strings")
+        lowered = [str(w).lower() for w in words]
+        return _icontains(lowered) if op == "icontains" else _iequals(frozenset(lowered))
     if op == "startswith":
         prefixes = tuple(str(a) for a in arg) if isinstance(arg, list) else (str(arg),)
         return lambda v: v is not None and str(v).startswith(prefixes)
@@ -203,3 +211,23 @@ def _num(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _text(value: Any) -> list[str]:
+    """A field's value as the strings a case-insensitive test looks at (each of a list's)."""
+    if isinstance(value, list):
+        return [str(v).lower() for v in value if v is not None]
+    return [] if value is None else [str(value).lower()]
+
+
+def _iequals(values: frozenset[str]) -> Test:
+    return lambda v: v is not None and any(t in values for t in _text(v))
+
+
+def _icontains(needles: list[str]) -> Test:
+    if len(needles) <= 4:
+        return lambda v: v is not None and any(n in t for t in _text(v) for n in needles)
+    import ahocorasick_rs  # one pass over the value for many needles
+
+    automaton = ahocorasick_rs.AhoCorasick(needles)
+    return lambda v: v is not None and any(automaton.find_matches_as_indexes(t) for t in _text(v))

@@ -197,6 +197,8 @@ class KeyEngine:
         """One event, in order, into the rule's state ahead (what its gap closes is the fold's to tell)."""
         rstate = self.state.ahead[rule.meta.id]
         rule.close(rstate, self.entity, event.timestamp)
+        if event.relevant is not None and rule.meta.id not in event.relevant:
+            return None
         return self._fold(rule, rstate, event)
 
     def _fold(self, rule: Rule, rstate: Any, event: Event) -> Alert | None:
@@ -340,8 +342,14 @@ class KeyEngine:
         alerts: list[Alert] = []
         while st.buffer and (watermark is None or st.buffer[0][0] <= watermark):
             ts, _, _, event = heapq.heappop(st.buffer)
+            relevant = event.relevant
             for rule in self.rules:
                 rstate = st.rule_states.get(rule.meta.id)
+                if relevant is not None and rule.meta.id not in relevant:
+                    # Not its event (the router asked): no fold, but a gap still closes its burst.
+                    if rstate is not None and (closed := rule.close(rstate, self.entity, ts)) is not None:
+                        alerts.append(closed)
+                    continue
                 if rstate is None:
                     rstate = st.rule_states[rule.meta.id] = rule.init()
                 # A gap longer than the rule's window closes what was open before this event.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from logwarden.rules import RULE_TYPES
 from logwarden.rules.base import Rule, RuleMeta
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import ConditionError, NamedNetworks, Predicate, compile_condition, evaluate, needs_of
-from logwarden.rules.sigma import NotConverted, convert_texts, is_sigma
+from logwarden.rules.sigma import NotConverted, convert_texts
 
 COMMON = ("id", "type", "description", "severity", "tags", "enabled", "budget", "group_by", "link", "where",
           "exceptions", "examples")
@@ -98,7 +99,8 @@ def rule_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None, *,
-               sigma_pipelines: Sequence[Path] = (), sigma_partial: bool = False) -> RuleSet:
+               sigma_pipelines: Sequence[Path] = (), sigma_partial: bool = False,
+               sigma_cache: Path | None = None) -> RuleSet:
     """``internal_networks``: what ``cidr: internal`` and ``new_term``'s ``granularity: network``
     mean (``LOGWARDEN_INTERNAL_NETWORKS``; default RFC 1918 and the usual cluster ranges).
 
@@ -153,7 +155,7 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
                 else:
                     raws[item["id"]] = _Raw(item, path)
     if sigma_files:
-        _add_sigma(sigma_files, sigma_pipelines, raws, sigma_ids, not_loaded)
+        _add_sigma(sigma_files, sigma_pipelines, raws, sigma_ids, not_loaded, sigma_cache)
     for ov in overrides:
         _apply_override(ov, raws, problems)
     rules: list[Rule] = []
@@ -173,18 +175,18 @@ def load_rules(paths: list[Path], internal_networks: Sequence[str] | None = None
                    sum(r.meta.id in sigma_ids for r in rules))
 
 
+_SIGMA_KEYS = re.compile(r"^(?:detection|correlation):", re.MULTILINE)
+
+
 def _sigma_text(text: str) -> bool:
-    """A Sigma file: its (first) document has ``detection`` and ``logsource``, or ``correlation``."""
-    try:
-        first = next(iter(yaml.safe_load_all(text)), None)
-    except yaml.YAMLError:
-        return False
-    return is_sigma(first)
+    """A Sigma file: a top-level ``detection:`` or ``correlation:`` (our rule files have only
+    ``rules:`` and ``overrides:``). Read off the text: parsing every file twice would cost more."""
+    return _SIGMA_KEYS.search(text) is not None
 
 
 def _add_sigma(files: list[tuple[Path, str]], pipelines: Sequence[Path], raws: dict[str, _Raw],
-               sigma_ids: set[str], not_loaded: list[str]) -> None:
-    for path, title, result in convert_texts(files, pipelines):
+               sigma_ids: set[str], not_loaded: list[str], cache: Path | None) -> None:
+    for path, title, result in convert_texts(files, pipelines, cache):
         assert path is not None
         if isinstance(result, NotConverted):
             not_loaded.append(f"{path}: {title}: {result}")

@@ -26,7 +26,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+import yaml
+
 from logwarden.event import known_field
+
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 PIPELINE = Path(__file__).resolve().parents[1] / "data" / "sigma-pipeline.yaml"
 LEVELS = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
@@ -67,11 +72,6 @@ def log_source(product: str | None, service: str | None, category: str | None) -
                        "kubernetes/audit, linux syslog and auth)")
 
 
-def is_sigma(doc: Any) -> bool:
-    """A Sigma rule (or a correlation rule) rather than a logwarden rule file."""
-    return isinstance(doc, dict) and (("detection" in doc and "logsource" in doc) or "correlation" in doc)
-
-
 @cache
 def _pipeline(extra: tuple[Path, ...]) -> Any:
     from sigma.processing.pipeline import ProcessingPipeline
@@ -92,11 +92,71 @@ def convert_text(text: str, pipelines: Sequence[Path] = ()) -> list[tuple[str, d
     return [(title, result) for _, title, result in convert_texts([(None, text)], pipelines)]
 
 
+Converted = list[tuple[Path | None, str, dict[str, Any] | NotConverted]]
+
+
 def convert_texts(items: Sequence[tuple[Path | None, str]], pipelines: Sequence[Path] = (),
-                  ) -> list[tuple[Path | None, str, dict[str, Any] | NotConverted]]:
+                  cache: Path | None = None) -> Converted:
     """The rules of several Sigma files, ``(file, title, entry or NotConverted)``: a correlation
     rule may name rules of any of them. A rule a correlation names is not a rule of its own
-    (unless it says ``generate: true``), as Sigma intends."""
+    (unless it says ``generate: true``), as Sigma intends.
+
+    ``cache``: a directory where the result is kept under a digest of the files, the pipelines,
+    this converter and pySigma's version, so a later run with the same rules skips pySigma
+    (importing it and converting 92 rules is most of what they cost a short run)."""
+    key = _cache_key(items, pipelines) if cache is not None else None
+    if cache is not None and key is not None:
+        found = _cached(cache / f"{key}.json")
+        if found is not None:
+            return found
+    out = _convert(items, pipelines)
+    if cache is not None and key is not None:
+        _keep(cache / f"{key}.json", out)
+    return out
+
+
+def _cache_key(items: Sequence[tuple[Path | None, str]], pipelines: Sequence[Path]) -> str | None:
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256(Path(__file__).read_bytes() + PIPELINE.read_bytes())
+    try:
+        digest.update(version("pysigma").encode())
+    except PackageNotFoundError:
+        return None
+    try:
+        for path in pipelines:
+            digest.update(b"\0pipeline\0" + path.read_bytes())
+    except OSError:
+        return None
+    for path, text in items:
+        digest.update(f"\0{path}\0".encode() + text.encode())
+    return digest.hexdigest()
+
+
+def _cached(path: Path) -> Converted | None:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return [(Path(p) if p is not None else None, title,
+             NotConverted(entry["not_converted"]) if "not_converted" in entry else entry)
+            for p, title, entry in doc]
+
+
+def _keep(path: Path, out: Converted) -> None:
+    doc = [[str(p) if p is not None else None, title,
+            {"not_converted": str(entry)} if isinstance(entry, NotConverted) else entry] for p, title, entry in out]
+    try:  # a cache: a read-only home or a full disk only costs the next run the conversion
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(doc))
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def _convert(items: Sequence[tuple[Path | None, str]], pipelines: Sequence[Path]) -> Converted:
     from sigma.collection import SigmaCollection
     from sigma.correlations import SigmaCorrelationRule
     from sigma.exceptions import SigmaError
@@ -104,9 +164,9 @@ def convert_texts(items: Sequence[tuple[Path | None, str]], pipelines: Sequence[
     out: list[tuple[Path | None, str, dict[str, Any] | NotConverted]] = []
     collections, origin = [], {}
     for path, text in items:
-        try:
-            collection = SigmaCollection.from_yaml(text, collect_errors=True)
-        except SigmaError as exc:
+        try:  # libyaml's parser: pySigma's own from_yaml reads with the pure-Python one, 20x slower
+            collection = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=SafeLoader)), collect_errors=True)
+        except (SigmaError, yaml.YAMLError) as exc:
             out.append((path, "?", NotConverted(f"not a valid Sigma rule: {exc}")))
             continue
         collections.append(collection)
@@ -221,8 +281,10 @@ def _apply(rule: Any, pipelines: Sequence[Path]) -> None:
 
 
 # -- the condition tree --------------------------------------------------------------------
-# Internally a leaf is ("re", field, regex) or ("kw", None, regex) (a keyword, any text field);
-# other leaves and the combinators are our condition mappings already.
+# Internally a string test is a tuple (operator, field, [values]): ``iequals``, ``icontains``
+# (Sigma's case-insensitive matching without a regex) or ``regex``; field None is a keyword (any
+# text field of the log source). An ``or`` joins the tuples of one operator and field into one
+# test. Other leaves and the combinators are our condition mappings already.
 
 def _node(n: Any, src: LogSource) -> Any:
     from sigma.conditions import (
@@ -247,23 +309,22 @@ def _node(n: Any, src: LogSource) -> Any:
     if isinstance(n, ConditionValueExpression):
         if not src.keyword_fields:
             raise NotConverted(f"keywords (values without a field) have no text field to search in {src.name}")
-        return ("kw", None, _string_regex(n.value, keyword=True))
+        return _string_test(None, n.value)
     raise NotConverted(f"condition element {type(n).__name__} is not supported")
 
 
 def _or(children: list[Any], src: LogSource) -> Any:
-    """An ``or``: regexes on one field (or keywords) joined into one alternation."""
+    """An ``or``: the string tests of one operator and field joined into one."""
     joined: dict[tuple[str, str | None], list[str]] = {}
     rest: list[Any] = []
     for child in children:
         if isinstance(child, tuple):
-            joined.setdefault((child[0], child[1]), []).append(child[2])
+            joined.setdefault((child[0], child[1]), []).extend(child[2])
         elif isinstance(child, dict) and set(child) == {"any"}:
             rest.extend(child["any"])  # a nested or: flattened
         else:
             rest.append(child)
-    merged = [(kind, field, "|".join(rxs)) for (kind, field), rxs in joined.items()]
-    items = [*merged, *rest]
+    items = [*((op, field, values) for (op, field), values in joined.items()), *rest]
     if len(items) == 1:
         return items[0]
     return {"any": [_expand(i, src) for i in items]}
@@ -272,10 +333,9 @@ def _or(children: list[Any], src: LogSource) -> Any:
 def _expand(node: Any, src: LogSource) -> dict[str, Any]:
     if not isinstance(node, tuple):
         return node
-    kind, field, rx = node
-    if kind == "re":
-        return {"field": field, "regex": rx}
-    tests = [{"field": f, "regex": rx} for f in src.keyword_fields]
+    op, field, values = node
+    arg: Any = "|".join(values) if op == "regex" else (values[0] if len(values) == 1 else values)
+    tests = [{"field": f, op: arg} for f in ([field] if field is not None else src.keyword_fields)]
     return tests[0] if len(tests) == 1 else {"any": tests}
 
 
@@ -292,7 +352,7 @@ def _leaf(field: str, value: Any) -> Any:
     )
 
     if isinstance(value, SigmaString):
-        return ("re", field, _string_regex(value))
+        return _string_test(field, value)
     if isinstance(value, SigmaNumber):
         return {"field": field, "equals": value.number}
     if isinstance(value, SigmaBool):
@@ -309,7 +369,7 @@ def _leaf(field: str, value: Any) -> Any:
             re.compile(rx)
         except re.error as exc:
             raise NotConverted(f"regex for {field!r} is not one Python reads: {exc}") from None
-        return ("re", field, f"(?{flags}:{rx})" if flags else f"(?:{rx})")
+        return ("regex", field, [f"(?{flags}:{rx})" if flags else f"(?:{rx})"])
     if isinstance(value, SigmaCIDRExpression):
         return {"field": field, "cidr": str(value.network)}
     if isinstance(value, SigmaCompareExpression):
@@ -317,6 +377,23 @@ def _leaf(field: str, value: Any) -> Any:
         return {"field": field, op: value.number.number}
     raise NotConverted(f"value {type(value).__name__} on {field!r} is not supported (a modifier such as "
                        "fieldref, base64offset or expand has no logwarden form)")
+
+
+def _string_test(field: str | None, value: Any) -> tuple[str, str | None, list[str]]:
+    """A Sigma string's test: a plain value (or a keyword, or ``*value*``) compares without a
+    regex, ignoring case; anything else with wildcards or ``cased`` is a regex."""
+    from sigma.types import SigmaCasedString, SigmaString, SpecialChars
+
+    if not isinstance(value, SigmaString):
+        value = SigmaString(str(value))
+    parts = list(value.s)
+    if not isinstance(value, SigmaCasedString):
+        inner = parts[1:-1] if len(parts) == 3 and parts[0] == parts[-1] == SpecialChars.WILDCARD_MULTI else None
+        if len(parts) == 1 and isinstance(parts[0], str):
+            return ("icontains" if field is None else "iequals"), field, [parts[0].lower()]
+        if inner is not None and isinstance(inner[0], str):
+            return "icontains", field, [inner[0].lower()]
+    return "regex", field, [_string_regex(value, keyword=field is None)]
 
 
 def _string_regex(value: Any, keyword: bool = False) -> str:
