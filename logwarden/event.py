@@ -163,8 +163,12 @@ EXTRA_FIELDS = frozenset({
 })
 
 
+# Prefixes of fields parsers name from the record itself (a CloudTrail request's own fields).
+EXTRA_PREFIXES = ("labels.", "aws.cloudtrail.request_parameters", "aws.cloudtrail.response_elements")
+
+
 def known_field(name: str) -> bool:
-    return name in ECS_FIELDS or name in EXTRA_FIELDS or name.startswith("labels.")
+    return name in ECS_FIELDS or name in EXTRA_FIELDS or name.startswith(EXTRA_PREFIXES)
 
 
 _FIELDS = attrgetter(*(f.name for f in fields(Event)))

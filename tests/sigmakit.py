@@ -129,6 +129,17 @@ def line(source: str, fields: dict[str, Any]) -> tuple[str, str]:
             record["additionalEventData"] = {"MFAUsed": f["aws.cloudtrail.mfa_used"]}
         if "aws.cloudtrail.console_login" in f:
             record["responseElements"] = {"ConsoleLogin": f["aws.cloudtrail.console_login"]}
+        for name, key in (("request_parameters", "requestParameters"), ("response_elements", "responseElements")):
+            prefix = f"aws.cloudtrail.{name}"
+            for field, value in f.items():
+                if field == prefix:  # the whole object, as text: a value somewhere in it
+                    record.setdefault(key, {})["detail"] = value
+                elif field.startswith(prefix + "."):
+                    node = record.setdefault(key, {})
+                    *parents, leaf = field[len(prefix) + 1:].split(".")
+                    for part in parents:
+                        node = node.setdefault(part, {})
+                    node[leaf] = value
         return "cloudtrail", json.dumps(record)
     if source == "kubernetes/audit":
         obj = {k: v for k, v in (("resource", f.get("k8s.object.resource", "pods")),

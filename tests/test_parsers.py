@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import orjson
@@ -411,3 +412,20 @@ def test_every_kubernetes_audit_shape_in_one_file_parses_with_nothing_leaked(tmp
     index = RuleIndex(load_rules(default_rule_files()).enabled())
     keys = [sorted(k for k, _ in index.route([e])) for e in events]
     assert keys[1] == keys[2] == keys[3] == keys[4] and keys[1]
+
+
+def test_cloudtrail_request_and_response_fields_are_kept_by_their_paths(options: ParserOptions) -> None:
+    """What Sigma's CloudTrail rules look into: requestParameters.* and responseElements.*."""
+    record = {"eventVersion": "1.08", "eventTime": "2026-11-29T10:00:00Z", "eventSource": "ecs.amazonaws.com",
+              "eventName": "RegisterTaskDefinition", "userIdentity": {"type": "IAMUser", "userName": "dev"},
+              "requestParameters": {"containerDefinitions": [
+                  {"name": "a", "command": ["sh", "-c", "curl 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]},
+                  {"name": "b"}],
+                  "policyDocument": '{"Statement":[{"Effect":"Allow","Action":"s3:GetObject"}]}'},
+              "responseElements": {"publiclyAccessible": True}}
+    event = build_parser("cloudtrail", options).parse(json.dumps(record), "trail.json", 1)
+    prefix = "aws.cloudtrail.request_parameters"
+    assert event.get(f"{prefix}.containerDefinitions.command")[-1].endswith("CREDENTIALS_RELATIVE_URI")
+    assert event.get(f"{prefix}.containerDefinitions.name") == ["a", "b"]
+    assert '"s3:GetObject"' in event.get(prefix)  # the whole request, its values unescaped
+    assert event.get("aws.cloudtrail.response_elements.publiclyAccessible") is True

@@ -74,6 +74,10 @@ class CloudTrail:
                      ("aws.cloudtrail.mfa_used", as_str(added.get("MFAUsed")))):
             if v is not None:
                 extra[k] = v
+        for name, value in (("request_parameters", doc.get("requestParameters")),
+                            ("response_elements", response)):
+            if isinstance(value, dict) and value:  # what rules (Sigma's among them) look into
+                flatten(value, f"aws.cloudtrail.{name}", extra)
         return Event(
             timestamp=parse_any(raw_ts) if raw_ts else None,
             source=source,
@@ -115,3 +119,36 @@ def _issuer_type(ident: dict[str, Any]) -> str | None:
     context = ident.get("sessionContext")
     issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
     return as_str(issuer.get("type")) if isinstance(issuer, dict) else None
+
+
+MAX_LEAVES = 64  # per record: a huge request (a policy document) keeps its first fields
+
+
+def flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    """A request's or response's fields under ``prefix`` with their dotted paths as CloudTrail
+    names them (``aws.cloudtrail.request_parameters.containerDefinitions.command``); a path met
+    more than once (in a list of objects) holds the list of its values. The whole object is also
+    kept under ``prefix`` itself, as its ``name=value`` pairs in one text (values as they are,
+    not JSON-escaped: a policy document's ``"s3:GetObject"`` is found with its quotes)."""
+    text: list[str] = []
+    leaves = 0
+
+    def walk(v: Any, path: str) -> None:
+        nonlocal leaves
+        if isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, f"{path}.{k}")
+        elif isinstance(v, list):
+            for item in v:
+                walk(item, path)
+        elif v is not None and leaves < MAX_LEAVES:
+            leaves += 1
+            text.append(f"{path.rsplit('.', 1)[-1]}={v}")
+            if path in out:
+                held = out[path]
+                out[path] = [*held, v] if isinstance(held, list) else [held, v]
+            else:
+                out[path] = v
+
+    walk(value, prefix)
+    out[prefix] = " ".join(text)[:4096]
