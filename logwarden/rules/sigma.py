@@ -76,9 +76,12 @@ def log_source(product: str | None, service: str | None, category: str | None) -
 def _pipeline(extra: tuple[Path, ...]) -> Any:
     from sigma.processing.pipeline import ProcessingPipeline
 
-    pipeline = ProcessingPipeline.from_yaml(PIPELINE.read_text())
+    def read(path: Path) -> Any:  # libyaml, as for the rules
+        return ProcessingPipeline.from_dict(yaml.load(path.read_text(), Loader=SafeLoader))
+
+    pipeline = read(PIPELINE)
     for path in extra:
-        pipeline = pipeline + ProcessingPipeline.from_yaml(path.read_text())
+        pipeline = pipeline + read(path)
     return pipeline
 
 
