@@ -141,7 +141,7 @@ class Incident:
     def public(self) -> dict[str, Any]:
         """What commands and exports show (no delivery internals)."""
         d = asdict(self)
-        for key in ("alerts", "pending", "notified_version", "version", "sending"):
+        for key in ("alerts", "pending", "notified_version", "version", "sending", "speaker"):
             d.pop(key)
         d["created_at"], d["updated_at"] = wall_iso(self.created_at), wall_iso(self.updated_at)
         if self.last_notified_at is not None:

@@ -1,16 +1,19 @@
-"""Sigma rules (#15): a Sigma detection becomes a logwarden ``match`` rule.
+"""Sigma rules (#15): a Sigma rule becomes a logwarden rule entry.
 
 pySigma reads the rule (its parser, modifiers and condition grammar), a pySigma processing
 pipeline renames Sigma's fields for each log source to the fields our parsers fill
 (``logwarden/data/sigma-pipeline.yaml``, extended by the user's own pipeline files), and the
-parsed condition tree becomes one of our conditions (``all``/``any``/``not`` over ``regex``,
-``equals``, ``cidr``, comparisons, ``exists``). The result is an ordinary rule entry, so it goes
+parsed condition tree becomes one of our conditions (``all``/``any``/``not`` over ``iequals``,
+``icontains``, ``regex``, ``equals``, ``cidr``, comparisons, ``exists``), kept to the log source's
+events: a ``match`` rule. Correlation rules become ``threshold``, ``cardinality``, ``temporal`` or
+``sequence`` rules over the rules they name. The result is an ordinary rule entry, so it goes
 through the same checks as a native one, and ``logwarden rules convert`` prints it for review.
 
-Sigma matches strings case-insensitively, with ``*`` and ``?`` wildcards: each string becomes an
-anchored case-insensitive regex (one alternation per field for an ``or`` of values). Keywords
-(values without a field) search the text fields of the log source (``KEYWORD_FIELDS``): the
-request target and user agent of a web request, the message of a syslog line.
+Sigma matches strings ignoring case, with ``*`` and ``?`` wildcards: a plain value is an
+``iequals``, ``*value*`` an ``icontains``, anything else a case-insensitive anchored regex (the
+values of an ``or`` on one field join into one test). Keywords (values without a field) search
+the text fields of the log source (``LogSource.keyword_fields``): the request target and user
+agent of a web request, the message of a syslog line.
 
 What cannot be converted (a log source we do not read, a field no parser fills, a modifier or
 value type we cannot express) raises ``NotConverted`` with the reason, per rule.
@@ -122,7 +125,11 @@ def _cache_key(items: Sequence[tuple[Path | None, str]], pipelines: Sequence[Pat
     import hashlib
     from importlib.metadata import PackageNotFoundError, version
 
-    digest = hashlib.sha256(Path(__file__).read_bytes() + PIPELINE.read_bytes())
+    import logwarden.event
+
+    # what a conversion depends on: this converter, the shipped mapping, the fields our parsers keep
+    digest = hashlib.sha256(Path(__file__).read_bytes() + PIPELINE.read_bytes() +
+                            Path(logwarden.event.__file__).read_bytes())
     try:
         digest.update(version("pysigma").encode())
     except PackageNotFoundError:
