@@ -328,17 +328,19 @@ def rules_convert(files: Annotated[list[Path], typer.Argument(help="Sigma rule f
     import yaml
 
     from logwarden.rules.loader import rule_files
-    from logwarden.rules.sigma import NotConverted, convert_text
+    from logwarden.rules.sigma import NotConverted, convert_texts
 
     settings = _env_settings()
     converted, failed = [], 0
-    for path in rule_files(files):
-        for title, result in convert_text(path.read_text(), settings.sigma_pipelines):
-            if isinstance(result, NotConverted):
-                failed += 1
-                typer.echo(f"# not converted: {path}: {title}: {result}")
-            else:
-                converted.append(result)
+    # together: a correlation may name a rule of another file
+    for path, title, result in convert_texts([(p, p.read_text()) for p in rule_files(files)],
+                                             settings.sigma_pipelines):
+        if isinstance(result, NotConverted):
+            failed += 1
+            typer.echo(f"# not converted: {path}: {title}: {result}")
+        else:
+            converted.append(result)
+
     class Plain(yaml.SafeDumper):  # each rule written out in full, no &anchors
         def ignore_aliases(self, data: object) -> bool:
             return True
