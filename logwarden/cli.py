@@ -638,7 +638,6 @@ def evidence(
     from logwarden.audit.evidence import Selection, export
     from logwarden.audit.setup import audit_key, cipher_of, who
     from logwarden.errors import LogwardenError as _E
-    from logwarden.rules.loader import default_rule_files
     from logwarden.timeutil import parse_iso
 
     settings = _env_settings()
@@ -656,11 +655,10 @@ def evidence(
         from logwarden.incidents.setup import build_store
 
         incidents = build_store(settings).list()
-    rule_files = list(settings.rules) if settings.rules else default_rule_files()
-    from logwarden.rules.loader import load_rules
+    from logwarden.app import default_model_path, load_rule_set
 
-    version = load_rules(rule_files).version
-    from logwarden.app import default_model_path
+    rule_set = load_rule_set(settings)  # Sigma rules as the run loads them
+    rule_files, version = list(rule_set.files), rule_set.version
 
     model = settings.model or default_model_path()
     if model is not None and settings.model_enabled:
