@@ -36,6 +36,15 @@ InputOpt = Annotated[list[str], typer.Option(
                           "file (also ones created later and rotated ones), a Redis stream "
                           "'redis://host:6379/0?stream=logs:*' or Kafka 'kafka://broker:9092/topic' (repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="override format detection")]
+# The questions `audit search` and `evidence` both answer
+EntityOpt = Annotated[str | None, typer.Option(help="records about this principal (entity, user or address)")]
+UserOpt = Annotated[str | None, typer.Option(help="records of this user (user.name)")]
+ResourceOpt = Annotated[str | None, typer.Option(help="resource glob, e.g. 'billing/*'")]
+SourceOpt = Annotated[str | None, typer.Option(help="log source glob, e.g. '*/payments/*'")]
+ScopeOpt = Annotated[str | None, typer.Option(help="compliance scope (labels.scope)")]
+ActionOpt = Annotated[str | None, typer.Option(help="event.action")]
+OutcomeOpt = Annotated[str | None, typer.Option(help="event.outcome: success or failure")]
+RuleOpt = Annotated[str | None, typer.Option(help="records of this rule (alerts, incidents)")]
 OptionalInputOpt = Annotated[list[str] | None, InputOpt.__metadata__[0]]  # run: else LOGWARDEN_INPUTS
 
 
@@ -626,30 +635,93 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+def _query(start: str | None, end: str | None, classes: str | None = None, **filters: str | None):
+    """The ``Query`` of ``--from/--to`` and the filters, or a clear error."""
+    from logwarden.audit.search import Query
+    from logwarden.audit.trail import CLASSES
+    from logwarden.errors import LogwardenError as _E
+    from logwarden.timeutil import parse_iso
+
+    times = []
+    for flag, value in (("--from", start), ("--to", end)):
+        try:
+            when = parse_iso(value) if value is not None else None
+        except ValueError as exc:
+            raise _E(f"{flag}: {exc}") from None
+        if when is not None and when.tzinfo is None:
+            raise _E(f"{flag} needs a timezone (e.g. 2026-03-01T00:00:00Z)")
+        times.append(when)
+    if classes is not None and classes not in CLASSES:
+        raise _E(f"--class is one of {', '.join(CLASSES)}")
+    return Query(times[0], times[1], classes=(classes,) if classes else CLASSES, **filters)
+
+
+@audit_app.command("search")
+def audit_search(
+    start: Annotated[str | None, typer.Option("--from", help="from (ISO 8601, e.g. 2026-03-01T00:00:00Z)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="to (ISO 8601)")] = None,
+    entity: EntityOpt = None, user: UserOpt = None, resource: ResourceOpt = None, source: SourceOpt = None,
+    scope: ScopeOpt = None, action: ActionOpt = None, outcome: OutcomeOpt = None, rule: RuleOpt = None,
+    cls: Annotated[str | None, typer.Option("--class", help="events or decisions (default: both)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+    path: Annotated[Path | None, typer.Option(help="trail directory (default: LOGWARDEN_AUDIT_DIR)")] = None,
+) -> None:
+    """The trail's records a question asks for, skipping the segments whose seals rule them out;
+    each says whether its segment verifies. Exit 1 when one does not."""
+    from logwarden.audit.search import search
+    from logwarden.audit.setup import audit_key, cipher_of
+    from logwarden.errors import LogwardenError as _E
+
+    settings = _env_settings()
+    root = path or settings.audit_dir
+    if root is None:
+        raise _E("give --path or set LOGWARDEN_AUDIT_DIR (and LOGWARDEN_AUDIT_KEY)")
+    if not root.is_dir():
+        raise _E(f"no audit trail at {root}")
+    filters = {"entity": entity, "user": user, "resource": resource, "source": source, "scope": scope,
+               "action": action, "outcome": outcome, "rule": rule}
+    result = search(root, _query(start, end, cls, **filters), audit_key(settings), cipher_of(settings))
+    for hit in result.hits:
+        if as_json:
+            typer.echo(orjson.dumps(hit.to_dict()).decode())
+        else:
+            d = hit.data if isinstance(hit.data, dict) else {}
+            who = d.get("user.name") or d.get("entity") or d.get("source.ip") or "-"
+            what = d.get("event.action") or d.get("rule_id") or d.get("reason") or "-"
+            where = d.get("resource") or d.get("log.file.path") or d.get("source") or "-"
+            typer.echo(f"{hit.at}  {hit.cls[:9]:<9} {hit.kind:<10} {str(who)[:32]:<32} {str(what)[:28]:<28} "
+                       f"{str(where)[:40]:<40} {'ok' if hit.verified else 'NOT VERIFIED'}")
+    _record("access", {"command": "audit search", "from": start, "to": end, "class": cls, "records": len(result.hits),
+                       **{k: v for k, v in filters.items() if v}})
+    typer.echo(f"{len(result.hits)} record(s); {result.read} segment(s) read, {result.skipped} skipped by their "
+               "seals", err=True)
+    for problem in result.problems:
+        typer.echo(f"NOT VERIFIED: {problem}", err=True)
+    if result.problems:
+        raise typer.Exit(1)
+
+
 @app.command()
 def evidence(
     start: Annotated[str, typer.Option("--from", help="period start (ISO 8601, e.g. 2026-11-01T00:00:00Z)")],
     end: Annotated[str, typer.Option("--to", help="period end (ISO 8601)")],
     out: Annotated[Path, typer.Option(help="a new directory, or a FILE.zip")],
-    entity: Annotated[str | None, typer.Option(help="only records about this principal")] = None,
-    rule: Annotated[str | None, typer.Option(help="only records of this rule")] = None,
+    entity: EntityOpt = None, user: UserOpt = None, resource: ResourceOpt = None, source: SourceOpt = None,
+    scope: ScopeOpt = None, action: ActionOpt = None, outcome: OutcomeOpt = None, rule: RuleOpt = None,
+    cls: Annotated[str | None, typer.Option("--class", help="events or decisions (default: both)")] = None,
 ) -> None:
     """Export an evidence bundle an auditor can check with sha256sum and python3 alone."""
-    from logwarden.audit.evidence import Selection, export
+    from logwarden.audit.evidence import export
     from logwarden.audit.setup import audit_key, cipher_of, who
     from logwarden.errors import LogwardenError as _E
-    from logwarden.timeutil import parse_iso
 
     settings = _env_settings()
     if settings.audit_dir is None:
         raise _E("evidence needs LOGWARDEN_AUDIT_DIR (and LOGWARDEN_AUDIT_KEY)")
     audit_key(settings)
-    try:
-        sel = Selection(parse_iso(start), parse_iso(end), entity, rule)
-    except ValueError as exc:
-        raise _E(f"--from/--to: {exc}") from None
-    if sel.start.tzinfo is None or sel.end.tzinfo is None:
-        raise _E("--from/--to need a timezone (e.g. Z)")
+    filters = {"entity": entity, "user": user, "resource": resource, "source": source, "scope": scope,
+               "action": action, "outcome": outcome, "rule": rule}
+    sel = _query(start, end, cls, **filters)
     incidents = []
     if settings.redis_url is not None:
         from logwarden.incidents.setup import build_store
@@ -665,8 +737,8 @@ def evidence(
         card = (model.with_suffix("") if model.suffix == ".skops" else model).with_suffix(".card.json")
         rule_files = [*rule_files, card]  # the model card in force travels with the rules
     path, count = export(settings.audit_dir, out, sel, who(), incidents, rule_files, version, cipher_of(settings))
-    _record("access", {"command": "evidence", "from": start, "to": end, "entity": entity, "rule": rule,
-                       "out": str(path), "records": count})
+    _record("access", {"command": "evidence", "from": start, "to": end, "class": cls, "out": str(path),
+                       "records": count, **{k: v for k, v in filters.items() if v}})
     typer.echo(f"{count} record(s) exported to {path}; check it with: sha256sum -c MANIFEST.sha256 && "
                "python3 verify_chain.py .")
 

@@ -303,3 +303,90 @@ def test_a_record_written_before_two_crashes_is_not_written_again(tmp_path: Path
     run4 = sink.build_part("s", "out", snap1[0])
     run4.write_batch([v(2), v(3), v(5)])
     assert sorted(d["line"] for kind, d in trail.records_after(0) if kind == "violation") == [1, 2, 3, 4, 5]
+
+
+def _busy_trail(root: Path, cipher: Cipher | None = None) -> AuditTrail:
+    """Three days of events (a record every 5 min per user) in segments of 40, and some alerts."""
+    import random
+
+    rng = random.Random(4)
+    events = AuditTrail(root, "events", KEY, segment_records=40, cipher=cipher, fsync="never")
+    decisions = AuditTrail(root, "decisions", KEY, segment_records=40, cipher=cipher, fsync="never")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    users = ["alice", "bob", "carol", "mallory"]
+    for minute in range(0, 3 * 24 * 60, 5):
+        at = start + timedelta(minutes=minute)
+        user = users[(minute // 5) % 4]
+        source = "/var/log/payments/api.jsonl" if user in ("alice", "mallory") else "/var/log/web/access.log"
+        events.append([("event", at.isoformat().replace("+00:00", "Z"), {
+            "user.name": user, "source.ip": f"10.0.0.{rng.randint(1, 9)}", "log.file.path": source,
+            "event.action": rng.choice(["read", "write", "login"]), "event.outcome": rng.choice(["success", "failure"]),
+            "resource": rng.choice(["billing/cards", "billing/invoices", "www/index"])})])
+        if minute % 360 == 0:
+            decisions.append([("alert", at.isoformat().replace("+00:00", "Z"), {
+                "rule_id": "ssh-bruteforce", "entity": user, "alert_id": f"a{minute}", "revision": 0})])
+    events.seal()
+    decisions.seal()
+    return events
+
+
+QUESTIONS = [
+    dict(start=datetime(2026, 3, 2, 10, tzinfo=UTC), end=datetime(2026, 3, 2, 11, tzinfo=UTC), entity="mallory"),
+    dict(start=datetime(2026, 3, 2, tzinfo=UTC), end=datetime(2026, 3, 3, tzinfo=UTC), resource="billing/*",
+         outcome="failure"),
+    dict(source="*/payments/*", action="write"),
+    dict(rule="ssh-bruteforce"),
+    dict(user="bob", start=datetime(2026, 3, 1, 23, tzinfo=UTC)),
+    dict(start=datetime(2026, 3, 1, 5, tzinfo=UTC), end=datetime(2026, 3, 1, 6, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_audit_search_skips_segments_and_returns_what_a_full_scan_returns(tmp_path: Path, question: dict) -> None:
+    from logwarden.audit.search import Query, search
+
+    _busy_trail(tmp_path)
+    query = Query(**question)
+    fast, full = search(tmp_path, query, KEY), search(tmp_path, query, KEY, skip=False)
+    assert [h.to_dict() for h in fast.hits] == [h.to_dict() for h in full.hits] and fast.hits
+    assert all(h.verified for h in fast.hits) and not fast.problems
+    assert all(query.wants(h.kind, h.at, h.data) for h in fast.hits)
+    if "start" in question or "source" in question:
+        assert fast.skipped > 0 and fast.read < full.read  # the seals spared whole segments
+
+
+def test_audit_search_says_which_records_come_from_a_segment_that_does_not_verify(tmp_path: Path) -> None:
+    from logwarden.audit.search import Query, search
+
+    _busy_trail(tmp_path)
+    query = Query(entity="mallory", classes=("events",))
+    before = search(tmp_path, query, KEY)
+    seg = segments(tmp_path / "events")[3]
+    raw = seg.read_bytes()
+    seg.write_bytes(raw.replace(b'"read"', b'"READ"', 1) if b'"read"' in raw else raw.replace(b'"write"', b'"WRITE"', 1))
+    after = search(tmp_path, query, KEY)
+    bad = {h.seq for h in after.hits if not h.verified}
+    assert bad and all(h.segment == seg.name for h in after.hits if not h.verified)
+    assert any(h.verified for h in after.hits) and after.problems
+    assert len(after.hits) == len(before.hits)
+
+
+def test_audit_search_opens_encrypted_records_and_the_command_answers(tmp_path: Path) -> None:
+    from logwarden.audit.search import Query, search
+
+    cipher = Cipher(b"e" * 32)
+    _busy_trail(tmp_path, cipher)
+    query = Query(start=datetime(2026, 3, 2, 10, tzinfo=UTC), end=datetime(2026, 3, 2, 11, tzinfo=UTC),
+                  user="mallory")
+    hits = search(tmp_path, query, KEY, cipher).hits
+    assert hits and all(h.data["user.name"] == "mallory" for h in hits)
+    env = {"PATH": os.environ["PATH"], "LOGWARDEN_AUDIT_KEY": KEY.decode(),
+           "LOGWARDEN_AUDIT_ENCRYPTION_KEY": (b"e" * 32).hex()}
+    done = subprocess.run([sys.executable, "-m", "logwarden", "audit", "search", "--path", str(tmp_path),
+                           "--from", "2026-03-02T10:00:00Z", "--to", "2026-03-02T11:00:00Z", "--user", "mallory",
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [orjson.loads(x) for x in done.stdout.splitlines()]
+    assert [(x["seq"], x["data"]["user.name"], x["verified"]) for x in lines] == \
+        [(h.seq, "mallory", True) for h in hits]
+    assert "skipped by their seals" in done.stderr

@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from logwarden.audit.search import Query, seal_of
 from logwarden.audit.trail import CLASSES, Cipher, segments
 from logwarden.incidents.model import Incident
 from logwarden.timeutil import isoformat
@@ -61,27 +61,7 @@ Exported {exported} by {by}; rule set version {ruleset}.
 """
 
 
-@dataclass(frozen=True)
-class Selection:
-    start: datetime
-    end: datetime
-    entity: str | None = None
-    rule: str | None = None
-
-    def wants(self, rec: dict[str, Any], data: Any) -> bool:
-        if not isoformat(self.start) <= rec["at"] <= isoformat(self.end):
-            return False
-        if rec["kind"] in ("seal", "purge", "repair", "run", "access", "scorecard"):
-            return rec["kind"] in ("run", "scorecard") and self.entity is None and self.rule is None
-        if not isinstance(data, dict):
-            return False
-        if self.rule is not None and data.get("rule_id") != self.rule:
-            return False
-        if self.entity is not None:
-            values = {data.get("entity"), data.get("user.name"), data.get("source.ip")}
-            if self.entity not in values and self.entity not in str(data.get("excerpt", "")):
-                return False
-        return True
+Selection = Query  # an export takes the questions ``audit search`` answers
 
 
 def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -90,7 +70,7 @@ def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             yield line, orjson.loads(line)
 
 
-def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incident], rule_files: list[Path],
+def export(root: Path, out: Path, sel: Query, by: str, incidents: list[Incident], rule_files: list[Path],
            ruleset: str, cipher: Cipher | None = None) -> tuple[Path, int]:
     """Write the bundle to ``out`` (a directory, or a .zip); return it and the record count."""
     work = Path(tempfile.mkdtemp(prefix="lw-evidence-"))
@@ -101,12 +81,12 @@ def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incid
         for cls in CLASSES:
             chosen, readable, segs_used = [], [], []
             for seg in segments(root / cls):
-                if not _may_overlap(seg, sel):
-                    continue  # its seal says it lies outside the period: not read at all
+                if cls not in sel.classes or not sel.may_hold(seal_of(seg)):
+                    continue  # its seal rules it out (outside the period, other sources): not read at all
                 hit = False
                 for line, rec in _records(seg):
                     data = cipher.open(rec["data"], rec["seq"]) if cipher is not None else rec["data"]
-                    if sel.wants(rec, data):
+                    if sel.wants(rec["kind"], rec["at"], data):
                         chosen.append(line)
                         readable.append(orjson.dumps({**rec, "data": data}, option=orjson.OPT_SORT_KEYS).decode())
                         hit = True
@@ -131,7 +111,10 @@ def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incid
             if f.is_file():
                 _copy(f, work / "rules" / f.name)
         _write(work / "verify_chain.py", resources.files("logwarden.audit").joinpath("verify_chain.py").read_text())
-        filters = "".join(f"; {k} {v}" for k, v in (("entity", sel.entity), ("rule", sel.rule)) if v)
+        filters = "".join(f"; {k} {v}" for k, v in (("entity", sel.entity), ("user", sel.user),
+                                                    ("resource", sel.resource), ("source", sel.source),
+                                                    ("scope", sel.scope), ("action", sel.action),
+                                                    ("outcome", sel.outcome), ("rule", sel.rule)) if v)
         _write(work / "README.md", README.format(start=isoformat(sel.start), end=isoformat(sel.end), filters=filters,
                                                  exported=isoformat(datetime.now(sel.start.tzinfo)), by=by,
                                                  ruleset=ruleset or "unknown"))
@@ -143,25 +126,6 @@ def export(root: Path, out: Path, sel: Selection, by: str, incidents: list[Incid
         return _place(work, out), total
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _may_overlap(seg: Path, sel: Selection) -> bool:
-    """False when the segment's seal puts all its records outside the period (read from the
-    end of the file only), so a day's export of a busy archive reads only that day's segments."""
-    with open(seg, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - 8192))
-        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    try:
-        seal = orjson.loads(tail)
-    except orjson.JSONDecodeError:
-        return True
-    if seal.get("kind") != "seal":
-        return True  # the active segment: read it
-    data = seal.get("data", {})
-    first, last = data.get("first_at"), data.get("last_at")
-    return not (first and last and (last < isoformat(sel.start) or first > isoformat(sel.end)))
 
 
 def _write(path: Path, text: str) -> None:
