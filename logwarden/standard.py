@@ -24,6 +24,7 @@ from logwarden.errors import ConfigError, ParseError, TimestampError
 from logwarden.event import ECS_FIELDS, ITEM, Event
 from logwarden.parsers import PARSERS, Parser
 from logwarden.parsers.base import MAX_LINE
+from logwarden.scopes import Scope, ScopeLabeler
 from logwarden.timeutil import parse_duration, utcnow
 from logwarden.violation import Violation, excerpt
 
@@ -92,6 +93,7 @@ class Profile(_Strict):
     identity: Identity = "none"
     sources: dict[str, SourcePolicy] = {}
     alerts: StandardAlerts = StandardAlerts()  # the standard's own detectors (logwarden.compliance)
+    scopes: dict[str, Scope] = {}  # compliance scopes: events in one carry labels.scope (logwarden.scopes)
 
     _fields = field_validator("required")(_check_fields)
 
@@ -210,6 +212,8 @@ class SourceChecker:
         self.newest: datetime | None = None
         self.in_key_block = False
         self.scorecard = Scorecard(source, parser.name)
+        labeler = ScopeLabeler(profile.scopes, source)
+        self._scope = labeler.label if labeler.active else None
         # every field of every group set: the common case, tested at once
         self._all_required = Event.all_set([n for group in self._required for n in group])
         self._many = getattr(parser, "parse_many", None)  # lines that may hold several records
@@ -334,6 +338,8 @@ class SourceChecker:
                 if self._identity_label in missing else ""
             return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}{why}",
                                          text, event, kinds), tuple(missing)
+        if self._scope is not None:
+            self._scope(event)
         reported = tuple(k for k in kinds if k not in self._expected)
         if reported:
             violation = self._violation(lineno, "secret", f"redacted {', '.join(reported)}",
