@@ -363,7 +363,8 @@ def test_audit_search_says_which_records_come_from_a_segment_that_does_not_verif
     before = search(tmp_path, query, KEY)
     seg = segments(tmp_path / "events")[3]
     raw = seg.read_bytes()
-    seg.write_bytes(raw.replace(b'"read"', b'"READ"', 1) if b'"read"' in raw else raw.replace(b'"write"', b'"WRITE"', 1))
+    word = b'"read"' if b'"read"' in raw else b'"write"'
+    seg.write_bytes(raw.replace(word, word.upper(), 1))
     after = search(tmp_path, query, KEY)
     bad = {h.seq for h in after.hits if not h.verified}
     assert bad and all(h.segment == seg.name for h in after.hits if not h.verified)
