@@ -30,8 +30,16 @@ def chain_hash(prev_hash: str, body: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + body).hexdigest()
 
 
+_KEYED: dict[bytes, Any] = {}  # key -> an HMAC with the key's pads applied, copied per record
+
+
 def chain_mac(key: bytes, prev_mac: str, body: bytes) -> str:
-    return hmac.new(key, prev_mac.encode() + body, hashlib.sha256).hexdigest()
+    keyed = _KEYED.get(key)
+    if keyed is None:
+        keyed = _KEYED[key] = hmac.new(key, digestmod=hashlib.sha256)
+    h = keyed.copy()  # the key schedule once per key, not per record
+    h.update(prev_mac.encode() + body)
+    return h.hexdigest()
 
 
 def make_record(key: bytes, seq: int, at: str, kind: str, data: Any, prev_hash: str, prev_mac: str) -> dict[str, Any]:

@@ -74,6 +74,9 @@ def verify_class(class_dir: Path, key: bytes) -> ClassReport:
     return rep
 
 
+RECORD_FIELDS = frozenset({"at", "data", "hash", "kind", "mac", "prev", "seq"})
+
+
 def _verify_segment(path: Path, key: bytes, rep: ClassReport, seq: int, prev_hash: str, prev_mac: str,
                     last: bool) -> tuple[int, str, str]:
     raw = path.read_bytes()
@@ -81,11 +84,12 @@ def _verify_segment(path: Path, key: bytes, rep: ClassReport, seq: int, prev_has
     torn = lines.pop()  # b"" when the file ends with a newline
     count = 0
     sealed_at: int | None = None
+    name = path.name
     for lineno, line in enumerate(lines, 1):
-        where = f"{path.name} line {lineno}"
+        where = f"{name} line {lineno}"
         try:
             rec = orjson.loads(line)
-            ok_shape = isinstance(rec, dict) and set(rec) == {"at", "data", "hash", "kind", "mac", "prev", "seq"}
+            ok_shape = isinstance(rec, dict) and rec.keys() == RECORD_FIELDS
         except orjson.JSONDecodeError:
             ok_shape = False
         if not ok_shape or encode(rec) != line + b"\n":
