@@ -488,8 +488,21 @@ def print_budget(store: IncidentStore, out: Any = None) -> None:
               f"{r.incident_id} (budget {r.budget})", file=out)
 
 
-def print_scorecards(cards: list[Scorecard], out: Any = None) -> None:
+def print_scorecards(cards: list[Scorecard], out: Any = None, scope: str | None = None) -> None:
+    """The scorecard table; with ``scope``, each source's records of that compliance scope only."""
     out = out or sys.stdout
+    if scope is not None:
+        rows = [(c, c.scopes[scope]) for c in cards if scope in c.scopes]
+        if not rows:
+            print(f"no records of scope {scope!r}", file=out)
+            return
+        width = max(len(c.source) for c, _ in rows)
+        print(f"\nscope {scope}\n{'source':<{width}}  {'format':<10} {'records':>8} {'compliant':>9}  rate", file=out)
+        for c, (n, ok) in rows:
+            print(f"{c.source:<{width}}  {c.dataset or '?':<10} {n:>8} {ok:>9}  {ok / n if n else 1:.1%}", file=out)
+        total, good = sum(n for _, (n, _ok) in rows), sum(ok for _, (_n, ok) in rows)
+        print(f"{'all':<{width}}  {'':<10} {total:>8} {good:>9}  {good / total if total else 1:.1%}", file=out)
+        return
     if not cards:
         return
     width = max(len(c.source) for c in cards)

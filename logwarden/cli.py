@@ -294,7 +294,9 @@ def backtest(
 
 
 @app.command("scorecard")
-def show_scorecard(path: Annotated[Path, typer.Argument(help="a scorecard JSON file")]) -> None:
+def show_scorecard(path: Annotated[Path, typer.Argument(help="a scorecard JSON file")],
+                   scope: Annotated[str | None, typer.Option(help="that compliance scope's records only")] = None,
+                   ) -> None:
     """Print a scorecard written by ``run --scorecard``."""
     from logwarden.app import print_scorecards
     from logwarden.standard import Scorecard
@@ -302,8 +304,9 @@ def show_scorecard(path: Annotated[Path, typer.Argument(help="a scorecard JSON f
     cards = []
     for d in orjson.loads(path.read_bytes()):
         d.pop("compliance_rate", None)
+        d["scopes"] = {name: [v["records"], v["compliant"]] for name, v in d.get("scopes", {}).items()}
         cards.append(Scorecard(**d))
-    print_scorecards(cards)
+    print_scorecards(cards, scope=scope)
 
 
 @rules_app.command("validate")

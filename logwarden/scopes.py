@@ -51,6 +51,11 @@ class ScopeLabeler:
         self._memo: dict[str, tuple[str, ...]] = {}
 
     @property
+    def whole(self) -> tuple[str, ...]:
+        """The scopes every record of this source is in (by its source globs)."""
+        return self._whole
+
+    @property
     def active(self) -> bool:
         return bool(self._whole or self._by_resource)
 

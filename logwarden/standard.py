@@ -156,6 +156,8 @@ class Scorecard:
     # Live runs: the source's allowed lateness and its watermark's learned delay, in seconds.
     allowed_lateness: float | None = None
     watermark_delay: float | None = None
+    # Compliance scopes: per scope, [records of the scope, compliant ones] (logwarden.scopes)
+    scopes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def compliance_rate(self) -> float:
@@ -178,7 +180,9 @@ class Scorecard:
             "newest": self.newest.isoformat() if isinstance(self.newest, datetime) else self.newest,
             "oldest": self.oldest.isoformat() if isinstance(self.oldest, datetime) else self.oldest,
         } | ({"allowed_lateness": self.allowed_lateness, "watermark_delay": self.watermark_delay}
-             if self.allowed_lateness is not None else {})
+             if self.allowed_lateness is not None else {}) | ({"scopes": {
+                 name: {"records": n, "compliant": ok, "compliance_rate": round(ok / n, 6) if n else 1.0}
+                 for name, (n, ok) in sorted(self.scopes.items())}} if self.scopes else {})
 
 
 Outcome = tuple[Event | None, Violation | None]  # (None, None) only for a blank line
@@ -214,6 +218,7 @@ class SourceChecker:
         self.scorecard = Scorecard(source, parser.name)
         labeler = ScopeLabeler(profile.scopes, source)
         self._scope = labeler.label if labeler.active else None
+        self._source_scopes = labeler.whole
         # every field of every group set: the common case, tested at once
         self._all_required = Event.all_set([n for group in self._required for n in group])
         self._many = getattr(parser, "parse_many", None)  # lines that may hold several records
@@ -283,6 +288,13 @@ class SourceChecker:
             if event is not None:
                 card.events += 1
                 card.compliant += violation is None
+            if self._scope is not None:  # the record's scopes: its event's, else its source's
+                labels = event.get("labels.scope") if event is not None else \
+                    (violation.scopes if violation is not None else ())
+                for name in labels or ():
+                    counts = card.scopes.setdefault(name, [0, 0])
+                    counts[0] += 1
+                    counts[1] += violation is None
         return outcomes
 
     def _check(self, raw: str, lineno: int, now: datetime,
@@ -328,6 +340,8 @@ class SourceChecker:
     def _judge(self, event: Event, lineno: int, now: datetime, text: str,
                kinds: tuple[str, ...]) -> Judged:
         """A parsed record against the standard: its time, its required fields, its secrets."""
+        if self._scope is not None:  # first: a violation of an in-scope record is in scope too
+            self._scope(event)
         problem = self._check_time(event, now)
         if problem is not None:
             return None, self._violation(lineno, "bad_timestamp", problem, text, event, kinds), ()
@@ -338,8 +352,6 @@ class SourceChecker:
                 if self._identity_label in missing else ""
             return None, self._violation(lineno, "missing_field", f"missing {', '.join(missing)}{why}",
                                          text, event, kinds), tuple(missing)
-        if self._scope is not None:
-            self._scope(event)
         reported = tuple(k for k in kinds if k not in self._expected)
         if reported:
             violation = self._violation(lineno, "secret", f"redacted {', '.join(reported)}",
@@ -374,9 +386,10 @@ class SourceChecker:
                    event: Event | None = None, kinds: tuple[str, ...] = (), item: int | None = None) -> Violation:
         if item is None and event is not None and event.extra:
             item = event.extra.get(ITEM)
+        scopes = tuple(event.get("labels.scope") or ()) if event is not None else self._source_scopes
         return Violation(self.source, lineno, reason, detail, "dropped", excerpt(text),
                          self._parser.name, event.timestamp if event else None,
-                         event.id if event else None, kinds, item)
+                         event.id if event else None, kinds, item, scopes)
 
     def snapshot(self) -> dict[str, Any]:
         return {"newest": self.newest, "in_key_block": self.in_key_block,

@@ -26,6 +26,7 @@ class Violation:
     event_id: str | None = None
     secret_kinds: tuple[str, ...] = ()
     item: int | None = None  # which record of a line that holds several (a Kubernetes EventList), from 1
+    scopes: tuple[str, ...] = ()  # the compliance scopes of the record (labels.scope), when known
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -46,6 +47,8 @@ class Violation:
             out["secret_kinds"] = list(self.secret_kinds)
         if self.item is not None:
             out["item"] = self.item
+        if self.scopes:
+            out["labels.scope"] = list(self.scopes)
         return out
 
 

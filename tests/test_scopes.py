@@ -71,8 +71,9 @@ def test_the_trail_answers_for_one_scope_alone(sim: Path, tmp_path: Path) -> Non
         "LOGWARDEN_AUDIT_DIR": str(audit), "LOGWARDEN_AUDIT_KEY": "scope-test-key-0123456789abcdef",
         "LOGWARDEN_STANDARD_PROFILE": str(_profile(tmp_path)), "LOGWARDEN_MODEL_ENABLED": "false"}
     inputs = [x for p in sim_inputs(sim) for x in ("-i", p)]
-    run = subprocess.run([sys.executable, "-m", "logwarden", "run", *inputs], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300, check=False)
+    card = tmp_path / "scorecard.json"
+    run = subprocess.run([sys.executable, "-m", "logwarden", "run", *inputs, "--scorecard", str(card)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
     found = subprocess.run([sys.executable, "-m", "logwarden", "audit", "search", "--scope", "cardholder-data",
                             "--class", "events", "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -95,3 +96,29 @@ def test_the_trail_answers_for_one_scope_alone(sim: Path, tmp_path: Path) -> Non
         name = next(n for n in z.namelist() if n.endswith("records/events.jsonl"))
         records = [orjson.loads(x) for x in z.read(name).splitlines()]
     assert len(records) == len(hits)  # the scope alone
+
+    # The scorecard of the scope alone: per source, the scope's records (events and dropped
+    # lines) and the compliant ones, as the trail holds them.
+    scoped = subprocess.run([sys.executable, "-m", "logwarden", "audit", "search", "--scope", "cardholder-data",
+                             "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    everything = [orjson.loads(x) for x in scoped.stdout.splitlines()]
+    expect: dict[str, list[int]] = {}
+    for r in everything:
+        d = r["data"]
+        if r["kind"] == "event":
+            counts = expect.setdefault(d["log.file.path"], [0, 0])
+            counts[0] += 1
+            counts[1] += 1
+        elif r["kind"] == "violation":
+            counts = expect.setdefault(d["source"], [0, 0])
+            counts[0] += d["action"] == "dropped"  # a redacted record is an event already counted
+            counts[1] -= 1 if d["action"] == "redacted" else 0
+    cards = {c["source"]: c["scopes"]["cardholder-data"] for c in orjson.loads(card.read_bytes())
+             if "cardholder-data" in c.get("scopes", {})}
+    assert {src: [c["records"], c["compliant"]] for src, c in cards.items()} == expect
+    shown = subprocess.run([sys.executable, "-m", "logwarden", "scorecard", str(card), "--scope", "cardholder-data"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines()[3:]]
+    assert {row[0] for row in rows[:-1]} == set(expect) and rows[-1][0] == "all"
+    assert int(rows[-1][1]) == sum(n for n, _ in expect.values())
