@@ -46,6 +46,10 @@ class Metrics:
         self.redis_waiting = Gauge("logwarden_redis_waiting_updates", "incident updates waiting for Redis to "
                                    "answer again (0 while it answers)", registry=r)
         self._outages_seen = 0
+        self.scope_compliance = Gauge("logwarden_scope_compliance_ratio", "compliant records / records of a "
+                                      "compliance scope, per source", ["scope", "source"], registry=r)
+        self.scope_records = Gauge("logwarden_scope_records", "records of a compliance scope, per source",
+                                   ["scope", "source"], registry=r)
         self.allowed_lateness = Gauge("logwarden_allowed_lateness_seconds", "a source's allowed lateness: "
                                       "older events are late_event violations", ["source"], registry=r)
 
@@ -59,6 +63,9 @@ class Metrics:
         self.compliance.labels(card.source).set(card.compliance_rate)
         if newest is not None:
             self.lag.labels(card.source).set(max((utcnow() - newest).total_seconds(), 0.0))
+        for scope, (n, ok) in getattr(card, "scopes", {}).items():
+            self.scope_records.labels(scope, card.source).set(n)
+            self.scope_compliance.labels(scope, card.source).set(ok / n if n else 1.0)
         if getattr(card, "watermark_delay", None) is not None:
             self.watermark_delay.labels(card.source).set(card.watermark_delay)
             self.allowed_lateness.labels(card.source).set(card.allowed_lateness)

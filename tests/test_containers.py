@@ -25,7 +25,13 @@ def compose() -> dict:
 def test_compose_file_follows_the_compose_specification() -> None:
     spec = ComposeSpecification.model_validate(compose())
     assert set(spec.services) == {"redis", "samples", "ship", "logwarden", "redpanda", "kafka-feed",
-                                  "logwarden-kafka", "slack"}
+                                  "logwarden-kafka", "slack", "prometheus", "grafana"}
+    monitoring = {name for name, svc in compose()["services"].items() if "monitoring" in svc.get("profiles", [])}
+    assert monitoring == {"prometheus", "grafana"}
+    for svc in monitoring:  # every file the monitoring services mount is in the repository
+        for volume in compose()["services"][svc].get("volumes", []):
+            if volume.startswith("./"):
+                assert (ROOT / volume.split(":")[0]).exists(), volume
     kafka = {name for name, svc in compose()["services"].items() if "kafka" in svc.get("profiles", [])}
     assert kafka == {"redpanda", "kafka-feed", "logwarden-kafka"}  # optional: docker compose --profile kafka
 
