@@ -616,6 +616,18 @@ def _record(kind: str, data: dict) -> None:
         trail.append([(kind, None, {"by": who(), **data})])
 
 
+def _trail_dir(path: Path | None) -> Path:
+    """The trail directory a command was given, else LOGWARDEN_AUDIT_DIR; a clear error without one."""
+    from logwarden.errors import LogwardenError as _E
+
+    root = path or _env_settings().audit_dir
+    if root is None:
+        raise _E("give the trail directory or set LOGWARDEN_AUDIT_DIR (and LOGWARDEN_AUDIT_KEY)")
+    if not root.is_dir():
+        raise _E(f"no audit trail at {root}")
+    return root
+
+
 @audit_app.command("verify")
 def audit_verify(
     path: Annotated[Path | None, typer.Argument(help="trail directory (default: LOGWARDEN_AUDIT_DIR)")] = None,
@@ -623,15 +635,9 @@ def audit_verify(
     """Recompute every chain; say where it breaks. Exit 1 when it does."""
     from logwarden.audit.setup import audit_key
     from logwarden.audit.verify import verify
-    from logwarden.errors import LogwardenError as _E
 
     settings = _env_settings()
-    root = path or settings.audit_dir
-    if root is None:
-        raise _E("give the trail directory or set LOGWARDEN_AUDIT_DIR")
-    if not root.is_dir():
-        raise _E(f"no audit trail at {root}")
-    report = verify(root, audit_key(settings))
+    report = verify(_trail_dir(path), audit_key(settings))
     for line in report.lines():
         typer.echo(line)
     if not report.ok:
@@ -673,14 +679,9 @@ def audit_search(
     each says whether its segment verifies. Exit 1 when one does not."""
     from logwarden.audit.search import search
     from logwarden.audit.setup import audit_key, cipher_of
-    from logwarden.errors import LogwardenError as _E
 
     settings = _env_settings()
-    root = path or settings.audit_dir
-    if root is None:
-        raise _E("give --path or set LOGWARDEN_AUDIT_DIR (and LOGWARDEN_AUDIT_KEY)")
-    if not root.is_dir():
-        raise _E(f"no audit trail at {root}")
+    root = _trail_dir(path)
     filters = {"entity": entity, "user": user, "resource": resource, "source": source, "scope": scope,
                "action": action, "outcome": outcome, "rule": rule}
     result = search(root, _query(start, end, cls, **filters), audit_key(settings), cipher_of(settings))
