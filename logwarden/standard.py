@@ -399,6 +399,8 @@ class SourceChecker:
         self.newest = state["newest"]
         self.in_key_block = state["in_key_block"]
         self.scorecard = state["scorecard"]
+        if not hasattr(self.scorecard, "scopes"):  # a snapshot from before scopes
+            self.scorecard.scopes = {}
         if "monitor" in state:
             self.monitor.state = state["monitor"]
 
