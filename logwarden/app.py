@@ -113,7 +113,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from bytewax.run import cli_main
 
     from flows.main import FlowConfig, Sinks, build_flow
-    from logwarden.sinks import BatchSink, JsonLinesSink, KeptBatchSink, TrailSink, each
+    from logwarden.sinks import BatchSink, JsonLinesSink, TrailSink, each
 
     rule_set = load_rule_set(settings)
     metrics = None
@@ -193,7 +193,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                                       for i in changed])
 
     # what waits for Redis is part of the recovery state (a kill during an outage loses none of it)
-    incident_sink = KeptBatchSink(apply_alerts, waiting.state, waiting.restore, "incidents") \
+    incident_sink = BatchSink(apply_alerts, "incidents", state=waiting.state, restore=waiting.restore) \
         if waiting is not None else BatchSink(apply_alerts, "incidents")
     alert_sinks: list[Any] = [BatchSink(each(take_alert), "alerts"), incident_sink]
     violation_sinks: list[Any] = [BatchSink(each(metrics.violation), "metrics")] if metrics is not None else []

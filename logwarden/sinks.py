@@ -102,34 +102,8 @@ class TrailSink(_OneWriter[TrailState]):
         return _TrailPartition(self._trail, resume_state)
 
 
-class _BatchPartition(StatefulSinkPartition[Any, None]):
-    def __init__(self, write: Callable[[list[Any]], Any]) -> None:
-        self._write = write
-
-    @override
-    def write_batch(self, values: list[Any]) -> None:
-        self._write(values)
-
-    @override
-    def snapshot(self) -> None:
-        return None
-
-
-class BatchSink(_OneWriter[None]):
-    """Hands each batch of records to ``write`` on a single worker: the incident store (one
-    transaction a batch), metrics, the terminal, tests."""
-
-    def __init__(self, write: Callable[[list[Any]], Any], name: str = "out") -> None:
-        self._write = write
-        self.name = name
-
-    @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BatchPartition:
-        return _BatchPartition(self._write)
-
-
-class _KeptPartition(StatefulSinkPartition[Any, Any]):
-    def __init__(self, write: Callable[[list[Any]], Any], state: Callable[[], Any]) -> None:
+class _BatchPartition(StatefulSinkPartition[Any, Any]):
+    def __init__(self, write: Callable[[list[Any]], Any], state: Callable[[], Any] | None) -> None:
         self._write, self._state = write, state
 
     @override
@@ -138,23 +112,27 @@ class _KeptPartition(StatefulSinkPartition[Any, Any]):
 
     @override
     def snapshot(self) -> Any:
-        return self._state()
+        return self._state() if self._state is not None else None
 
 
-class KeptBatchSink(_OneWriter[Any]):
-    """A ``BatchSink`` whose writer keeps state across a crash: ``state()`` is taken at each
-    snapshot and handed to ``restore`` when a resumed run builds the sink (the incident updates
-    that wait for Redis)."""
+class BatchSink(_OneWriter[Any]):
+    """Hands each batch of records to ``write`` on a single worker: the incident store (one
+    transaction a batch), metrics, the terminal, tests.
 
-    def __init__(self, write: Callable[[list[Any]], Any], state: Callable[[], Any],
-                 restore: Callable[[Any], None], name: str = "out") -> None:
+    A writer that keeps state across a crash gives ``state`` (taken at each snapshot) and
+    ``restore`` (handed it when a resumed run builds the sink): the incident updates that wait
+    for Redis."""
+
+    def __init__(self, write: Callable[[list[Any]], Any], name: str = "out", *,
+                 state: Callable[[], Any] | None = None, restore: Callable[[Any], None] | None = None) -> None:
         self._write, self._state, self._restore = write, state, restore
         self.name = name
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _KeptPartition:
-        self._restore(resume_state)
-        return _KeptPartition(self._write, self._state)
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _BatchPartition:
+        if self._restore is not None:
+            self._restore(resume_state)
+        return _BatchPartition(self._write, self._state)
 
 
 def each(fn: Callable[[Any], None]) -> Callable[[list[Any]], None]:

@@ -148,13 +148,13 @@ def test_what_waits_is_in_the_recovery_snapshot_and_a_resumed_run_applies_it(
     (decided before the snapshot, so never emitted again) are applied once Redis is back."""
     import pickle
 
-    from logwarden.sinks import KeptBatchSink
+    from logwarden.sinks import BatchSink
 
     monkeypatch.setattr(outage_module, "RETRY_SECONDS", 0.0)
     client = redis.Redis.from_url(own_redis.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1)
     store = _store(RedisBackend(client, "t:"))
     first = WaitingUpdates(store.apply, tmp_path / "recovery", max_waiting=max_waiting, ping=client.ping)
-    sink = KeptBatchSink(first.apply, first.state, first.restore, "incidents")
+    sink = BatchSink(first.apply, "incidents", state=first.state, restore=first.restore)
     part = sink.build_part("s", "incidents", None)
     own_redis.stop()
     for batch in BATCHES[:3]:
@@ -163,8 +163,8 @@ def test_what_waits_is_in_the_recovery_snapshot_and_a_resumed_run_applies_it(
     assert first.waiting == 4 and (first.spill is not None) == (max_waiting == 2)
     own_redis.start()
     resumed = WaitingUpdates(store.apply, tmp_path / "recovery", max_waiting=max_waiting, ping=client.ping)
-    part = KeptBatchSink(resumed.apply, resumed.state, resumed.restore, "incidents").build_part("s", "incidents",
-                                                                                               snapshot)
+    part = BatchSink(resumed.apply, "incidents", state=resumed.state,
+                     restore=resumed.restore).build_part("s", "incidents", snapshot)
     assert resumed.waiting == 4
     part.write_batch(BATCHES[3])
     assert resumed.waiting == 0 and part.snapshot() == {"waiting": [], "spill": None}

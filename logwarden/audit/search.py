@@ -141,15 +141,7 @@ class Result:
 
 def seal_of(path: Path) -> dict[str, Any] | None:
     """A segment's seal (its last record), read from the end of the file only; None: not sealed."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - 8192))
-        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    try:
-        rec = orjson.loads(tail)
-    except orjson.JSONDecodeError:
-        return None
+    rec = _last(path)
     return rec.get("data") if isinstance(rec, dict) and rec.get("kind") == "seal" else None
 
 

@@ -242,7 +242,7 @@ def convert_correlation(rule: Any, collection: Any, done: dict[int, Any], pipeli
     window = f"{int(rule.timespan.seconds)}s"
     wheres = [copy.deepcopy(b["where"]) for b in bases]
     kind, cond = rule.type.name, rule.condition
-    head = {**_meta(rule, group_by)}
+    head = _meta(rule, group_by)
     if kind in ("EVENT_COUNT", "VALUE_COUNT"):
         count = _at_least(cond)
         where = wheres[0] if len(wheres) == 1 else {"any": wheres}
