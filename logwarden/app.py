@@ -21,7 +21,7 @@ import structlog
 from logwarden import secrets
 from logwarden.alerts import Alert
 from logwarden.audit.retention import run_retention
-from logwarden.audit.setup import build_trails, who
+from logwarden.audit.setup import Trails, build_trails, mark_lineage, who
 from logwarden.errors import ConfigError, LogwardenError
 from logwarden.incidents.dispatch import Dispatcher
 from logwarden.incidents.setup import build_notifier, build_store, dispatch_policy
@@ -189,7 +189,8 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
             trails.decisions.append([("incident", None, {"id": i.id, "state": i.state, "rule_id": i.rule_id,
                                                           "entity": i.entity, "count": i.count, "version": i.version,
                                                           "severity": i.severity, "rules": list(i.rule_stats()),
-                                                          "entities": i.all_entities(), "by": "logwarden"})
+                                                          "entities": i.all_entities(), "first_seen": i.first_seen,
+                                                          "by": "logwarden"})
                                       for i in changed])
 
     # what waits for Redis is part of the recovery state (a kill during an outage loses none of it)
@@ -212,9 +213,9 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                       "trained": config.model.card_.get("training", {}).get("to")}
             if config.model is not None and hasattr(config.model, "card_") else None,
             "follow": follow})])
-        decision_sinks.append(TrailSink(trails.decisions, "audit_decisions"))
+        decision_sinks.append(TrailSink(trails.decisions, "audit_decisions", settings.recovery_dir))
         if trails.events is not None:
-            event_sinks.append(TrailSink(trails.events, "audit_events"))
+            event_sinks.append(TrailSink(trails.events, "audit_events", settings.recovery_dir))
     latest: dict[str, Scorecard] = {}
 
     def take_scorecard(card: Scorecard) -> None:  # periodic while following, then final
@@ -267,7 +268,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     try:
         cli_main(flow, workers_per_process=settings.workers, process_id=settings.process_id,
                  addresses=settings.addresses, epoch_interval=settings.snapshot_interval,
-                 recovery_config=recovery_config(settings))
+                 recovery_config=recovery_config(settings, trails))
         stop_signal.ended()
     except (Exception, KeyboardInterrupt) as exc:  # Bytewax wraps what a source or step raised
         stop_signal.ended()
@@ -299,6 +300,12 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         if retention_stop is not None:
             retention_stop.set()
         if trails is not None:
+            if progress is not None:  # the model's warm-up as the run leaves it (the report shows it)
+                scored, learning = progress.counts()
+                left = progress.warmup_left()
+                trails.decisions.append([("model", None, {
+                    "scored": scored, "learning": learning, "portable": progress.portable,
+                    "warmup_left": left.total_seconds() if left is not None else None, "summary": progress.summary()})])
             trails.seal()  # each run's records end in sealed segments
         log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered)
         stop_signal.uninstall()
@@ -444,8 +451,9 @@ def lateness_policy(settings: Settings) -> LatenessPolicy:
     return LatenessPolicy(settings.allowed_lateness, dict(settings.source_lateness))
 
 
-def recovery_config(settings: Settings) -> Any:
-    """Bytewax's recovery config, creating the recovery database on first use."""
+def recovery_config(settings: Settings, trails: Trails | None = None) -> Any:
+    """Bytewax's recovery config, creating the recovery database on first use (after noting where
+    the audit trails stand: what a resumed run may write again begins there)."""
     if settings.recovery_dir is None:
         return None
     from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -456,6 +464,8 @@ def recovery_config(settings: Settings) -> Any:
     directory.chmod(0o700)
     if not any(directory.glob("part-*.sqlite3")):
         if settings.process_id in (None, 0):
+            if trails is not None:
+                mark_lineage(directory, trails)
             init_db_dir(directory, RECOVERY_PARTITIONS)
         else:  # the first process creates it; the others wait for it
             deadline = time.monotonic() + 60

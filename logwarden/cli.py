@@ -747,6 +747,37 @@ def evidence(
                "python3 verify_chain.py .")
 
 
+@app.command()
+def report(
+    start: Annotated[str, typer.Option("--from", help="period start (ISO 8601, e.g. 2026-11-01T00:00:00Z)")],
+    end: Annotated[str, typer.Option("--to", help="period end (ISO 8601)")],
+    out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
+    scope: ScopeOpt = None,
+    path: Annotated[Path | None, typer.Option(help="trail directory (default: LOGWARDEN_AUDIT_DIR)")] = None,
+) -> None:
+    """One self-contained HTML report of a period from the audit trail, for an auditor or a
+    security lead: compliance over time, violations, alerts and incidents, response times,
+    rule coverage by control, model and budgets, the trail's verification. Prints well to PDF."""
+    from logwarden.app import load_rule_set
+    from logwarden.audit.setup import audit_key, cipher_of
+    from logwarden.incidents.setup import noise_budget
+    from logwarden.report import gather, render
+
+    settings = _env_settings()
+    root = _trail_dir(path)
+    period = _query(start, end)
+    if period.start is None or period.end is None or period.end <= period.start:
+        raise LogwardenError("--to must come after --from")
+    rule_set = load_rule_set(settings)
+    data = gather(root, audit_key(settings), cipher_of(settings), period.start, period.end, scope,
+                  rule_set.enabled(), noise_budget(settings, rule_set))
+    out.write_text(render(data), encoding="utf-8")
+    _record("access", {"command": "report", "from": start, "to": end, "scope": scope, "out": str(out)})
+    typer.echo(f"report of {start} .. {end}{f' (scope {scope})' if scope else ''} written to {out}: "
+               f"{len(data.alerts)} alert(s), {len(data.incidents)} incident(s), trail "
+               f"{'verified' if data.verified else 'NOT VERIFIED'}")
+
+
 @retention_app.command("apply")
 def retention_apply(dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would go")] = False) -> None:
     """Delete whole expired segments (oldest first), keeping the chain verifiable; legal holds win."""

@@ -12,7 +12,7 @@ import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from typing_extensions import override
 
-from logwarden.audit.setup import ReplayGuard, record_of
+from logwarden.audit.setup import ReplayGuard, lineage_position, record_of
 from logwarden.audit.trail import AuditTrail
 
 # Every item a sink gets is (key, record); records have ``to_dict``.
@@ -75,10 +75,11 @@ TrailState = tuple[int, list[tuple[tuple[str, ...], int]]]
 
 
 class _TrailPartition(StatefulSinkPartition[Any, TrailState]):
-    def __init__(self, trail: AuditTrail, resume: TrailState | int | None) -> None:
+    def __init__(self, trail: AuditTrail, resume: TrailState | int | None, start: int | None) -> None:
         self._trail = trail
         seq, carried = resume if isinstance(resume, tuple) else (resume, [])  # an int: an older snapshot
-        self._guard = ReplayGuard(trail, seq, carried)
+        # no snapshot yet: a resumed run emits again all this sink wrote since its runs began
+        self._guard = ReplayGuard(trail, start if seq is None else seq, carried)
 
     @override
     def write_batch(self, values: list[Any]) -> None:
@@ -94,12 +95,13 @@ class TrailSink(_OneWriter[TrailState]):
     across crashes and resumes (its recovery state is the trail's position and the records a
     resumed run has yet to emit again)."""
 
-    def __init__(self, trail: AuditTrail, name: str) -> None:
-        self._trail, self.name = trail, name
+    def __init__(self, trail: AuditTrail, name: str, recovery_dir: Path | None = None) -> None:
+        self._trail, self.name, self._recovery_dir = trail, name, recovery_dir
 
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: TrailState | int | None) -> _TrailPartition:
-        return _TrailPartition(self._trail, resume_state)
+        start = lineage_position(self._recovery_dir, self._trail.cls) if resume_state is None else None
+        return _TrailPartition(self._trail, resume_state, start)
 
 
 class _BatchPartition(StatefulSinkPartition[Any, Any]):

@@ -158,6 +158,10 @@ class Scorecard:
     watermark_delay: float | None = None
     # Compliance scopes: per scope, [records of the scope, compliant ones] (logwarden.scopes)
     scopes: dict[str, list[int]] = field(default_factory=dict)
+    # Compliance over time: per UTC day of the source's own time (its newest valid event time at
+    # each record), [records, compliant]; and the same per scope
+    days: dict[str, list[int]] = field(default_factory=dict)
+    scope_days: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     @property
     def compliance_rate(self) -> float:
@@ -182,7 +186,10 @@ class Scorecard:
         } | ({"allowed_lateness": self.allowed_lateness, "watermark_delay": self.watermark_delay}
              if self.allowed_lateness is not None else {}) | ({"scopes": {
                  name: {"records": n, "compliant": ok, "compliance_rate": round(ok / n, 6) if n else 1.0}
-                 for name, (n, ok) in sorted(self.scopes.items())}} if self.scopes else {})
+                 for name, (n, ok) in sorted(self.scopes.items())}} if self.scopes else {}) | (
+            {"days": dict(sorted(self.days.items()))} if self.days else {}) | (
+            {"scope_days": {name: dict(sorted(d.items())) for name, d in sorted(self.scope_days.items())}}
+            if self.scope_days else {})
 
 
 Outcome = tuple[Event | None, Violation | None]  # (None, None) only for a blank line
@@ -216,6 +223,7 @@ class SourceChecker:
         self.newest: datetime | None = None
         self.in_key_block = False
         self.scorecard = Scorecard(source, parser.name)
+        self._day: tuple[datetime, datetime, str] | None = None  # the current day: start, end, name
         labeler = ScopeLabeler(profile.scopes, source)
         self._scope = labeler.label if labeler.active else None
         self._source_scopes = labeler.whole
@@ -278,6 +286,11 @@ class SourceChecker:
         if not outcomes:
             card.blank += 1
         card.items += max(0, len(outcomes) - 1)
+        day = self._day_of(self.newest) if outcomes else None
+        if day is not None:
+            counts = card.days.get(day) or card.days.setdefault(day, [0, 0])
+            counts[0] += len(outcomes)
+            counts[1] += sum(1 for event, violation, _ in outcomes if event is not None and violation is None)
         for event, violation, _ in outcomes:
             if violation is not None:
                 card.violations[violation.reason] += 1
@@ -295,7 +308,23 @@ class SourceChecker:
                     counts = card.scopes.setdefault(name, [0, 0])
                     counts[0] += 1
                     counts[1] += violation is None
+                    if day is not None:
+                        counts = card.scope_days.setdefault(name, {}).setdefault(day, [0, 0])
+                        counts[0] += 1
+                        counts[1] += violation is None
         return outcomes
+
+    def _day_of(self, when: datetime | None) -> str | None:
+        """The UTC day ``when`` falls in, as ``YYYY-MM-DD`` (kept while times stay in it)."""
+        if when is None:
+            return None
+        day = self._day
+        if day is not None and day[0] <= when < day[1]:
+            return day[2]
+        utc = when.astimezone(UTC)
+        start = datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
+        self._day = (start, start + timedelta(days=1), start.date().isoformat())
+        return self._day[2]
 
     def _check(self, raw: str, lineno: int, now: datetime,
                found: secrets.Redaction | None) -> list[Judged]:
@@ -401,6 +430,8 @@ class SourceChecker:
         self.scorecard = state["scorecard"]
         if not hasattr(self.scorecard, "scopes"):  # a snapshot from before scopes
             self.scorecard.scopes = {}
+        if not hasattr(self.scorecard, "days"):  # a snapshot from before days
+            self.scorecard.days, self.scorecard.scope_days = {}, {}
         if "monitor" in state:
             self.monitor.state = state["monitor"]
 

@@ -305,6 +305,38 @@ def test_a_record_written_before_two_crashes_is_not_written_again(tmp_path: Path
     assert sorted(d["line"] for kind, d in trail.records_after(0) if kind == "violation") == [1, 2, 3, 4, 5]
 
 
+def test_a_sink_killed_before_its_first_snapshot_writes_nothing_twice(tmp_path: Path) -> None:
+    """Bytewax snapshots a sink only after an epoch in which it wrote. Runs 1-3 of a recovery
+    directory write nothing; run 4 writes its first records and dies before any snapshot; run 5
+    resumes with no snapshot for the sink and emits them again: the trail holds them once. A new
+    recovery directory (a new lineage) writes what it gets, even what an older lineage wrote."""
+    from logwarden.audit.setup import Trails, mark_lineage
+    from logwarden.sinks import TrailSink
+    from logwarden.violation import Violation
+
+    def v(n: int) -> Violation:
+        return Violation(source="api.log", line=n, reason="malformed", detail="d", action="dropped", excerpt="x")
+
+    trail = AuditTrail(tmp_path / "audit", "decisions", KEY, fsync="never")
+    trail.append([("violation", None, v(0).to_dict())])  # before this recovery directory
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    mark_lineage(recovery, Trails(trail, None, tmp_path / "audit", KEY, None))
+    sink = TrailSink(trail, "audit", recovery)
+    run4 = sink.build_part("s", "out", None)
+    run4.write_batch([v(1), v(2)])  # then kill -9, before the epoch's snapshot
+    run5 = sink.build_part("s", "out", None)
+    run5.write_batch([v(1)])
+    assert run5.snapshot()[1], "line 2 is still owed"
+    run5.write_batch([v(2), v(3)])
+    assert sorted(d["line"] for kind, d in trail.records_after(0) if kind == "violation") == [0, 1, 2, 3]
+    fresh = tmp_path / "recovery2"
+    fresh.mkdir()
+    mark_lineage(fresh, Trails(trail, None, tmp_path / "audit", KEY, None))
+    TrailSink(trail, "audit", fresh).build_part("s", "out", None).write_batch([v(1)])
+    assert sorted(d["line"] for kind, d in trail.records_after(0) if kind == "violation") == [0, 1, 1, 2, 3]
+
+
 def _busy_trail(root: Path, cipher: Cipher | None = None) -> AuditTrail:
     """Three days of events (a record every 5 min per user) in segments of 40, and some alerts."""
     import random

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import secrets as _random
 from collections import Counter
 from collections.abc import Iterable
@@ -107,6 +108,33 @@ def replay_key(kind: str, data: Any) -> tuple[str, ...]:
     return kind, orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
+LINEAGE = "audit-positions.json"
+
+
+def mark_lineage(recovery_dir: Path, trails: Trails) -> None:
+    """A new recovery directory starts a lineage of runs that resume one another: note where each
+    trail stood then, before the first run writes anything (``lineage_position``)."""
+    positions = {t.cls: t.position() for t in (trails.decisions, trails.events) if t is not None}
+    tmp = recovery_dir / f"{LINEAGE}.tmp"
+    with tmp.open("wb") as f:
+        f.write(orjson.dumps(positions))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(recovery_dir / LINEAGE)
+
+
+def lineage_position(recovery_dir: Path | None, cls: str) -> int | None:
+    """Where a trail stood when the runs resuming from ``recovery_dir`` began; None without a
+    recovery directory or for one made before this was noted."""
+    if recovery_dir is None:
+        return None
+    try:
+        found = orjson.loads((recovery_dir / LINEAGE).read_bytes()).get(cls)
+    except FileNotFoundError:
+        return None
+    return int(found) if found is not None else None
+
+
 class ReplayGuard:
     """Keeps a restarted flow from writing a record twice.
 
@@ -116,7 +144,12 @@ class ReplayGuard:
 
     A resumed flow need not emit them again before its next snapshot (its clocks and batches are
     not the first run's), so what is still pending at a snapshot is part of that snapshot
-    (``carried``): a second crash after it must not forget a record the first run wrote."""
+    (``carried``): a second crash after it must not forget a record the first run wrote.
+
+    Bytewax snapshots a sink only at the end of an epoch in which it wrote. A sink with no
+    snapshot yet, in a resumed run, has written nothing that a finished epoch holds: all it
+    wrote since its runs began comes again, so ``since_seq`` is then the trail's position when
+    the recovery directory was made (``lineage_position``)."""
 
     def __init__(self, trail: AuditTrail, since_seq: int | None,
                  carried: Iterable[tuple[tuple[str, ...], int]] = ()) -> None:
