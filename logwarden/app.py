@@ -30,8 +30,9 @@ from logwarden.incidents.waiting import WaitingUpdates
 from logwarden.lateness import LatenessPolicy
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
-from logwarden.rules.loader import RuleSet, default_rule_files, load_rules
+from logwarden.rules.loader import RuleSet, default_rule_files, load_rules, sigma_files
 from logwarden.rules.new_term import NewTermRule
+from logwarden.rules.sigma import Prefetch
 from logwarden.rules.terms import RedisTermStore
 from logwarden.settings import Settings
 from logwarden.sources import resolve_inputs
@@ -67,11 +68,30 @@ def secret_rules(settings: Settings) -> tuple[str, ...]:
     return paths
 
 
-def load_rule_set(settings: Settings) -> RuleSet:
-    """The rules in force; raises ``RuleLoadError`` listing every problem, before any input."""
-    rule_set = load_rules(list(settings.rules) if settings.rules else default_rule_files(), settings.internal_networks,
-                          sigma_pipelines=settings.sigma_pipelines, sigma_partial=settings.sigma_partial,
-                          sigma_cache=settings.cache_dir / "sigma" if settings.cache_dir else None)
+def _sigma_cache(settings: Settings) -> Path | None:
+    return settings.cache_dir / "sigma" if settings.cache_dir else None
+
+
+def start_sigma(settings: Settings) -> Prefetch | None:
+    """Sigma rules not converted yet: convert them in another process while the run starts."""
+    files = sigma_files(list(settings.rules) if settings.rules else default_rule_files())
+    return Prefetch.start(files, settings.sigma_pipelines, _sigma_cache(settings))
+
+
+def load_rule_set(settings: Settings, prefetch: Prefetch | None = None) -> RuleSet:
+    """The rules in force; raises ``RuleLoadError`` listing every problem, before any input.
+    ``prefetch``: Sigma conversions under way in another process (``start_sigma``)."""
+    cache = _sigma_cache(settings)
+    if prefetch is not None:
+        prefetch.wait()
+        cache = prefetch.cache
+    try:
+        rule_set = load_rules(list(settings.rules) if settings.rules else default_rule_files(),
+                              settings.internal_networks, sigma_pipelines=settings.sigma_pipelines,
+                              sigma_partial=settings.sigma_partial, sigma_cache=cache)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
     for line in rule_set.not_loaded:  # --sigma-partial: said, not skipped
         log.warning("sigma_rule_not_loaded", rule=line)
     return rule_set
@@ -115,7 +135,16 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
     from flows.main import FlowConfig, Sinks, build_flow
     from logwarden.sinks import BatchSink, JsonLinesSink, TrailSink, each
 
-    rule_set = load_rule_set(settings)
+    # Sigma rules not converted yet convert on another core while the model loads (a second or two)
+    prefetch = start_sigma(settings)
+    try:
+        model = load_model(settings)
+    except BaseException:
+        if prefetch is not None:
+            prefetch.wait()
+            prefetch.close()
+        raise
+    rule_set = load_rule_set(settings, prefetch)
     metrics = None
     if settings.metrics_port is not None:
         from logwarden.metrics import Metrics
@@ -136,7 +165,6 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         rules = [dataclasses.replace(r, store=terms) if isinstance(r, NewTermRule) else r for r in rules]
     from logwarden.anomaly.stream import ModelProgress
 
-    model = load_model(settings)
     gate = model_gate(settings)
     progress = ModelProgress(gate, model.portable) if model is not None else None
     config = FlowConfig(

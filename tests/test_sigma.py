@@ -221,3 +221,28 @@ def test_conversions_are_kept_and_reused_and_a_changed_rule_is_converted_anew(tm
     unwritable = tmp_path / "file"
     unwritable.write_text("")
     assert len(sigma.convert_texts(items, cache=unwritable / "sub")) == len(first)  # no cache: still converts
+
+
+def test_a_run_converts_sigma_in_another_process_while_it_starts(tmp_path: Path) -> None:
+    """Not cached yet: another process converts into the cache while the run loads its model, and
+    the rules loaded from it are those converted here; a run with no cache uses a directory of
+    its own and removes it; once cached, nothing is started."""
+    import os
+
+    from logwarden.app import load_rule_set, start_sigma
+    from logwarden.settings import Settings
+
+    rules = [ROOT / "rules" / "default.yaml", SIGMA / "web"]
+    settings = Settings(rules=rules, sigma_partial=True, cache_dir=tmp_path / "cache")
+    started = start_sigma(settings)
+    assert started is not None and started.process.pid != os.getpid() and started.temporary is None
+    loaded = load_rule_set(settings, started)
+    assert started.process.returncode == 0 and list((tmp_path / "cache" / "sigma").glob("*.json"))
+    here = load_rules(rules, sigma_partial=True)  # converted in this process
+    assert [r.meta for r in loaded.rules] == [r.meta for r in here.rules] and loaded.sigma == here.sigma >= 13
+    assert start_sigma(settings) is None  # cached: nothing to do beside the start
+    uncached = Settings(rules=rules, sigma_partial=True, cache_dir=None)
+    own = start_sigma(uncached)
+    assert own is not None and own.temporary is not None
+    assert [r.meta for r in load_rule_set(uncached, own).rules] == [r.meta for r in here.rules]
+    assert not own.temporary.exists()

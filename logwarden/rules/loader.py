@@ -54,7 +54,7 @@ class _LineDict(dict[str, Any]):
     key_lines: dict[str, int] = {}
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml: 4x faster
     pass
 
 
@@ -95,6 +95,19 @@ def rule_files(paths: Sequence[Path]) -> list[Path]:
     for path in paths:
         out.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
                    if path.is_dir() else [path])
+    return out
+
+
+def sigma_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
+    """The Sigma files among ``--rules`` with their text, as ``load_rules`` converts them."""
+    out = []
+    for path in rule_files(paths):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue  # load_rules says so
+        if _sigma_text(text):
+            out.append((path, text))
     return out
 
 

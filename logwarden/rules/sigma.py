@@ -286,8 +286,11 @@ def _meta(rule: Any, group_by: str) -> dict[str, Any]:
 
 
 def _apply(rule: Any, pipelines: Sequence[Path]) -> None:
-    """The field mapping, on a copy of the pipeline (pySigma pipelines keep state per use)."""
-    copy.deepcopy(_pipeline(tuple(pipelines))).apply(rule)
+    """The field mapping. A pipeline keeps what it applied to the rule at hand, so each rule gets a
+    pipeline of its own over the same items, as pySigma's backends do (a deep copy costs 20x)."""
+    from sigma.processing.pipeline import ProcessingPipeline
+
+    (_pipeline(tuple(pipelines)) + ProcessingPipeline()).apply(rule)
 
 
 # -- the condition tree --------------------------------------------------------------------
@@ -429,3 +432,70 @@ def _string_regex(value: Any, keyword: bool = False) -> str:
         body = body.removesuffix(".*") if body.endswith(".*") else body + "$"
     flags = "s" if isinstance(value, SigmaCasedString) else "is"
     return f"(?{flags}:{body})"
+
+
+# -- converting on another core while the run starts ---------------------------------------
+
+@dataclass
+class Prefetch:
+    """Sigma files whose conversion is not cached yet, converted by another process (``python -m
+    logwarden.rules.sigma``) into the cache while this one starts (loading the model takes a
+    second or two): the run then reads them from the cache, and on a second core their
+    conversion costs its start nothing. ``cache``: where the rule loader is to look."""
+
+    process: Any  # subprocess.Popen
+    cache: Path
+    temporary: Path | None  # no cache configured: a directory of this run's own, removed after
+
+    @classmethod
+    def start(cls, items: Sequence[tuple[Path, str]], pipelines: Sequence[Path], cache: Path | None) -> Prefetch | None:
+        import subprocess
+        import sys
+        import tempfile
+
+        key = _cache_key(items, pipelines) if items else None
+        if key is None or (cache is not None and (cache / f"{key}.json").exists()):
+            return None
+        temporary = Path(tempfile.mkdtemp(prefix="logwarden-sigma-")) if cache is None else None
+        where = temporary or cache
+        assert where is not None
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "logwarden.rules.sigma"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert proc.stdin is not None
+            proc.stdin.write(orjson.dumps({"files": [str(p) for p, _ in items],
+                                           "pipelines": [str(p) for p in pipelines], "cache": str(where)}))
+            proc.stdin.close()
+        except OSError:  # no second process here: the loader converts, as without this
+            if temporary is not None:
+                temporary.rmdir()
+            return None
+        return cls(proc, where, temporary)
+
+    def wait(self, timeout: float = 120) -> None:
+        """Until the conversion is in the cache (or has failed: the loader then converts it)."""
+        import subprocess
+
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def close(self) -> None:
+        if self.temporary is not None:
+            import shutil
+
+            shutil.rmtree(self.temporary, ignore_errors=True)
+
+
+def _warm() -> None:
+    """``python -m logwarden.rules.sigma``: convert the files named on stdin into the cache."""
+    import sys
+
+    doc = orjson.loads(sys.stdin.buffer.read())
+    items = [(Path(p), Path(p).read_text()) for p in doc["files"]]
+    convert_texts(items, [Path(p) for p in doc["pipelines"]], Path(doc["cache"]))
+
+
+if __name__ == "__main__":
+    _warm()
