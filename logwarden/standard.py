@@ -288,9 +288,9 @@ class SourceChecker:
         card.items += max(0, len(outcomes) - 1)
         day = self._day_of(self.newest) if outcomes else None
         if day is not None:
-            counts = card.days.get(day) or card.days.setdefault(day, [0, 0])
-            counts[0] += len(outcomes)
-            counts[1] += sum(1 for event, violation, _ in outcomes if event is not None and violation is None)
+            daily = card.days.setdefault(day, [0, 0])
+            daily[0] += len(outcomes)
+            daily[1] += sum(1 for event, violation, _ in outcomes if event is not None and violation is None)
         for event, violation, _ in outcomes:
             if violation is not None:
                 card.violations[violation.reason] += 1
@@ -309,9 +309,9 @@ class SourceChecker:
                     counts[0] += 1
                     counts[1] += violation is None
                     if day is not None:
-                        counts = card.scope_days.setdefault(name, {}).setdefault(day, [0, 0])
-                        counts[0] += 1
-                        counts[1] += violation is None
+                        daily = card.scope_days.setdefault(name, {}).setdefault(day, [0, 0])
+                        daily[0] += 1
+                        daily[1] += violation is None
         return outcomes
 
     def _day_of(self, when: datetime | None) -> str | None:

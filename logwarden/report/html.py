@@ -40,12 +40,15 @@ def _short(names: list[str]) -> dict[str, str]:
     return {n: n[len(common):].lstrip("/") or n for n in names}
 
 
+def _percent(counts: list[int] | None) -> float | None:
+    """A day's compliant share in percent; None for a day without records."""
+    return round(100 * counts[1] / counts[0], 2) if counts and counts[0] else None
+
+
 def _compliance(data: ReportData, table: dict[str, dict[str, list[int]]], title: str) -> str | None:
     days = data.days
     label = _short(sorted(table))
-    series = {label[name]: [round(100 * ok / n, 2) if (n := counts.get(d, [0, 0])[0]) else None
-                            for d in days for ok in [counts.get(d, [0, 0])[1]]]
-              for name, counts in sorted(table.items()) if counts}
+    series = {label[name]: [_percent(counts.get(d)) for d in days] for name, counts in sorted(table.items()) if counts}
     return charts.lines(title, days, series, "compliant records (%)") if series else None
 
 
