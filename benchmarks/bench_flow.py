@@ -9,9 +9,9 @@ gateway), ``--days`` of each of ``--orgs`` organisations, written to a temporary
 
 Figures, each in lines per second over all the input's lines:
 - ``json.loads``: the standard library decoding the JSON lines alone (a floor for any parser);
-- per event: logwarden's parsers and standard check line by line (``SourceChecker.check_line``),
-  each event asked of each rule (``group_keys``), and the rules folded in one process (no
-  Bytewax, no model): the straightforward per-event design;
+- per-event reference: ``tests/reference.py``, the straightforward per-event design the flow is
+  tested equal to (every line through the standard's full path, the rules over one time-ordered
+  list of events, the model's windows fed one event at a time; no Bytewax);
 - ``logwarden run``: the real command, one worker, with its start-up (measured on an empty
   input) subtracted; and its peak resident memory (RSS) from the kernel.
 """
@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.reference
 ORGS = ("acme", "globex", "initech", "umbrella", "hooli", "stark")
 
 
@@ -61,43 +62,49 @@ def json_loop(paths: list[str]) -> tuple[float, int]:
 
 
 def per_event(paths: list[str]) -> tuple[float, int]:
-    from logwarden.event import Event
-    from logwarden.parsers import ParserOptions, build_parser
-    from logwarden.rules.evaluate import evaluate
+    """The per-event reference of the equivalence test (``tests/reference.py``): every line
+    through the standard's full path, the rules over one time-ordered list, the model's windows
+    fed one event at a time; no Bytewax."""
+    from logwarden.anomaly.model import AnomalyModel
+    from logwarden.app import default_model_path
+    from logwarden.parsers import ParserOptions
     from logwarden.rules.loader import default_rule_files, load_rules
     from logwarden.sources import resolve_inputs
-    from logwarden.standard import SourceChecker, load_profile
+    from logwarden.standard import load_profile
+    from tests.reference import replay
 
-    rules = load_rules(default_rule_files()).enabled()
-    options, profile = ParserOptions(), load_profile()
+    model_path = default_model_path()
+    model = AnomalyModel.load(model_path) if model_path is not None else None
+    rules, options, profile = load_rules(default_rule_files()).enabled(), ParserOptions(), load_profile()
     t = time.perf_counter()
-    events: list[Event] = []
-    for path, fmt in resolve_inputs(paths, None, options):
-        checker = SourceChecker(profile, build_parser(fmt, options), path)
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for lineno, line in enumerate(f, 1):
-                events.extend(e for e, _ in checker.check_record(line.rstrip("\n"), lineno) if e is not None)
-    events.sort(key=lambda e: (e.timestamp, e.source, e.line))
-    alerts = evaluate(rules, events)
-    return time.perf_counter() - t, len(alerts)
+    out = replay(resolve_inputs(paths, None, options), profile, rules, model, 1000, options)
+    return time.perf_counter() - t, len(out.alerts)
+
+
+# Linux keeps a process's peak RSS across exec, so a child forked from this (large) process
+# would report this one's peak: a small Python forks the run and reports the run's own.
+_PEAK = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execvp(sys.argv[1], sys.argv[1:])\n"
+         "_, status, usage = os.wait4(pid, 0)\nprint(usage.ru_maxrss, file=sys.stderr)\n"
+         "sys.exit(os.waitstatus_to_exitcode(status))")
 
 
 def run_logwarden(paths: list[str], work: Path) -> tuple[float, int, int]:
     """(seconds, peak RSS in KiB, alert lines) of ``logwarden run`` over ``paths``."""
-    cmd = [sys.executable, "-m", "logwarden", "run", "--alerts", str(work / "alerts.jsonl"),
-           "--violations", str(work / "violations.jsonl")]
+    cmd = [sys.executable, "-c", _PEAK, sys.executable, "-m", "logwarden", "run",
+           "--alerts", str(work / "alerts.jsonl"), "--violations", str(work / "violations.jsonl")]
     for path in paths:
         cmd += ["--input", path]
     with open(work / "stderr.log", "wb") as err:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        code = subprocess.call(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
         seconds = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"logwarden run failed:\n{(work / 'stderr.log').read_text()[-2000:]}")
+    log = (work / "stderr.log").read_text()
+    if code != 0:
+        raise SystemExit(f"logwarden run failed:\n{log[-2000:]}")
+    rss = int(log.rstrip().rsplit("\n", 1)[-1])
     found = work / "alerts.jsonl"
     alerts = sum(1 for _ in open(found)) if found.exists() else 0
-    return seconds, usage.ru_maxrss, alerts
+    return seconds, rss, alerts
 
 
 def startup(work: Path) -> float:
@@ -125,11 +132,11 @@ def throughput(days: int, orgs: int) -> None:
         flow, rss, flow_alerts = run_logwarden(paths, work)
         print(f"{'what':<34}{'seconds':>9}{'lines/s':>11}")
         print(f"{f'json.loads ({json_lines:,} JSON lines)':<34}{loads:>9.2f}{json_lines / loads:>11,.0f}")
-        print(f"{'per event, no Bytewax, no model':<34}{each:>9.2f}{lines / each:>11,.0f}")
+        print(f"{'per-event reference (with model)':<34}{each:>9.2f}{lines / each:>11,.0f}")
         print(f"{'logwarden run (1 worker)':<34}{flow - base:>9.2f}{lines / (flow - base):>11,.0f}"
               f"   (start-up {base:.1f} s excluded; peak RSS {rss / 1024:,.0f} MiB)")
-        print(f"alerts: per event {each_alerts} (rules only), logwarden run {flow_alerts} (with the standard's and "
-              f"the model's)")
+        print(f"alerts (the standard's, the rules' and the model's, every revision): per-event reference "
+              f"{each_alerts}, logwarden run {flow_alerts}")
 
 
 def memory() -> None:

@@ -35,7 +35,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from logwarden.alerts import Alert
-from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, principal_of
+from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, Row, principal_of
 from logwarden.anomaly.model import AnomalyModel
 from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
@@ -70,6 +70,7 @@ class FlowConfig:
     model_gate: Gate | None = None  # when a principal's baseline is ready; None: the model's own
     service_patterns: tuple[str, ...] = DEFAULT_SERVICE_PATTERNS
     on_model: Progress | None = None  # told as principals learn (the warm-up's progress)
+    on_rows: Callable[[list[Row]], None] | None = None  # told every feature row before it is scored
     # Told (step, +1 / -1) as keyed state is created and let go: the state-size metric.
     on_state: Callable[[str, int], None] | None = None
     # Recovery on: snapshots are taken. Off: Bytewax still asks every touched key for one at each
@@ -357,7 +358,7 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         resume = _thaw(resume)
         self._scorer = PrincipalScorer(config.model, config.feature_window, config.allowed_lateness,
                                        gate=config.model_gate, service_patterns=config.service_patterns,
-                                       on_progress=config.on_model)
+                                       on_progress=config.on_model, on_rows=config.on_rows)
         self._state = resume
         self._live = config.allowed_lateness is not None
         self._held = _Held(config, "features")

@@ -189,6 +189,26 @@ class SourceMonitor:
             for kind in kinds:
                 self._secret(kind, lineno, violation)
 
+    def observe_compliant(self, times: list[datetime]) -> None:
+        """``observe`` of consecutive compliant lines (no violation, nothing missing), from their
+        event times (tz-aware), at once."""
+        if not self.enabled or not times:
+            return
+        st = self.state
+        learning = min(len(times), self.config.learn_lines - st.lines)
+        if learning > 0:
+            for name in self.required:
+                st.always[name] = st.always.get(name, 0) + learning
+        st.lines += len(times)
+        bucket = st.buckets[-1] if st.buckets else None
+        for when in times:
+            if st.now is None or when > st.now:
+                st.now = when
+            if bucket is None or not bucket.start <= st.now < bucket.start + BUCKET:
+                bucket = self._bucket(st.now)
+            bucket.lines += 1
+            bucket.compliant += 1
+
     def _bucket(self, when: datetime) -> Bucket:
         st = self.state
         start = datetime.fromtimestamp((when.timestamp() // 60) * 60, UTC)
@@ -291,8 +311,9 @@ class SourceMonitor:
         """Open, update or resolve the alert of one condition over the window."""
         cur = self.state.open.get(key)
         assert self.state.now is not None
-        bad = sum(reasons[r] for r in ([reason] if reason else [r for r in reasons if not r.startswith("missing:")]))
         if holds:
+            counted = [reason] if reason else [r for r in reasons if not r.startswith("missing:")]
+            bad = sum(reasons[r] for r in counted)
             if cur is not None:
                 cur.clear_since = None
             firsts = [b.first[r] for b in window for r in ([reason] if reason else list(b.first)) if r in b.first]

@@ -221,6 +221,7 @@ class SourceChecker:
         self._required_getters = [(" or ".join(group), [Event.getter(n) for n in group])
                                   for group in self._required]
         self.newest: datetime | None = None
+        self.lane = True  # plain lines take the lane (``check_lines``); False: every line the full path
         self.in_key_block = False
         self.scorecard = Scorecard(source, parser.name)
         self._day: tuple[datetime, datetime, str] | None = None  # the current day: start, end, name
@@ -236,13 +237,41 @@ class SourceChecker:
 
     def check_lines(self, lines: list[str], first_lineno: int) -> Iterator[Event | Violation | Alert]:
         """Events and violations of consecutive lines, in line order; then the standard's own
-        alerts about this source (``logwarden.compliance``)."""
+        alerts about this source (``logwarden.compliance``).
+
+        Most lines are plain: no secret, one record that parses, in time, with every required
+        field. Those take a lane that parses and judges them and leaves their counting
+        (scorecard, days, the monitor's minutes) to one pass per run of them; every other line
+        takes the full path (``_record``), in order, so both end in the same state."""
         now = self._now()
         monitor = self.monitor
         found = self._redactor.redact_batch(lines)  # one keyword pass over the whole batch
+        lane = self.lane and self._scope is None  # with scopes, every record takes the full path
+        run: list[Event] = []  # consecutive plain compliant events, not counted yet
+        before = self.newest  # the source's newest time before the run's first event
         for offset, raw in enumerate(lines):
             lineno = first_lineno + offset
-            for event, violation, missing in self._record(raw, lineno, now, found[offset]):
+            if lane and found[offset] is None and self._plain(raw):
+                newest = self.newest
+                outcome = self._parse_plain(raw, lineno, now)
+                if type(outcome) is Event:
+                    if not run:
+                        before = newest
+                    run.append(outcome)
+                    yield outcome
+                    continue
+                judged: list[Judged] | None = outcome  # type: ignore[assignment]
+            else:
+                judged = None
+            if run:
+                self._count_run(run, before)
+                run = []
+            if judged is None:
+                judged = self._record(raw, lineno, now, found[offset])
+            else:
+                self.scorecard.lines += 1
+                self._count(judged)
+            for event, violation, missing in judged:
                 # the line's time, when the standard accepted it (a jumped clock must not move the source's)
                 when = event.timestamp if event is not None else \
                     violation.timestamp if violation is not None and violation.reason != "bad_timestamp" else None
@@ -251,12 +280,65 @@ class SourceChecker:
                     yield violation
                 if event is not None:
                     yield event
+        if run:
+            self._count_run(run, before)
         self.scorecard.newest = self.newest
         if not monitor.known_source and lines:  # after its lines: dated by them where they could be
             why = ("its format could not be detected" if self._parser.name == "undetected" else
                    f"no entry of the standard profile covers its format ({self._parser.name})")
             yield from monitor.unknown(why)
         yield from monitor.flush()
+
+    def _plain(self, raw: str) -> bool:
+        """Not blank, not too long, not in or opening a private key block (``_check``'s first
+        questions, whose answers are violations)."""
+        return not self.in_key_block and len(raw) <= self._max_line and "PRIVATE KEY" not in raw \
+            and bool(raw) and not raw.isspace()
+
+    def _parse_plain(self, raw: str, lineno: int, now: datetime) -> Event | list[Judged]:
+        """A plain line's event when it is compliant (counted later by ``_count_run``), else
+        its outcome as the full path judges it (not counted yet)."""
+        try:
+            items = self._many(raw, self.source, lineno) if self._many is not None else None
+            if items is not None:
+                return self._judge_items(items, lineno, now, ())
+            event = self._parser.parse(raw, self.source, lineno)
+        except Exception as exc:  # the full path's verdicts on a parser's errors
+            return [self._unparsed(exc, lineno, raw, ())]
+        ts, newest, policy = event.timestamp, self.newest, self._ts
+        if ts is not None and ts.tzinfo is not None and ts - now <= policy.max_future_skew:
+            reference = now if policy.age_reference == "wallclock" else newest
+            if (policy.max_age is None or reference is None or reference - ts <= policy.max_age) \
+                    and self._all_required(event):
+                if newest is None or ts > newest:
+                    self.newest = ts
+                return event
+        return [self._judge(event, lineno, now, raw, ())]
+
+    def _count_run(self, events: list[Event], newest: datetime | None) -> None:
+        """Count consecutive compliant events as ``_record`` counts them one by one; ``newest``:
+        the source's newest time before the first of them."""
+        card = self.scorecard
+        n = len(events)
+        card.lines += n
+        card.events += n
+        card.compliant += n
+        times: list[datetime] = [e.timestamp for e in events]  # type: ignore[misc]
+        oldest = min(times)
+        if card.oldest is None or oldest < card.oldest:
+            card.oldest = oldest
+        day, daily = None, [0, 0]
+        for when in times:  # each counted in the day of the source's newest time after it
+            if newest is None or when > newest:
+                newest = when
+            if day is None or not day[0] <= newest < day[1]:
+                self._day_of(newest)
+                day = self._day
+                assert day is not None
+                daily = card.days.setdefault(day[2], [0, 0])
+            daily[0] += 1
+            daily[1] += 1
+        self.monitor.observe_compliant(times)
 
     def finish(self) -> list[Alert]:
         """At the end of a finite input: the standard's alerts about its last minute."""
@@ -278,11 +360,14 @@ class SourceChecker:
 
     def _record(self, raw: str, lineno: int, now: datetime,
                 found: secrets.Redaction | bool | None) -> list[Judged]:
-        card = self.scorecard
-        card.lines += 1
+        self.scorecard.lines += 1
         if found is True:
             found = self._redactor.redact(raw)
-        outcomes = self._check(raw, lineno, now, found or None)
+        return self._count(self._check(raw, lineno, now, found or None))
+
+    def _count(self, outcomes: list[Judged]) -> list[Judged]:
+        """A line's outcomes into the scorecard (its line already counted)."""
+        card = self.scorecard
         if not outcomes:
             card.blank += 1
         card.items += max(0, len(outcomes) - 1)
@@ -345,15 +430,14 @@ class SourceChecker:
             items = self._many(text, self.source, lineno) if self._many is not None else None
             if items is None:
                 return [self._judge(self._parser.parse(text, self.source, lineno), lineno, now, text, kinds)]
-        except TimestampError as exc:
-            return [(None, self._violation(lineno, "bad_timestamp", str(exc), text, kinds=kinds), ())]
-        except ParseError as exc:
-            return [(None, self._violation(lineno, "malformed", f"{self._parser.name}: {exc}", text, kinds=kinds), ())]
-        except Exception as exc:  # a parser's own bug: this line is quarantined, the flow goes on
-            return [(None, self._violation(lineno, "malformed", f"{self._parser.name}: {UNREADABLE} "
-                                           f"({type(exc).__name__})", text, kinds=kinds), ())]
-        # Several records on one line (a Kubernetes EventList): each judged alone on its own text
-        # (its excerpt, the secrets redacted in it), named by its item.
+        except Exception as exc:  # a line its parser refused is quarantined, the flow goes on
+            return [self._unparsed(exc, lineno, text, kinds)]
+        return self._judge_items(items, lineno, now, kinds)
+
+    def _judge_items(self, items: list[tuple[Event | Exception, str]], lineno: int, now: datetime,
+                     kinds: tuple[str, ...]) -> list[Judged]:
+        """Several records on one line (a Kubernetes EventList): each judged alone on its own
+        text (its excerpt, the secrets redacted in it), named by its item."""
         out: list[Judged] = []
         for n, (item, own) in enumerate(items, 1):
             mine = tuple(k for k in kinds if secrets.marker(k) in own)
@@ -365,6 +449,15 @@ class SourceChecker:
                 out.append((None, self._violation(lineno, "malformed", f"{self._parser.name}: {item}", own,
                                                   kinds=mine, item=n), ()))
         return out
+
+    def _unparsed(self, exc: Exception, lineno: int, text: str, kinds: tuple[str, ...]) -> Judged:
+        """The violation of a line its parser refused: its time, its format, or a parser's own bug."""
+        if isinstance(exc, TimestampError):
+            return None, self._violation(lineno, "bad_timestamp", str(exc), text, kinds=kinds), ()
+        if isinstance(exc, ParseError):
+            return None, self._violation(lineno, "malformed", f"{self._parser.name}: {exc}", text, kinds=kinds), ()
+        return None, self._violation(lineno, "malformed", f"{self._parser.name}: {UNREADABLE} "
+                                     f"({type(exc).__name__})", text, kinds=kinds), ()
 
     def _judge(self, event: Event, lineno: int, now: datetime, text: str,
                kinds: tuple[str, ...]) -> Judged:

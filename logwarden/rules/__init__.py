@@ -83,7 +83,8 @@ class RuleIndex:
         cols = Columns(events)
         relevant: dict[str, Mask] = {}
         thinned: dict[str, list[tuple[Rule, Mask]]] = {}
-        bits = [0] * len(events)  # per event, the rules it is relevant to (bit i: self.rules[i])
+        # per event, the rules it is relevant to (bit i: self.rules[i]); Python ints past 64 rules
+        bits = np.zeros(len(events), dtype=np.uint64 if len(self.rules) <= 64 else object)
         for i, rule in enumerate(self.rules):
             by_column = getattr(rule, "relevant_columns", None)
             mask = by_column(cols) if by_column is not None else cols.each(rule.relevant)
@@ -91,15 +92,13 @@ class RuleIndex:
             relevant[name] = relevant[name] | mask if name in relevant else mask
             if thin and name in self._thinners:
                 thinned.setdefault(name, []).append((rule, mask))
-            bit = 1 << i
-            for row in np.flatnonzero(mask).tolist():
-                bits[row] |= bit
-        for event, b in zip(events, bits, strict=True):  # one shared set per combination of rules
-            if b:
-                found = self._sets.get(b)
-                if found is None:
-                    found = self._sets[b] = frozenset(r.meta.id for j, r in enumerate(self.rules) if b >> j & 1)
-                event.relevant = found
+            bits[mask] |= np.uint64(1 << i) if bits.dtype == np.uint64 else 1 << i
+        rows = np.flatnonzero(bits)
+        for row, b in zip(rows.tolist(), bits[rows].tolist(), strict=True):  # one shared set per combination
+            found = self._sets.get(b)
+            if found is None:
+                found = self._sets[b] = frozenset(r.meta.id for j, r in enumerate(self.rules) if b >> j & 1)
+            events[row].relevant = found
         out: list[tuple[str, tuple[str, Event]]] = []
         for name, mask in relevant.items():
             if name in thinned:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from logwarden.event import Event
+from logwarden.event import ECS_FIELDS, Event
 
 Mask = np.ndarray  # bool, one per event of the batch
 
@@ -27,20 +27,37 @@ Mask = np.ndarray  # bool, one per event of the batch
 class Columns:
     """The events of one batch, with each field factorized on first use."""
 
-    __slots__ = ("_factorized", "_leaves", "events", "n")
+    __slots__ = ("_extra_names", "_extras", "_factorized", "_leaves", "events", "n")
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
         self.n = len(events)
         self._factorized: dict[str, tuple[np.ndarray, list[Any]]] = {}
         self._leaves: dict[Hashable, Mask] = {}
+        self._extras: list[dict[str, Any] | None] | None = None
+        self._extra_names: set[str] = set()
 
     def factorized(self, field: str) -> tuple[np.ndarray, list[Any]]:
         """``(codes, uniques)``: ``uniques[codes[i]]`` is event i's value of ``field``."""
         found = self._factorized.get(field)
         if found is None:
-            found = self._factorized[field] = _factorize(list(map(Event.getter(field), self.events)))
+            column = self._column(field)
+            found = self._factorized[field] = _factorize(column) if column is not None else \
+                (np.zeros(self.n, dtype=np.intp), [None])
         return found
+
+    def _column(self, field: str) -> list[Any] | None:
+        """Every event's value of ``field``; None when no event has it."""
+        if field in ECS_FIELDS:
+            return list(map(Event.getter(field), self.events))
+        # A rare field, in ``extra``: most batches hold it in no event, which one look at every
+        # event's extra names tells once for all such fields.
+        if self._extras is None:
+            self._extras = [e.extra for e in self.events]
+            self._extra_names = set().union(*filter(None, self._extras))
+        if field not in self._extra_names:
+            return None if self.n else []
+        return [x.get(field) if x else None for x in self._extras]
 
     def values(self, field: str) -> list[Any]:
         codes, uniques = self.factorized(field)

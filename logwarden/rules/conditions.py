@@ -134,7 +134,29 @@ def compile_condition(spec: Any, networks: NamedNetworks | None = None) -> Predi
     test, needs = _operator(op, spec[op], field, networks)
     get = Event.getter(field)
     key = (op, repr(spec[op]), repr(networks) if op == "cidr" else None)  # one test per batch however often written
-    return _with_columns(_with_needs(lambda e: test(get(e)), needs), lambda cols: cols.test(field, test, key))
+    by_value = test if needs is not None else _remembered(test)
+    return _with_columns(_with_needs(lambda e: test(get(e)), needs), lambda cols: cols.test(field, by_value, key))
+
+
+REMEMBERED = 50_000  # answers a costly test keeps (per condition), across batches
+
+
+def _remembered(test: Test) -> Test:
+    """``test`` answering again from memory for a string it was asked before: batches repeat
+    their paths, agents and addresses, and a regex or a CIDR lookup costs ten dict lookups."""
+    answers: dict[str, bool] = {}
+
+    def remembered(value: Any) -> bool:
+        if type(value) is not str:
+            return test(value)
+        found = answers.get(value)
+        if found is None:
+            if len(answers) >= REMEMBERED:  # bounded: forget all and start again
+                answers.clear()
+            found = answers[value] = test(value)
+        return found
+
+    return remembered
 
 
 Test = Callable[[Any], bool]  # a leaf's test of one field's value

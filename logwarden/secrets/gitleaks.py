@@ -23,6 +23,7 @@ a rule with a known ``id`` replaces it, or, without a ``regex``, adds keywords a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -52,7 +53,7 @@ def _for_logs(regex: str) -> str:
 # gitleaks' "semi-generic" rules (the generic one and ~95 vendors'): any run of up to 50 name
 # characters, then a keyword, then an assignment and the secret.
 _SEMI_GENERIC = "(?i)[\\w.-]{0,50}?(?:"
-_NAME_CHAR = re.compile(r"[\w.-]")
+_NAME_RUN = re.compile(r"[\w.-]*")  # matched on the reversed text before a keyword
 
 _OPTIONS = re2.Options()
 _OPTIONS.max_mem = 64 << 20  # the generic rule's DFA needs more than RE2's default 8 MiB to stay fast
@@ -67,6 +68,7 @@ _C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 1024)]
 _HAS_DIGIT = re.compile(r"\d").search
 
 
+@functools.lru_cache(maxsize=4096)  # the same near-misses recur on every line of a source
 def shannon_entropy(text: str) -> float:
     """Bits per character: log2(n) - sum(c log2 c) / n over the characters' counts c."""
     n = len(text)
@@ -81,6 +83,9 @@ def secret_group(m: Any, groups: int, fixed: int = 0) -> int:
     """gitleaks' choice of the secret in a match: the rule's ``secretGroup``, else the first
     non-empty group, else the whole match."""
     return fixed or next((i for i in range(1, groups + 1) if m.group(i)), 0)
+
+
+ANSWERS = 4096  # an allow-list's remembered answers (bounded: forgets all and starts again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +103,26 @@ class Allowlist:
     # (line, answer) of the last line asked about: a ``line`` target is searched once a line, not
     # once per candidate secret in it (4,000 candidates in a 200 KB line took 2 s; 1.2 MB, 84 s)
     _last: tuple[str, bool] = field(default=("", False), compare=False, repr=False)
+    # answers about a secret (and its match) asked before: a source repeats its near-misses
+    # (an account id, a key id) on line after line, and each answer costs several re2 calls
+    _answers: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.stopwords:
             object.__setattr__(self, "_stops", ahocorasick_rs.AhoCorasick(list(self.stopwords)))
 
     def allows(self, secret: str, match: str, line: str) -> bool:
+        if self.target == "line":
+            return self._allows(secret, match, line)
+        key = (secret, match if self.target == "match" else "")
+        answer = self._answers.get(key)
+        if answer is None:
+            if len(self._answers) >= ANSWERS:
+                self._answers.clear()
+            answer = self._answers[key] = self._allows(secret, match, line)
+        return answer
+
+    def _allows(self, secret: str, match: str, line: str) -> bool:
         if self.target == "line":
             last = self._last  # one read: another worker thread may replace it meanwhile
             if last[0] is line:
@@ -157,9 +176,8 @@ class Rule:
             m = self.anchored.match(line, p)
             if m is None:
                 continue
-            start = p  # the match's name run, as the lazy prefix would take it
-            while start > 0 and p - start < 50 and _NAME_CHAR.match(line[start - 1]):
-                start -= 1
+            # the match's name run (up to 50 name characters before it), as the lazy prefix would take it
+            start = p - _NAME_RUN.match(line[max(0, p - 50):p][::-1]).end()  # type: ignore[union-attr]
             span = self._secret(line, m, line[start:m.end()])
             end = m.end()
             if span is not None:
