@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logwarden import secrets
 from logwarden.errors import ConfigError
@@ -231,3 +234,48 @@ def test_a_bad_line_limit_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOGWARDEN_MAX_LINE", "lots")
     with pytest.raises(ValidationError, match="65536, 64KiB or 1MiB"):
         Settings()
+
+
+# -- the lane of plain lines (``check_lines``) against the full path, line by line -----------------
+
+_KINDS = {
+    "plain": lambda t: j(**{"@timestamp": t}),
+    "same_time": lambda t: j(**{"@timestamp": t}, note="again"),
+    "old": lambda t: j(**{"@timestamp": "2026-11-01T00:00:00Z"}),  # older than max_age behind the newest
+    "future": lambda t: j(**{"@timestamp": "2026-11-27T00:00:00Z"}),
+    "naive": lambda t: j(**{"@timestamp": t.rstrip("Z")}),
+    "missing": lambda t: j(**{"@timestamp": t}, user=None),
+    "secret": lambda t: j(**{"@timestamp": t}, note="key AKIAZ7QXWK3PLM4RT2VB"),
+    "malformed": lambda t: "{oops",
+    "blank": lambda t: "   ",
+    "key_block": lambda t: "-----BEGIN RSA PRIVATE KEY-----",
+    "key_end": lambda t: "-----END RSA PRIVATE KEY-----",
+    "too_long": lambda t: j(**{"@timestamp": t}, note="x" * 70_000),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(sorted(_KINDS)), st.integers(0, 3 * 86400)), min_size=1, max_size=120),
+       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans())
+def test_plain_lines_take_a_lane_that_ends_where_the_full_path_ends(
+        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool) -> None:
+    """Whatever the mix of lines (in and out of order, over day boundaries, bad ones between)
+    and however they are cut into chunks: the same outputs, and the same state to the byte."""
+    start = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
+    text = [_KINDS[kind]((start + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")) for kind, s in lines]
+    profile = load_profile()
+    if wallclock:  # the age measured from the clock, not from the source's newest event
+        profile = profile.model_copy(update={"timestamp": profile.timestamp.model_copy(
+            update={"age_reference": "wallclock", "max_age": timedelta(days=2)})})
+    results = []
+    for lane in (True, False):
+        c = SourceChecker(profile, build_parser("json", ParserOptions(now=NOW)), "app.jsonl", now=lambda: NOW)
+        c.lane = lane
+        out, at, k = [], 0, 0
+        while at < len(text):
+            size = cuts[k % len(cuts)]
+            out += [repr(x) for x in c.check_lines(text[at:at + size], at + 1)]
+            at, k = at + size, k + 1
+        out += [repr(x) for x in c.finish()]
+        results.append((out, pickle.dumps(c.snapshot()), c.newest))
+    assert results[0] == results[1]
