@@ -68,13 +68,15 @@ class PrincipalScorer:
         self.on_rows = on_rows  # told every feature row before it is scored (an analyst's export, a test)
 
     def add(self, st: PrincipalState, events: list[Event]) -> list[Alert]:
+        w: WindowStats | None = None
         for e in events:
             ts = e.timestamp
             assert ts is not None
-            start = window_start(ts, self.width)
-            w = st.windows.get(start)
-            if w is None:
-                w = st.windows[start] = WindowStats(st.principal, start)
+            if w is None or not w.start <= ts < w.start + self.width:  # mostly the previous event's window
+                start = window_start(ts, self.width)
+                w = st.windows.get(start)
+                if w is None:
+                    w = st.windows[start] = WindowStats(st.principal, start)
             w.add(e, self.sensitive)
             st.newest = ts if st.newest is None or ts > st.newest else st.newest
         if self.lateness is None or st.newest is None:
