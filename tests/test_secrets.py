@@ -316,3 +316,19 @@ def test_a_bad_rules_file_is_named(tmp_path: Path, text: str, message: str | Non
     with pytest.raises(ConfigError, match=message) as err:
         secrets.load([bad])
     assert str(bad) in str(err.value)
+
+
+def test_rules_remember_near_misses_but_never_a_secret() -> None:
+    """A rule remembers candidates it rejected (an API version, a key id on every CloudTrail
+    line) so as not to judge them again; what it found to be a secret it never keeps, and the
+    second time a line is seen gives the same answer as the first."""
+    redactor = secrets.load()
+    token = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+    lines = ['{"apiVersion":"audit.k8s.io/v1","kind":"Event"}',
+             f'{{"msg":"charge","api_key":"{token}","apiVersion":"audit.k8s.io/v1"}}'] * 3
+    first, *again = [redactor.redact_batch(lines) for _ in range(3)]
+    assert first == again[0] == again[1]
+    assert first[0] is None and first[1] is not None and token not in first[1].text
+    remembered = [key for rule in redactor.detectors for key in getattr(rule, "_rejected", {})]
+    assert any("audit.k8s.io" in secret for secret, _ in remembered)  # a near-miss, remembered
+    assert not any(token in secret or token in match for secret, match in remembered)

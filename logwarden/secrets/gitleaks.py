@@ -23,7 +23,6 @@ a rule with a known ``id`` replaces it, or, without a ``regex``, adds keywords a
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import tomllib
@@ -68,7 +67,6 @@ _C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 1024)]
 _HAS_DIGIT = re.compile(r"\d").search
 
 
-@functools.lru_cache(maxsize=4096)  # the same near-misses recur on every line of a source
 def shannon_entropy(text: str) -> float:
     """Bits per character: log2(n) - sum(c log2 c) / n over the characters' counts c."""
     n = len(text)
@@ -85,7 +83,7 @@ def secret_group(m: Any, groups: int, fixed: int = 0) -> int:
     return fixed or next((i for i in range(1, groups + 1) if m.group(i)), 0)
 
 
-ANSWERS = 4096  # an allow-list's remembered answers (bounded: forgets all and starts again)
+REJECTED = 4096  # near-misses a rule remembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +101,12 @@ class Allowlist:
     # (line, answer) of the last line asked about: a ``line`` target is searched once a line, not
     # once per candidate secret in it (4,000 candidates in a 200 KB line took 2 s; 1.2 MB, 84 s)
     _last: tuple[str, bool] = field(default=("", False), compare=False, repr=False)
-    # answers about a secret (and its match) asked before: a source repeats its near-misses
-    # (an account id, a key id) on line after line, and each answer costs several re2 calls
-    _answers: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.stopwords:
             object.__setattr__(self, "_stops", ahocorasick_rs.AhoCorasick(list(self.stopwords)))
 
     def allows(self, secret: str, match: str, line: str) -> bool:
-        if self.target == "line":
-            return self._allows(secret, match, line)
-        key = (secret, match if self.target == "match" else "")
-        answer = self._answers.get(key)
-        if answer is None:
-            if len(self._answers) >= ANSWERS:
-                self._answers.clear()
-            answer = self._answers[key] = self._allows(secret, match, line)
-        return answer
-
-    def _allows(self, secret: str, match: str, line: str) -> bool:
         if self.target == "line":
             last = self._last  # one read: another worker thread may replace it meanwhile
             if last[0] is line:
@@ -157,6 +141,11 @@ class Rule:
     # name run, tried where the keyword pass found a keyword (RE2 searching the whole line for the
     # generic rule took 30-90 µs on a 600-character CloudTrail record; this takes a few).
     anchored: re.Pattern[str] | None = None
+    # Candidates found not to be secrets (too little entropy, or allowed whatever the line), by
+    # (secret, match): a source repeats its near-misses (an API version, an account or key id)
+    # on line after line, and each verdict costs an entropy count and several re2 calls. Only
+    # rejected text is kept: a secret is never held here.
+    _rejected: dict[tuple[str, str], None] = field(default_factory=dict, compare=False, repr=False)
 
     def find(self, line: str, at: Iterable[int] = ()) -> Iterator[tuple[int, int]]:
         if self.anchored is not None:
@@ -187,19 +176,25 @@ class Rule:
         # the anchored tail has the same groups as the regex (only a non-capturing prefix went)
         group = secret_group(m, self.regex.groups, self.secret_group)
         secret = m.group(group)
-        if secret:
-            if self.entropy:
-                if self.id.startswith("generic") and not _HAS_DIGIT(secret):
-                    return None
-                if shannon_entropy(secret) <= self.entropy:
-                    return None
-            if any(a.allows(secret, match, line) for a in self.global_allowlists
-                   if a.rules is None or self.id in a.rules):
-                return None
-            if any(a.allows(secret, match, line) for a in self.allowlists):
-                return None
-            return m.span(group)  # type: ignore[no-any-return]
-        return None
+        if not secret or (secret, match) in self._rejected:
+            return None
+        if self.entropy and ((self.id.startswith("generic") and not _HAS_DIGIT(secret))
+                             or shannon_entropy(secret) <= self.entropy):
+            return self._reject(secret, match)
+        for a in self.global_allowlists:
+            if (a.rules is None or self.id in a.rules) and a.allows(secret, match, line):
+                return self._reject(secret, match, a.target)
+        for a in self.allowlists:
+            if a.allows(secret, match, line):
+                return self._reject(secret, match, a.target)
+        return m.span(group)  # type: ignore[no-any-return]
+
+    def _reject(self, secret: str, match: str, target: str = "secret") -> None:
+        """Remember a rejection that holds whatever the line (bounded: forgets all, starts again)."""
+        if target != "line":
+            if len(self._rejected) >= REJECTED:
+                self._rejected.clear()
+            self._rejected[(secret, match)] = None
 
 
 def _anchored(pattern: str, keywords: tuple[str, ...]) -> re.Pattern[str] | None:
