@@ -306,6 +306,8 @@ class SourceChecker:
         except Exception as exc:  # the full path's verdicts on a parser's errors
             return [self._unparsed(exc, lineno, raw, ())]
         ts, newest, policy = event.timestamp, self.newest, self._ts
+        if ts is not None and ts.tzinfo is None and not policy.require_timezone:  # as ``_check_time`` reads it
+            ts = event.timestamp = ts.replace(tzinfo=UTC)
         if ts is not None and ts.tzinfo is not None and ts - now <= policy.max_future_skew:
             reference = now if policy.age_reference == "wallclock" else newest
             if (policy.max_age is None or reference is None or reference - ts <= policy.max_age) \

@@ -256,17 +256,18 @@ _KINDS = {
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(sorted(_KINDS)), st.integers(0, 3 * 86400)), min_size=1, max_size=120),
-       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans())
+       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans(), st.booleans())
 def test_plain_lines_take_a_lane_that_ends_where_the_full_path_ends(
-        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool) -> None:
+        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool, zoneless: bool) -> None:
     """Whatever the mix of lines (in and out of order, over day boundaries, bad ones between)
     and however they are cut into chunks: the same outputs, and the same state to the byte."""
     start = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
     text = [_KINDS[kind]((start + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")) for kind, s in lines]
     profile = load_profile()
-    if wallclock:  # the age measured from the clock, not from the source's newest event
-        profile = profile.model_copy(update={"timestamp": profile.timestamp.model_copy(
-            update={"age_reference": "wallclock", "max_age": timedelta(days=2)})})
+    policy = {"age_reference": "wallclock", "max_age": timedelta(days=2)} if wallclock else {}
+    if zoneless:  # a time without a zone read as UTC (syslog's default)
+        policy["require_timezone"] = False
+    profile = profile.model_copy(update={"timestamp": profile.timestamp.model_copy(update=policy)})
     results = []
     for lane in (True, False):
         c = SourceChecker(profile, build_parser("json", ParserOptions(now=NOW)), "app.jsonl", now=lambda: NOW)
