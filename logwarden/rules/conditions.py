@@ -18,6 +18,7 @@ test runs once per distinct value of the batch (``logwarden.rules.columns``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -138,25 +139,16 @@ def compile_condition(spec: Any, networks: NamedNetworks | None = None) -> Predi
     return _with_columns(_with_needs(lambda e: test(get(e)), needs), lambda cols: cols.test(field, by_value, key))
 
 
-REMEMBERED = 50_000  # answers a costly test keeps (per condition), across batches
+REMEMBERED = 2048  # answers a costly test keeps (per condition, least recently used go first)
 
 
 def _remembered(test: Test) -> Test:
-    """``test`` answering again from memory for a string it was asked before: batches repeat
-    their paths, agents and addresses, and a regex or a CIDR lookup costs ten dict lookups."""
-    answers: dict[str, bool] = {}
-
-    def remembered(value: Any) -> bool:
-        if type(value) is not str:
-            return test(value)
-        found = answers.get(value)
-        if found is None:
-            if len(answers) >= REMEMBERED:  # bounded: forget all and start again
-                answers.clear()
-            found = answers[value] = test(value)
-        return found
-
-    return remembered
+    """``test`` answering again from memory for a string it was asked recently: batches repeat
+    their paths, agents and addresses, and a regex or a CIDR lookup costs ten dict lookups.
+    Bounded per condition (a Sigma set has hundreds) and holding only field values of events,
+    which the standard has already redacted."""
+    cached = functools.lru_cache(maxsize=REMEMBERED)(test)
+    return lambda value: cached(value) if type(value) is str else test(value)
 
 
 Test = Callable[[Any], bool]  # a leaf's test of one field's value
