@@ -81,7 +81,7 @@ class SyslogAuth:
             if m is None:
                 raise ParseError("not a syslog line (RFC 3164, RFC 5424 or ISO 8601)")
             ts = parse_iso(m["ts"])
-        prog = (m["prog"] if m.re is not _RFC3164_LOOSE else None) or "syslog"  # LOOSE has none
+        prog = (m["prog"] if "prog" in m.re.groupindex else None) or "syslog"  # the loose form has none
         host = m["host"]
         event = Event(  # positionally: see EVENT_ORDER
             ts, source, lineno, self.name,  # timestamp, source, line, dataset
