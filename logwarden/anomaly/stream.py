@@ -56,6 +56,9 @@ class PrincipalState:
 Progress = Callable[[str, Baseline, datetime | None], None]
 
 
+SCORED_AT_ONCE = 10_000  # windows a scoring call takes at most (whole principals: their order matters)
+
+
 class PrincipalScorer:
     def __init__(self, model: AnomalyModel, width: timedelta, lateness: timedelta | None,
                  sensitive: tuple[str, ...] = DEFAULT_SENSITIVE, gate: Gate | None = None,
@@ -89,10 +92,25 @@ class PrincipalScorer:
 
     def close_many(self, states: list[PrincipalState], watermark: datetime | None) -> list[list[Alert]]:
         """``close`` for many principals at once: one vectorized scoring call for all their windows
-        (scoring a few rows costs nearly as much as scoring thousands)."""
+        (scoring a few rows costs nearly as much as scoring thousands), a group of principals of
+        at most ``SCORED_AT_ONCE`` windows at a time (a replay's end holds every window of every
+        principal: their rows all at once would double the flow's peak memory)."""
         due = [[st.windows.pop(s) for s in sorted(s for s in st.windows
                                                   if watermark is None or s + self.width <= watermark)]
                for st in states]
+        out: list[list[Alert]] = []
+        start, rows = 0, 0
+        for end in range(len(due) + 1):
+            if end == len(due) or (rows and rows + len(due[end]) > SCORED_AT_ONCE):
+                out += self._score(states[start:end], due[start:end])
+                due[start:end] = [[] for _ in range(start, end)]  # scored: let their windows go
+                start, rows = end, 0
+            if end < len(due):
+                rows += len(due[end])
+        return out
+
+    def _score(self, states: list[PrincipalState], due: list[list[WindowStats]]) -> list[list[Alert]]:
+        """Rows of each principal's due windows against its baseline, scored in one call."""
         rows: list[Row] = []
         for st, windows in zip(states, due, strict=True):
             if st.baseline is None:
