@@ -332,3 +332,26 @@ def test_rules_remember_near_misses_but_never_a_secret() -> None:
     remembered = [key for rule in redactor.detectors for key in getattr(rule, "_rejected", {})]
     assert any("audit.k8s.io" in secret for secret, _ in remembered)  # a near-miss, remembered
     assert not any(token in secret or token in match for secret, match in remembered)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["", " ", "x", "_", "9", "=", "/", ".", "-", '"', "key ", "s.", "hvs."]),
+                min_size=2, max_size=6), st.integers(0, 10_000))
+def test_a_rule_that_starts_at_a_word_boundary_skips_only_lines_it_cannot_match(pieces: list[str], seed: int) -> None:
+    """``word_start`` rules (``\\b`` then a keyword: AWS key ids, JWTs, Vault tokens...) skip a
+    line where none of their keywords stands at a word boundary; around generated tokens and
+    near-misses, whatever touches them, the skip never hides a match."""
+    import dataclasses
+
+    rng = random.Random(seed)
+    rules = [r for r in REDACTOR.detectors if isinstance(r, Rule) and r.word_start]
+    assert len(rules) > 30 and any(r.id == "vault-service-token" for r in rules)
+    for rule in rules:
+        token = TOKENS.get(rule.id) or generate(rule.regex.pattern, rng)
+        cut = rng.randrange(len(token) + 1)
+        for text in (token, token[:cut], token[cut:] + token[:cut]):
+            line = rng.choice(pieces) + text + rng.choice(pieces) + rng.choice(pieces) + text
+            found = REDACTOR._candidates([line]).get(0, {})
+            at = found.get(REDACTOR.detectors.index(rule), [])
+            every = dataclasses.replace(rule, word_start=False)
+            assert list(rule.find(line, at)) == list(every.find(line, at)), (rule.id, line)

@@ -141,6 +141,9 @@ class Rule:
     # name run, tried where the keyword pass found a keyword (RE2 searching the whole line for the
     # generic rule took 30-90 µs on a 600-character CloudTrail record; this takes a few).
     anchored: re.Pattern[str] | None = None
+    # Every match begins with one of the keywords at a word boundary (``\b(?:AKIA|ASIA|...)``):
+    # where no keyword of an ASCII line is at one (``s.`` inside "kubernetes.io"), no regex runs.
+    word_start: bool = False
     # Candidates found not to be secrets (too little entropy, or allowed whatever the line), by
     # (secret, match): a source repeats its near-misses (an API version, an account or key id)
     # on line after line, and each verdict costs an entropy count and several re2 calls. Only
@@ -150,6 +153,8 @@ class Rule:
     def find(self, line: str, at: Iterable[int] = ()) -> Iterator[tuple[int, int]]:
         if self.anchored is not None:
             yield from self._find_anchored(line, at)
+            return
+        if self.word_start and at and line.isascii() and not any(_word_boundary(line, p) for p in at):
             return
         for m in self.regex.finditer(line):
             span = self._secret(line, m, m.group(0))
@@ -222,6 +227,55 @@ def _anchored(pattern: str, keywords: tuple[str, ...]) -> re.Pattern[str] | None
     if all(any(s.lower().startswith(k) for k in keywords) for s in starts):
         return tail
     return None
+
+
+def _word_boundary(line: str, at: int) -> bool:
+    """RE2's ``\b`` (ASCII word characters) before ``line[at]``."""
+    return _is_word(line[at - 1]) != _is_word(line[at]) if 0 < at < len(line) else \
+        at < len(line) and _is_word(line[at])
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"  # on ASCII: [0-9A-Za-z_]
+
+
+def _word_start(pattern: str, keywords: tuple[str, ...]) -> bool:
+    """Every match of ``pattern`` begins with ``\b`` and then one of ``keywords``: each string
+    its leading literals can spell starts with one (case aside: the keyword pass ignores it)."""
+    if not keywords:
+        return False
+    try:
+        items = list(re._parser.parse(pattern))  # type: ignore[attr-defined]
+        if not items or str(items[0][0]) != "AT" or str(items[0][1]) != "AT_BOUNDARY":
+            return False
+        prefixes, _ = _leading(items[1:])
+    except (re.error, ValueError):
+        return False
+    return all(any(p.lower().startswith(k) for k in keywords) for p in prefixes)
+
+
+def _leading(items: Any, limit: int = 256) -> tuple[list[str], bool]:
+    """Strings one of which begins every match of ``items`` (literals, classes of literals and
+    alternations, as far as they go), and whether they are whole matches."""
+    out = [""]
+    for op, arg in items:
+        name = str(op)
+        if name == "SUBPATTERN":
+            choices, whole = _leading(arg[3], limit)
+        elif name == "BRANCH":
+            parts = [_leading(branch, limit) for branch in arg[1]]
+            choices, whole = [c for p, _ in parts for c in p], all(w for _, w in parts)
+        else:
+            try:
+                choices, whole = _expand([(op, arg)], limit), True
+            except ValueError:
+                return out, False
+        out = [a + b for a, b in product(out, choices)]
+        if len(out) > limit:
+            raise ValueError("too many")
+        if not whole:
+            return out, False
+    return out, True
 
 
 def _expand(items: Any, limit: int = 256) -> list[str]:
@@ -343,5 +397,5 @@ def load(paths: Sequence[Path | str], default: Path) -> RuleSet:
             rid, rule.get("description", ""), regex, keywords, float(rule.get("entropy", 0.0)), group,
             tuple(_rule_allowlists(rule, where)) + tuple(extra.get(rid, ())), shared,
             2 if rid.startswith("generic") else 0,
-            _anchored(_for_logs(rule["regex"]), keywords)))
+            _anchored(_for_logs(rule["regex"]), keywords), _word_start(_for_logs(rule["regex"]), keywords)))
     return out
