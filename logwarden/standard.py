@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from itertools import count
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -249,11 +250,11 @@ class SourceChecker:
         lane = self.lane and self._scope is None  # with scopes, every record takes the full path
         run: list[Event] = []  # consecutive plain compliant events, not counted yet
         before = self.newest  # the source's newest time before the run's first event
-        for offset, raw in enumerate(lines):
-            lineno = first_lineno + offset
-            if lane and found[offset] is None and self._plain(raw):
+        plain, parse_plain = self._plain, self._parse_plain
+        for lineno, raw, redaction in zip(count(first_lineno), lines, found):
+            if lane and redaction is None and plain(raw):
                 newest = self.newest
-                outcome = self._parse_plain(raw, lineno, now)
+                outcome = parse_plain(raw, lineno, now)
                 if type(outcome) is Event:
                     if not run:
                         before = newest
@@ -267,7 +268,7 @@ class SourceChecker:
                 self._count_run(run, before)
                 run = []
             if judged is None:
-                judged = self._record(raw, lineno, now, found[offset])
+                judged = self._record(raw, lineno, now, redaction)
             else:
                 self.scorecard.lines += 1
                 self._count(judged)
