@@ -293,6 +293,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
              recovery=str(settings.recovery_dir) if settings.recovery_dir else None,
              redis=settings.redis_url is not None, slack=notifier is not None, audit=trails is not None)
     stop_signal = StopSignal().install()
+    started = time.perf_counter()
     try:
         cli_main(flow, workers_per_process=settings.workers, process_id=settings.process_id,
                  addresses=settings.addresses, epoch_interval=settings.snapshot_interval,
@@ -335,7 +336,10 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
                     "scored": scored, "learning": learning, "portable": progress.portable,
                     "warmup_left": left.total_seconds() if left is not None else None, "summary": progress.summary()})])
             trails.seal()  # each run's records end in sealed segments
-        log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered)
+        seconds = time.perf_counter() - started
+        lines = sum(card.lines for card in result.scorecards)  # this process's sources
+        log.info("flow_stopped", alerts=len(result.alerts), undelivered=result.undelivered, lines=lines,
+                 seconds=round(seconds, 2), lines_per_second=round(lines / seconds) if seconds > 0 else None)
         stop_signal.uninstall()
     if waiting is not None and (still := waiting.finish()) is not None:
         raise LogwardenError(still)

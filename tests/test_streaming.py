@@ -205,7 +205,8 @@ def test_inputs_from_settings_and_json_logs_describe_the_run(redis_url: str, red
     assert started["inputs"] == [{"stream": f"{redis_url}?stream={redis_prefix}one&field=msg"}]
     assert started["workers"] == 2
     assert started["level"] == "info" and started["timestamp"].endswith("Z")
-    assert any(entry["event"] == "flow_stopped" for entry in logs)
+    [stopped] = [entry for entry in logs if entry["event"] == "flow_stopped"]
+    assert stopped["lines"] == 1 and stopped["lines_per_second"] > 0  # what it read, how fast
 
 
 def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(tmp_path: Path) -> None:

@@ -245,7 +245,9 @@ def _word_start(pattern: str, keywords: tuple[str, ...]) -> bool:
     if not keywords:
         return False
     try:
-        items = list(re._parser.parse(pattern))  # type: ignore[attr-defined]
+        with warnings.catch_warnings():  # "possible nested set": Go's [[ is a literal [
+            warnings.simplefilter("ignore", FutureWarning)
+            items = list(re._parser.parse(pattern))  # type: ignore[attr-defined]
         if not items or str(items[0][0]) != "AT" or str(items[0][1]) != "AT_BOUNDARY":
             return False
         prefixes, _ = _leading(items[1:])
