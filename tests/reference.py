@@ -2,7 +2,7 @@
 
 Everything one event at a time, in the plainest order, with no batching of our own and no
 Bytewax: every line through the standard's full path (``SourceChecker.lane`` off: parse, judge,
-count, feed the monitor, line by line); every compliant event, in one time-ordered list,
+count, feed the monitor, line by line); every event it passes, in one time-ordered list,
 through every rule (``evaluate``); every event with a principal, one by one, into its feature
 windows, all scored at the end of input. The flow must give the same violations and alerts, and
 score the same feature rows.
