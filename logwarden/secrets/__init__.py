@@ -20,6 +20,7 @@ JSON with the same structure (values are rewritten inside their strings).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -88,9 +89,16 @@ class Redactor:
                 by_keyword.setdefault(k, []).append(i)
         self._keywords = list(by_keyword)
         self._targets = [tuple(by_keyword[k]) for k in self._keywords]
-        # a detector's cheap check of the whole line ("://" is in most web lines, a URL password
-        # also needs an "@"), asked once per candidate line before any line is redacted
+        # a detector's cheap check of the whole line, asked once per candidate line before any
+        # line is redacted
         self._gates = {i: gate for i, d in enumerate(self.detectors) if (gate := getattr(d, "gate", None))}
+        # A keyword whose every detector needs one more text in the line ("://" is in most web
+        # lines, a URL password also needs an "@"): its matches count only in lines holding it,
+        # which one search of the whole batch tells.
+        needs = [{getattr(self.detectors[d], "requires", None) for d in t} for t in self._targets]
+        self._requires = sorted({text for n in needs if len(n) == 1 and (text := next(iter(n))) is not None})
+        self._keyword_requires = np.array([self._requires.index(next(iter(n))) if len(n) == 1 and None not in n
+                                           else -1 for n in needs], dtype=np.intp)
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
         # An ASCII batch (almost every one) is searched as bytes: its offsets are its characters',
@@ -125,15 +133,20 @@ class Redactor:
         if not lines:
             return {}
         lowered = "\n".join(lines).lower()
+        data = None
         if lowered.isascii():  # lower() kept every length; bytes offsets are characters'
             starts = np.cumsum([0, *(len(line) + 1 for line in lines)])
-            matches = self._bytes_automaton.find_matches_as_indexes(lowered.encode("ascii"), overlapping=True)
+            data = lowered.encode("ascii")
+            matches = self._bytes_automaton.find_matches_as_indexes(data, overlapping=True)
         else:
             starts, matches = self._unicode_matches(lines, lowered)
         if not matches:
             return {}
         flat = np.fromiter(chain.from_iterable(matches), dtype=np.int64, count=3 * len(matches)).reshape(-1, 3)
         rows = np.searchsorted(starts, flat[:, 1], side="right") - 1
+        if data is not None and self._requires:  # (the detectors ask it themselves of other batches)
+            keep = self._holding_required(data, starts, flat[:, 0], rows)
+            flat, rows = flat[keep], rows[keep]
         offsets = (flat[:, 1] - starts[rows]).tolist()
         found: dict[int, dict[int, list[int]]] = {}
         targets = self._targets
@@ -151,6 +164,19 @@ class Redactor:
             if not at:
                 del found[i]
         return found
+
+    def _holding_required(self, data: bytes, starts: np.ndarray, keywords: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Which keyword matches are in a line holding what their detectors require."""
+        need = self._keyword_requires[keywords]
+        keep = need < 0
+        for j, text in enumerate(self._requires):
+            if not (need == j).any():
+                continue
+            at = np.fromiter((m.start() for m in re.finditer(re.escape(text.encode()), data)), dtype=np.int64)
+            holding = np.zeros(len(starts), dtype=bool)
+            holding[np.searchsorted(starts, at, side="right") - 1] = True
+            keep |= (need == j) & holding[rows]
+        return keep
 
     def _unicode_matches(self, lines: Sequence[str], lowered: str) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
         """Where each line starts in the lowered batch, and the keywords found in it."""

@@ -27,11 +27,15 @@ class Structural:
     keywords: tuple[str, ...]
     regex: re.Pattern[str]
     gate: Callable[[str], bool] | None = None  # a cheap check of the line before the regex
+    # A text every line with such a secret holds besides a keyword (a URL password's "@" beside
+    # "://"), in lower case: the keyword pass asks it of a whole batch at once.
+    requires: str | None = None
     accept: Callable[[str], bool] | None = None  # a check of each secret found
     priority: int = 1  # 0 wins over gitleaks' generic and our other detectors on the same text
 
     def find(self, line: str, at: Iterable[int] = ()) -> Iterator[tuple[int, int]]:
-        if self.gate is not None and not self.gate(line):
+        if (self.gate is not None and not self.gate(line)) or (self.requires is not None
+                                                               and self.requires not in line.lower()):
             return
         for m in self.regex.finditer(line):
             group = secret_group(m, self.regex.groups)
@@ -74,7 +78,7 @@ DETECTORS: tuple[Structural, ...] = (
     Structural(
         "url-password", "the password of a URL's user:password@",
         ("://",), re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^/\s:@\"'\\]{1,256}:([^/\s@\"'\\]{1,256})@"),
-        gate=lambda line: "@" in line, accept=_real_value),
+        requires="@", accept=_real_value),
     Structural(
         "bearer-token", "an HTTP Bearer credential",
         ("bearer",), re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{8,}=*)"), accept=_token_like),
