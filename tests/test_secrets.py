@@ -7,6 +7,7 @@ untouched; a redacted JSON line keeps its structure.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -341,8 +342,6 @@ def test_a_rule_that_starts_at_a_word_boundary_skips_only_lines_it_cannot_match(
     """``word_start`` rules (``\\b`` then a keyword: AWS key ids, JWTs, Vault tokens...) skip a
     line where none of their keywords stands at a word boundary; around generated tokens and
     near-misses, whatever touches them, the skip never hides a match."""
-    import dataclasses
-
     rng = random.Random(seed)
     rules = [r for r in REDACTOR.detectors if isinstance(r, Rule) and r.word_start]
     assert len(rules) > 30 and any(r.id == "vault-service-token" for r in rules)

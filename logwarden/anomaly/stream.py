@@ -99,14 +99,9 @@ class PrincipalScorer:
                                                   if watermark is None or s + self.width <= watermark)]
                for st in states]
         out: list[list[Alert]] = []
-        start, rows = 0, 0
-        for end in range(len(due) + 1):
-            if end == len(due) or (rows and rows + len(due[end]) > SCORED_AT_ONCE):
-                out += self._score(states[start:end], due[start:end])
-                due[start:end] = [[] for _ in range(start, end)]  # scored: let their windows go
-                start, rows = end, 0
-            if end < len(due):
-                rows += len(due[end])
+        for group in _groups([len(windows) for windows in due], SCORED_AT_ONCE):
+            out += self._score(states[group], due[group])
+            due[group] = [[] for _ in states[group]]  # scored: let their windows go
         return out
 
     def _score(self, states: list[PrincipalState], due: list[list[WindowStats]]) -> list[list[Alert]]:
@@ -152,6 +147,18 @@ class PrincipalScorer:
         return Alert(a.alert_id, RULE_ID, "high", principal, a.start, a.end, a.events,
                      f"{DESCRIPTION} ({who} {principal}): {because}", list(a.evidence), list(TAGS), a.revision,
                      DESCRIPTION, score=a.score, explanation=because)
+
+
+def _groups(sizes: list[int], limit: int) -> list[slice]:
+    """Consecutive slices of ``sizes`` adding up to at most ``limit`` (a bigger one alone); at
+    least one slice, even of nothing."""
+    out, start, total = [], 0, 0
+    for end, size in enumerate(sizes):
+        if total and total + size > limit:
+            out.append(slice(start, end))
+            start, total = end, 0
+        total += size
+    return [*out, slice(start, len(sizes))]
 
 
 class ModelProgress:

@@ -95,10 +95,11 @@ class Redactor:
         # A keyword whose every detector needs one more text in the line ("://" is in most web
         # lines, a URL password also needs an "@"): its matches count only in lines holding it,
         # which one search of the whole batch tells.
-        needs = [{getattr(self.detectors[d], "requires", None) for d in t} for t in self._targets]
-        self._requires = sorted({text for n in needs if len(n) == 1 and (text := next(iter(n))) is not None})
-        self._keyword_requires = np.array([self._requires.index(next(iter(n))) if len(n) == 1 and None not in n
-                                           else -1 for n in needs], dtype=np.intp)
+        required = [needed.pop() if len(needed := {getattr(self.detectors[d], "requires", None) for d in t}) == 1
+                    else None for t in self._targets]  # per keyword: the one text all its detectors need
+        self._requires = sorted({text for text in required if text})
+        self._keyword_requires = np.array([self._requires.index(text) if text else -1 for text in required],
+                                          dtype=np.intp)
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
         # An ASCII batch (almost every one) is searched as bytes: its offsets are its characters',
@@ -135,7 +136,7 @@ class Redactor:
         lowered = "\n".join(lines).lower()
         data = None
         if lowered.isascii():  # lower() kept every length; bytes offsets are characters'
-            starts = np.cumsum([0, *(len(line) + 1 for line in lines)])
+            starts = _starts(lines)
             data = lowered.encode("ascii")
             matches = self._bytes_automaton.find_matches_as_indexes(data, overlapping=True)
         else:
@@ -183,8 +184,7 @@ class Redactor:
         if len(lowered) != sum(map(len, lines)) + len(lines) - 1:  # a Unicode capital lowered to two characters
             lines = [line.lower() for line in lines]
             lowered = "\n".join(lines)
-        starts = np.cumsum([0, *(len(line) + 1 for line in lines)])
-        return starts, self._automaton.find_matches_as_indexes(lowered, overlapping=True)
+        return _starts(lines), self._automaton.find_matches_as_indexes(lowered, overlapping=True)
 
     def _redact_line(self, line: str, candidates: dict[int, list[int]]) -> Redaction | None:
         spans: list[tuple[int, int, int, str]] = []
@@ -207,6 +207,11 @@ class Redactor:
 
 
 _QUOTES = "\"'`"
+
+
+def _starts(lines: Sequence[str]) -> np.ndarray:
+    """Where each line starts in the lines joined by newlines (and where the next would)."""
+    return np.cumsum([0, *(len(line) + 1 for line in lines)])
 
 
 def _merge(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]]:
