@@ -35,12 +35,13 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from logwarden.alerts import Alert
-from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, Row, principal_of
+from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, Row, principal_of, principals_of
 from logwarden.anomaly.model import AnomalyModel
 from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
 from logwarden.lateness import LatenessPolicy, SourceClock, SourceMark, late_event
 from logwarden.parsers import ParserOptions, build_parser
+from logwarden.rows import EventRows
 from logwarden.rules import Rule, RuleIndex, rules_for_key
 from logwarden.rules.engine import KeyEngine, KeyState
 from logwarden.sources import RawChunk
@@ -186,22 +187,28 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         rules = self._index
         model = self._config.model is not None
         for chunk in values:
-            events: list[Event] = []
             checker = self._checker_for(chunk)
             clock = self._clock
-            for item in checker.check_lines(chunk.lines, chunk.first_line):
-                if type(item) is Event:
-                    if clock is not None and (behind := clock.late(item.timestamp)) is not None:  # type: ignore[arg-type]
-                        out.append(late_event(item, behind, chunk.source))
-                        continue
-                    events.append(item)
-                else:
-                    out.append(item)
+            events: list[Event] | EventRows
+            if clock is None:  # a replay: events built only where they are passed on (``EventRows``)
+                events, others = checker.check_batch(chunk.lines, chunk.first_line)
+                out.extend(others)
+            else:
+                events = []
+                for item in checker.check_lines(chunk.lines, chunk.first_line):
+                    if type(item) is Event:
+                        if (behind := clock.late(item.timestamp)) is not None:  # type: ignore[arg-type]
+                            out.append(late_event(item, behind, chunk.source))
+                            continue
+                        events.append(item)
+                    else:
+                        out.append(item)
             mark = clock.mark(chunk.source) if clock is not None else None
             replay = self._config.allowed_lateness is None  # folded in event-time order at the end
             out.extend(Routed(key, (f, e, mark)) for key, (f, e) in rules.route(events, thin=replay))
             if model:
-                out.extend(Featured(p, item) for item in events if (p := principal_of(item)) is not None)
+                rows = events if isinstance(events, EventRows) else EventRows.of(events)
+                out.extend(Featured(p, e) for p, e in principals_of(rows))
             if self._emit_events:
                 out.extend(events)
         interval = self._config.scorecard_interval

@@ -201,13 +201,23 @@ class SourceMonitor:
                 st.always[name] = st.always.get(name, 0) + learning
         st.lines += len(times)
         bucket = st.buckets[-1] if st.buckets else None
+        lo, hi = (bucket.start, bucket.start + BUCKET) if bucket is not None else (None, None)
+        now, k = st.now, 0  # k: lines of the current bucket not added to it yet
         for when in times:
-            if st.now is None or when > st.now:
-                st.now = when
-            if bucket is None or not bucket.start <= st.now < bucket.start + BUCKET:
-                bucket = self._bucket(st.now)
-            bucket.lines += 1
-            bucket.compliant += 1
+            if now is None or when > now:
+                now = when
+            if lo is None or not lo <= now < hi:  # type: ignore[operator]
+                if k:
+                    bucket.lines += k  # type: ignore[union-attr]
+                    bucket.compliant += k  # type: ignore[union-attr]
+                    k = 0
+                st.now = now  # as ``observe`` has it when a minute ends (``_evaluate``)
+                bucket = self._bucket(now)
+                lo, hi = bucket.start, bucket.start + BUCKET
+            k += 1
+        st.now = now
+        bucket.lines += k  # type: ignore[union-attr]
+        bucket.compliant += k  # type: ignore[union-attr]
 
     def _bucket(self, when: datetime) -> Bucket:
         st = self.state

@@ -25,6 +25,7 @@ from logwarden.errors import ConfigError, ParseError, TimestampError
 from logwarden.event import ECS_FIELDS, ITEM, Event
 from logwarden.parsers import PARSERS, Parser
 from logwarden.parsers.base import MAX_LINE
+from logwarden.rows import EventRows, ParsedColumns
 from logwarden.scopes import Scope, ScopeLabeler
 from logwarden.timeutil import parse_duration, utcnow
 from logwarden.violation import Violation, excerpt
@@ -230,8 +231,10 @@ class SourceChecker:
         self._scope = labeler.label if labeler.active else None
         self._source_scopes = labeler.whole
         # every field of every group set: the common case, tested at once
-        self._all_required = Event.all_set([n for group in self._required for n in group])
+        self._required_names = [n for group in self._required for n in group]
+        self._all_required = Event.all_set(self._required_names)
         self._many = getattr(parser, "parse_many", None)  # lines that may hold several records
+        self._columns = getattr(parser, "parse_columns", None)  # batches read as columns
         self.monitor = SourceMonitor(profile.alerts, source, parser.name,
                                      [label for label, _ in self._required_getters],
                                      known_source=parser.name in profile.sources, expected=self._expected)
@@ -244,21 +247,62 @@ class SourceChecker:
         field. Those take a lane that parses and judges them and leaves their counting
         (scorecard, days, the monitor's minutes) to one pass per run of them; every other line
         takes the full path (``_record``), in order, so both end in the same state."""
+        return self._checked(lines, first_lineno, None)  # type: ignore[return-value]
+
+    def check_batch(self, lines: list[str], first_lineno: int) -> tuple[EventRows, list[Violation | Alert]]:
+        """``check_lines`` of a batch: its events (``EventRows``, in line order) and the rest.
+        When the parser reads batches as columns (``parse_columns``), the lane judges plain
+        lines from the columns, and an event is built only when something reads it."""
+        reader = self._columns if self.lane and self._scope is None else None
+        columns = reader(lines, self.source, first_lineno) if reader is not None else None
+        order: list[int | Event] = []
+        others: list[Violation | Alert] = []
+        for item in self._checked(lines, first_lineno, columns):
+            if type(item) is range:
+                order.extend(item)
+            elif type(item) is int or type(item) is Event:
+                order.append(item)  # type: ignore[arg-type]
+            else:
+                others.append(item)  # type: ignore[arg-type]
+        return EventRows(columns, order), others
+
+    def _checked(self, lines: list[str], first_lineno: int,
+                 columns: ParsedColumns | None) -> Iterator[int | Event | Violation | Alert]:
+        """``check_lines``, where a compliant lane line read from ``columns`` is its row."""
         now = self._now()
         monitor = self.monitor
         found = self._redactor.redact_batch(lines)  # one keyword pass over the whole batch
         lane = self.lane and self._scope is None  # with scopes, every record takes the full path
-        run: list[Event] = []  # consecutive plain compliant events, not counted yet
+        run: list[datetime] = []  # the times of consecutive plain compliant events, not counted yet
         before = self.newest  # the source's newest time before the run's first event
-        plain, parse_plain = self._plain, self._parse_plain
-        for lineno, raw, redaction in zip(count(first_lineno), lines, found):
-            if lane and redaction is None and plain(raw):
+        plain, parse_plain, lane_row = self._plain, self._parse_plain, self._lane_row
+        read = columns.ok if columns is not None else [False] * len(lines)
+        times = columns.values[0] if columns is not None else None
+        complete = columns.all_set(self._required_names) if columns is not None else read
+        # Per line read as columns: where the run of such lines ready for the lane from it ends.
+        ready_to = self._ready_runs(lines, found, read, complete) if columns is not None and lane else None
+        row, n = 0, len(lines)
+        while row < n:
+            if ready_to is not None and ready_to[row] > row and not self.in_key_block:
                 newest = self.newest
-                outcome = parse_plain(raw, lineno, now)
-                if type(outcome) is Event:
+                end = self._accept_rows(times, row, ready_to[row], now)  # type: ignore[arg-type]
+                if end > row:  # compliant rows: counted with the run, yielded as one range
                     if not run:
                         before = newest
-                    run.append(outcome)
+                    run.extend(times[row:end])  # type: ignore[index]
+                    yield range(row, end)  # type: ignore[misc]
+                    row = end
+                    continue
+            here, raw, redaction, lineno = row, lines[row], found[row], first_lineno + row
+            row += 1
+            if lane and redaction is None and plain(raw):
+                newest = self.newest
+                outcome = lane_row(columns, complete[here], here, lineno, now, raw) if read[here] else \
+                    parse_plain(raw, lineno, now)  # type: ignore[arg-type]
+                if type(outcome) is int or type(outcome) is Event:
+                    if not run:
+                        before = newest
+                    run.append(times[outcome] if type(outcome) is int else outcome.timestamp)  # type: ignore[index,union-attr]
                     yield outcome
                     continue
                 judged: list[Judged] | None = outcome  # type: ignore[assignment]
@@ -290,6 +334,41 @@ class SourceChecker:
             yield from monitor.unknown(why)
         yield from monitor.flush()
 
+    def _ready_runs(self, lines: list[str], found: list[secrets.Redaction | None], read: list[bool],
+                    complete: list[bool]) -> list[int]:
+        """Per line, where the run of lines ready for the lane from it ends (itself when it is
+        not ready): read as columns, every required field set, no secret, and ``_plain``."""
+        limit = self._max_line
+        ready = [redaction is None and ok and full and 0 < len(raw) <= limit and "PRIVATE KEY" not in raw
+                 and not raw.isspace() for raw, redaction, ok, full in zip(lines, found, read, complete, strict=True)]
+        ends, end = [0] * len(lines), len(lines)
+        for k in range(len(lines) - 1, -1, -1):
+            if not ready[k]:
+                end = k
+            ends[k] = end
+        return ends
+
+    def _accept_rows(self, times: list[datetime], start: int, stop: int, now: datetime) -> int:
+        """``_accepts`` over rows ``start:stop`` (all complete) until the first it does not
+        accept, or with a zone-less time: that row (``stop`` when none)."""
+        policy, newest = self._ts, self.newest
+        ahead = now + policy.max_future_skew  # ts - now <= skew
+        age, wall = policy.max_age, policy.age_reference == "wallclock"
+        oldest = now - age if age is not None and wall else None  # now - ts <= age
+        row = start
+        for row in range(start, stop):
+            ts = times[row]
+            if ts.tzinfo is None or ts > ahead or (oldest is not None and ts < oldest):
+                break
+            if newest is None or ts > newest:
+                newest = ts
+            elif age is not None and not wall and newest - ts > age:
+                break
+        else:
+            row = stop
+        self.newest = newest
+        return row
+
     def _plain(self, raw: str) -> bool:
         """Not blank, not too long, not in or opening a private key block (``_check``'s first
         questions, whose answers are violations)."""
@@ -306,27 +385,44 @@ class SourceChecker:
             event = self._parser.parse(raw, self.source, lineno)
         except Exception as exc:  # the full path's verdicts on a parser's errors
             return [self._unparsed(exc, lineno, raw, ())]
-        ts, newest, policy = event.timestamp, self.newest, self._ts
-        if ts is not None and ts.tzinfo is None and not policy.require_timezone:  # as ``_check_time`` reads it
+        ts = event.timestamp
+        if ts is not None and ts.tzinfo is None and not self._ts.require_timezone:  # as ``_check_time`` reads it
             ts = event.timestamp = ts.replace(tzinfo=UTC)
-        if ts is not None and ts.tzinfo is not None and ts - now <= policy.max_future_skew:
-            reference = now if policy.age_reference == "wallclock" else newest
-            if (policy.max_age is None or reference is None or reference - ts <= policy.max_age) \
-                    and self._all_required(event):
-                if newest is None or ts > newest:
-                    self.newest = ts
-                return event
+        if self._accepts(ts, now, self._all_required(event)):
+            return event
         return [self._judge(event, lineno, now, raw, ())]
 
-    def _count_run(self, events: list[Event], newest: datetime | None) -> None:
-        """Count consecutive compliant events as ``_record`` counts them one by one; ``newest``:
-        the source's newest time before the first of them."""
+    def _lane_row(self, columns: ParsedColumns, complete: bool, row: int, lineno: int, now: datetime,
+                  raw: str) -> int | list[Judged]:
+        """``_parse_plain`` of a line its parser read as columns: its row when it is compliant."""
+        times = columns.values[0]
+        ts = times[row]
+        if ts is not None and ts.tzinfo is None and not self._ts.require_timezone:
+            ts = times[row] = ts.replace(tzinfo=UTC)
+        if self._accepts(ts, now, complete):
+            return row
+        return [self._judge(columns.event(row), lineno, now, raw, ())]
+
+    def _accepts(self, ts: datetime | None, now: datetime, complete: bool) -> bool:
+        """The lane's verdict: every required field set, and a time with a zone that is neither
+        too far ahead nor too old; an accepted time moves the source's newest."""
+        policy, newest = self._ts, self.newest
+        if complete and ts is not None and ts.tzinfo is not None and ts - now <= policy.max_future_skew:
+            reference = now if policy.age_reference == "wallclock" else newest
+            if policy.max_age is None or reference is None or reference - ts <= policy.max_age:
+                if newest is None or ts > newest:
+                    self.newest = ts
+                return True
+        return False
+
+    def _count_run(self, times: list[datetime], newest: datetime | None) -> None:
+        """Count consecutive compliant events (their times) as ``_record`` counts them one by
+        one; ``newest``: the source's newest time before the first of them."""
         card = self.scorecard
-        n = len(events)
+        n = len(times)
         card.lines += n
         card.events += n
         card.compliant += n
-        times: list[datetime] = [e.timestamp for e in events]  # type: ignore[misc]
         oldest = min(times)
         if card.oldest is None or oldest < card.oldest:
             card.oldest = oldest

@@ -429,3 +429,56 @@ def test_cloudtrail_request_and_response_fields_are_kept_by_their_paths(options:
     assert event.get(f"{prefix}.containerDefinitions.name") == ["a", "b"]
     assert '"s3:GetObject"' in event.get(prefix)  # the whole request, its values unescaped
     assert event.get("aws.cloudtrail.response_elements.publiclyAccessible") is True
+
+
+# -- reading a batch as columns (``parse_columns``) against ``parse``, line by line ----------------
+
+_CLF_PART = st.sampled_from([
+    '10.0.0.1', '2001:db8::1', '-', 'bob', '"alice smith"', '[30/Mar/2024:15:54:19 +0000]',
+    '[30/Mar/2024:15:54:19]', '[31/Feb/2024:15:54:19 +0000]', '[30/Mar/2024:15:54:19 +0530]',
+    '"GET /a?b=1 HTTP/1.1"', '"GET /x HTTP/1.1"', '"-"', '""', '"\\x16\\x03\\x01"', '"GET /q\\"x HTTP/1.1"',
+    '200', '404', '-', '0', '99999999999999999999', '"curl/8.0"', '"Mozilla/5.0 (X11)"', '"-"', 'junk',
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.one_of(
+    st.lists(_CLF_PART, min_size=1, max_size=10).map(" ".join),
+    st.builds(lambda ip, user, t, req, status, size, tail: f'{ip} - {user} {t} {req} {status} {size}{tail}',
+              st.sampled_from(["10.0.0.1", "203.0.113.9", "::1"]), st.sampled_from(["-", "bob", '"a b"']),
+              st.sampled_from(["[30/Mar/2024:15:54:19 +0000]", "[30/Mar/2024:15:54:20 -0700]",
+                               "[30/Mar/2024:15:54:19]", "[99/Mar/2024:15:54:19 +0000]"]),
+              st.sampled_from(['"GET /a?b=1 HTTP/1.1"', '"POST /login HTTP/1.0"', '"-"', '"\\x16\\x03"', '"/"']),
+              st.sampled_from(["200", "401", "-"]), st.sampled_from(["512", "-", "0"]),
+              st.sampled_from(["", ' "-" "curl/8.0"', ' "https://r/" "-"', ' "a\\"b" "c"'])),
+    st.text(max_size=60).map(lambda s: s.replace("\n", " "))), max_size=30), first=st.integers(1, 10_000))
+def test_combined_columns_read_every_line_as_parse_does(lines: list[str], first: int) -> None:
+    """Each row it reads is the very event ``parse`` gives; a line it leaves is one ``parse``
+    refuses or one it reads through its slower pattern."""
+    from logwarden.parsers.combined import _FAST
+
+    parser = build_parser("combined", ParserOptions(now=NOW))
+    columns = parser.parse_columns(lines, "access.log", first)  # type: ignore[attr-defined]
+    assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
+    for row, line in enumerate(lines):
+        try:
+            expected = parser.parse(line, "access.log", first + row)
+        except ParseError:
+            assert not columns.ok[row]
+            continue
+        if columns.ok[row]:
+            assert columns.event(row) == expected
+        else:  # left to ``parse``: a backslash (an escaped quote), or a line only _LINE reads
+            assert "\\" in line or _FAST.match(line) is None
+
+
+def test_combined_columns_read_the_real_web_logs_as_parse_does(options: ParserOptions) -> None:
+    parser = build_parser("combined", options)
+    lines = real_file("web/apache_access_2015.log").read_text(encoding="utf-8", errors="replace").splitlines()
+    read = 0
+    for at in range(0, len(lines), 1000):
+        columns = parser.parse_columns(lines[at:at + 1000], "web.log", at + 1)  # type: ignore[attr-defined]
+        for row in (r for r, ok in enumerate(columns.ok) if ok):
+            assert columns.event(row) == parser.parse(lines[at + row], "web.log", at + row + 1)
+            read += 1
+    assert read >= 0.99 * len(lines)  # nearly every line: the rest go to ``parse``

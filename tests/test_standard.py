@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from logwarden import secrets
 from logwarden.errors import ConfigError
+from logwarden.event import Event
 from logwarden.parsers import ParserOptions, build_parser
 from logwarden.standard import SourceChecker, load_profile
 from tests.conftest import NOW
@@ -279,3 +280,59 @@ def test_plain_lines_take_a_lane_that_ends_where_the_full_path_ends(
         out += [repr(x) for x in c.finish()]
         results.append((out, c.snapshot(), c.newest))
     assert results[0] == results[1]  # the state by value (which equal datetimes are one object may differ)
+
+
+# -- a batch read as columns (``check_batch``) against the line-by-line paths ---------------------
+
+_CLF_KINDS = {
+    "plain": lambda t: f'10.0.0.{t.second % 9} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /a?x={t.second} HTTP/1.1" 200 5 "-" "curl/8"',
+    "user": lambda t: f'10.0.0.1 - bob [{t:%d/%b/%Y:%H:%M:%S} +0100] "POST /login HTTP/1.1" 401 - "-" "-"',
+    "old": lambda t: '10.0.0.1 - - [01/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 5',
+    "future": lambda t: '10.0.0.1 - - [27/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 5',
+    "zoneless": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S}] "GET / HTTP/1.1" 200 5',
+    "bad_time": lambda t: '10.0.0.1 - - [99/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 5',
+    "escaped": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /\\"q HTTP/1.1" 200 5 "-" "a\\"b"',
+    "secret": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /?k=AKIAZ7QXWK3PLM4RT2VB HTTP/1.1" 200 5',
+    "url_password": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET https://u:hunter2pass@h/ HTTP/1.1" 200 5',
+    "malformed": lambda t: "oops",
+    "blank": lambda t: "   ",
+    "key_block": lambda t: "-----BEGIN RSA PRIVATE KEY-----",
+    "key_end": lambda t: "-----END RSA PRIVATE KEY-----",
+    "too_long": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /{"x" * 70_000} HTTP/1.1" 200 5',
+}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(sorted(_CLF_KINDS)), st.integers(0, 3 * 86400)), min_size=1, max_size=120),
+       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans(), st.booleans())
+def test_a_batch_read_as_columns_ends_where_the_line_by_line_paths_end(
+        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool, zoneless: bool) -> None:
+    """``check_batch`` on a format read as columns (combined): per chunk the same events in the
+    same order, the same violations and alerts, and the same state as ``check_lines`` with and
+    without the lane."""
+    start = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
+    text = [_CLF_KINDS[kind](start + timedelta(seconds=s)) for kind, s in lines]
+    profile = load_profile()
+    policy = {"age_reference": "wallclock", "max_age": timedelta(days=2)} if wallclock else {}
+    if zoneless:
+        policy["require_timezone"] = False
+    profile = profile.model_copy(update={"timestamp": profile.timestamp.model_copy(update=policy)})
+    results = []
+    for mode in ("batch", "lane", "full"):
+        c = SourceChecker(profile, build_parser("combined", ParserOptions(now=NOW)), "access.log", now=lambda: NOW)
+        c.lane = mode != "full"
+        out, at, k = [], 0, 0
+        while at < len(text):
+            size = cuts[k % len(cuts)]
+            if mode == "batch":
+                rows, others = c.check_batch(text[at:at + size], at + 1)
+                events = list(rows)
+            else:
+                items = list(c.check_lines(text[at:at + size], at + 1))
+                events = [x for x in items if isinstance(x, Event)]
+                others = [x for x in items if not isinstance(x, Event)]
+            out.append(([repr(e) for e in events], [repr(x) for x in others]))
+            at, k = at + size, k + 1
+        out.append(([], [repr(x) for x in c.finish()]))
+        results.append((out, c.snapshot(), c.newest, c.scorecard.to_dict()))
+    assert results[0] == results[1] == results[2]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from logwarden.event import Event
+from logwarden.rows import EventRows
 
 FEATURES = (
     "log_events", "failure_ratio", "log_distinct_resources", "log_distinct_networks", "log_distinct_agents",
@@ -60,6 +61,20 @@ def principal_of(e: Event) -> str | None:
                                                             or e.action in LOGIN_ACTIONS)):
         return None
     return e.user_name
+
+
+def principals_of(events: EventRows) -> list[tuple[str, Event]]:
+    """``(principal_of(e), e)`` for each event of a batch that has a principal, read by column:
+    only those events are built."""
+    users = events.column("user.name")
+    assert users is not None
+    rows = [k for k, user in enumerate(users) if user is not None]
+    if not rows:
+        return []
+    outcomes, categories, actions = (events.column(f) for f in ("event.outcome", "event.category", "event.action"))
+    return [(users[k], events[k]) for k in rows  # type: ignore[misc]
+            if not (outcomes[k] == "failure" and (categories[k] == "authentication"  # type: ignore[index]
+                                                  or actions[k] in LOGIN_ACTIONS))]  # type: ignore[index]
 
 
 def kind_of(principal: str, service_patterns: Iterable[str] = DEFAULT_SERVICE_PATTERNS) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from datetime import datetime
 from typing import ClassVar
 
-from logwarden.errors import ParseError
+from logwarden.errors import ParseError, TimestampError
 from logwarden.event import Event
-from logwarden.parsers.base import ParserOptions, as_int, outcome_from_status
+from logwarden.parsers.base import EVENT_ORDER, ParserOptions, as_int, outcome_from_status
+from logwarden.rows import ParsedColumns
 from logwarden.timeutil import parse_clf
 
 # host ident user [time] "request" status bytes ["referer" "agent"]
@@ -24,6 +26,11 @@ _LINE = re.compile(
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
     r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
 )
+
+
+# ``parse_columns``: _FAST over a whole batch joined by line breaks, one tuple per line (a line
+# _FAST does not match gives empty groups through the second branch).
+_BATCH = re.compile("(?m)^(?:" + _FAST.pattern[1:-1] + "|.*)$")
 
 
 @lru_cache(maxsize=1024)
@@ -48,13 +55,7 @@ class CombinedLog:
             raise ParseError("not in combined/common log format")
         ip, _, user, time, request, status_text, size, referer, agent = m.groups()
         ts = parse_clf(time)
-        method = path = query = None
-        parts = request.split(" ")
-        if len(parts) >= 2 and parts[0].isalpha():
-            method, target = parts[0], parts[1]
-            path, _, query = target.partition("?")
-        elif request not in ("", "-"):
-            path = request  # junk probes like "\x16\x03\x01" still show what was sent
+        method, path, query = _request(request)
         status, outcome = _status(status_text)
         user = user.strip('"')
         return Event(  # positionally: see EVENT_ORDER
@@ -63,8 +64,54 @@ class CombinedLog:
             None if user in ("-", "") else user,  # user_name
             ip,  # source_ip
             None if agent in (None, "", "-") else agent,  # user_agent
-            method, path, query or None,  # http_method, url_path, url_query
+            method, path, query,  # http_method, url_path, url_query
             status, as_int(size), path,  # status_code, bytes, resource
             None, None,  # host_name, event_id
             None if referer in (None, "", "-") else {"http.request.referrer": referer},  # extra
         )
+
+    def parse_columns(self, lines: list[str], source: str, first_lineno: int) -> ParsedColumns:
+        """``parse`` of consecutive lines as columns (``logwarden.rows``): one regex scan of the
+        whole batch, each distinct time and request read once. A line it leaves to ``parse``
+        (one _FAST does not match, with a backslash, or with an unreadable time) is not ``ok``;
+        every other row is the event ``parse`` gives (``tests/test_parsers.py``)."""
+        n = len(lines)
+        found = _BATCH.findall("\n".join(lines))
+        if len(found) != n:  # a line holding a line break: leave the batch to ``parse``
+            return ParsedColumns(tuple([None] * n for _ in EVENT_ORDER), [False] * n)
+        ips, _, users, times, requests, statuses, sizes, referers, agents = map(list, zip(*found)) if n else \
+            ([] for _ in range(9))
+        ok = [bool(ip) and "\\" not in line for ip, line in zip(ips, lines, strict=True)]
+        stamps: dict[str, datetime | None] = {}
+        for text in dict.fromkeys(times):
+            try:
+                stamps[text] = parse_clf(text)
+            except TimestampError:
+                stamps[text] = None
+        timestamps = [stamps[t] for t in times]
+        ok = [good and ts is not None for good, ts in zip(ok, timestamps, strict=True)]
+        targets = {r: _request(r) for r in dict.fromkeys(requests)}
+        methods, paths, queries = (list(c) for c in zip(*map(targets.__getitem__, requests))) if n else ([], [], [])
+        codes = {s: _status(s) for s in dict.fromkeys(statuses)}
+        status, outcome = (list(c) for c in zip(*map(codes.__getitem__, statuses))) if n else ([], [])
+        users = [None if u in ("-", "") else u for u in (u.strip('"') for u in users)]
+        agents = [None if a in ("", "-") else a for a in agents]
+        sizes = [int(b) if b and b != "-" and len(b) < 19 else as_int(b) for b in sizes]
+        extra = [None if r in ("", "-") else {"http.request.referrer": r} for r in referers]
+        none = [None] * n
+        values = (timestamps, [source] * n, list(range(first_lineno, first_lineno + n)), [self.name] * n,
+                  ["http_request"] * n, outcome, ["web"] * n, users, ips, agents, methods, paths, queries,
+                  status, sizes, paths, none, none, extra)
+        return ParsedColumns(values, ok)
+
+
+def _request(request: str) -> tuple[str | None, str | None, str | None]:
+    """``(method, path, query)`` of a request line, as ``parse`` reads it."""
+    method = path = query = None
+    parts = request.split(" ")
+    if len(parts) >= 2 and parts[0].isalpha():
+        method, target = parts[0], parts[1]
+        path, _, query = target.partition("?")
+    elif request not in ("", "-"):
+        path = request  # junk probes like "\x16\x03\x01" still show what was sent
+    return method, path, query or None

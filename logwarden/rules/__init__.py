@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from logwarden.event import Event
+from logwarden.rows import EventRows
 from logwarden.rules.base import Rule, RuleMeta
 from logwarden.rules.cardinality import CardinalityRule
 from logwarden.rules.columns import Columns, Mask
@@ -69,7 +72,7 @@ class RuleIndex:
             found.sort(key=lambda r: self._order[r.meta.id])
         return found
 
-    def route(self, events: list[Event], thin: bool = False) -> list[tuple[str, tuple[str, Event]]]:
+    def route(self, events: list[Event] | EventRows, thin: bool = False) -> list[tuple[str, tuple[str, Event]]]:
         """``group_keys`` of a whole batch at once, each rule's relevance asked by column
         (``logwarden.rules.columns``). The same keys and events; the items come grouped by
         group-by field, and each key's events keep their order in the batch. A few events (a
@@ -93,13 +96,7 @@ class RuleIndex:
             if thin and name in self._thinners:
                 thinned.setdefault(name, []).append((rule, mask))
             bits[mask] |= np.uint64(1 << i) if bits.dtype == np.uint64 else 1 << i
-        rows = np.flatnonzero(bits)
-        for row, b in zip(rows.tolist(), bits[rows].tolist(), strict=True):  # one shared set per combination
-            found = self._sets.get(b)
-            if found is None:
-                found = self._sets[b] = frozenset(r.meta.id for j, r in enumerate(self.rules) if b >> j & 1)
-            events[row].relevant = found
-        out: list[tuple[str, tuple[str, Event]]] = []
+        out: list[tuple[str, str, int]] = []  # (key, field, row)
         for name, mask in relevant.items():
             if name in thinned:
                 mask = _thinned(thinned[name], cols, name)
@@ -108,11 +105,16 @@ class RuleIndex:
                 continue
             codes, uniques = cols.factorized(name)
             keys = [None if u is None else f"{name}={u}" for u in uniques]
-            for row, code in zip(rows.tolist(), codes[rows].tolist(), strict=True):
-                key = keys[code]
-                if key is not None:
-                    out.append((key, (name, events[row])))
-        return out
+            out.extend((key, name, row) for row, code in zip(rows.tolist(), codes[rows].tolist(), strict=True)
+                       if (key := keys[code]) is not None)
+        # Only the events routed are built (``EventRows``), each told the rules it is relevant to.
+        routed = np.unique(np.fromiter((row for _, _, row in out), dtype=np.intp, count=len(out)))
+        for row, b in zip(routed.tolist(), bits[routed].tolist(), strict=True):  # one shared set per combination
+            found = self._sets.get(b)
+            if found is None:
+                found = self._sets[b] = frozenset(r.meta.id for j, r in enumerate(self.rules) if b >> j & 1)
+            events[row].relevant = found
+        return [(key, (name, events[row])) for key, name, row in out]
 
 
 def _thinned(rules: list[tuple[Rule, Mask]], cols: Columns, name: str) -> Mask:
@@ -120,12 +122,17 @@ def _thinned(rules: list[tuple[Rule, Mask]], cols: Columns, name: str) -> Mask:
     codes, _ = cols.factorized(name)
     keep = np.zeros(cols.n, dtype=bool)
     for rule, mask in rules:
-        by_key: dict[int, list[int]] = {}
         rows = np.flatnonzero(mask)
-        for row, code in zip(rows.tolist(), codes[rows].tolist(), strict=True):
-            by_key.setdefault(code, []).append(row)
-        for same in by_key.values():
-            keep[[same[i] for i in rule.thin([cols.events[r] for r in same])]] = True  # type: ignore[attr-defined]
+        keyed = codes[rows]
+        if len(rows) and (keyed == keyed[0]).all():  # the usual batch: one key (one source)
+            groups: Iterable[list[int]] = [rows.tolist()]
+        else:
+            by_key: dict[int, list[int]] = {}
+            for row, code in zip(rows.tolist(), keyed.tolist(), strict=True):
+                by_key.setdefault(code, []).append(row)
+            groups = by_key.values()
+        for same in groups:
+            keep[[same[i] for i in rule.thin(cols.marks(same))]] = True  # type: ignore[attr-defined]
     return keep
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from logwarden.event import ECS_FIELDS, Event
+from logwarden.rows import EventRows
 
 Mask = np.ndarray  # bool, one per event of the batch
 
@@ -27,15 +28,17 @@ Mask = np.ndarray  # bool, one per event of the batch
 class Columns:
     """The events of one batch, with each field factorized on first use."""
 
-    __slots__ = ("_extra_names", "_extras", "_factorized", "_leaves", "events", "n")
+    __slots__ = ("_extra_names", "_extras", "_factorized", "_leaves", "_marks", "events", "n")
 
-    def __init__(self, events: list[Event]) -> None:
-        self.events = events
+    def __init__(self, events: list[Event] | EventRows) -> None:
+        # EventRows: most events held as columns, each built only when read (``events[i]``)
+        self.events = events if isinstance(events, EventRows) else EventRows.of(events)
         self.n = len(events)
         self._factorized: dict[str, tuple[np.ndarray, list[Any]]] = {}
         self._leaves: dict[Hashable, Mask] = {}
         self._extras: list[dict[str, Any] | None] | None = None
         self._extra_names: set[str] = set()
+        self._marks: list[tuple[Any, str, int]] | None = None
 
     def factorized(self, field: str) -> tuple[np.ndarray, list[Any]]:
         """``(codes, uniques)``: ``uniques[codes[i]]`` is event i's value of ``field``."""
@@ -49,11 +52,12 @@ class Columns:
     def _column(self, field: str) -> list[Any] | None:
         """Every event's value of ``field``; None when no event has it."""
         if field in ECS_FIELDS:
-            return list(map(Event.getter(field), self.events))
+            found = self.events.column(field)
+            return found if found is not None else list(map(Event.getter(field), self.events))
         # A rare field, in ``extra``: most batches hold it in no event, which one look at every
         # event's extra names tells once for all such fields.
         if self._extras is None:
-            self._extras = [e.extra for e in self.events]
+            self._extras = self.events.column("extra")
             self._extra_names = set().union(*filter(None, self._extras))
         if field not in self._extra_names:
             return None if self.n else []
@@ -77,6 +81,13 @@ class Columns:
 
     def present(self, field: str) -> Mask:
         return self.test(field, _is_set, "present")
+
+    def marks(self, rows: list[int]) -> list[tuple[Any, str, int]]:
+        """``(timestamp, source, line)`` of these rows, without building their events."""
+        if self._marks is None:
+            self._marks = list(zip(*(self._column(f) or [None] * self.n
+                                     for f in ("@timestamp", "log.file.path", "log.file.line")), strict=True))
+        return [self._marks[r] for r in rows]
 
     def each(self, pred: Callable[[Event], bool]) -> Mask:
         """A predicate with no column form, asked event by event."""

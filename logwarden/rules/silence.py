@@ -67,18 +67,19 @@ class SilenceRule:
     def relevant_columns(self, cols: Columns) -> Mask:
         return evaluate(self.where, cols)
 
-    def thin(self, events: list[Event]) -> list[int]:
-        """Replays: which of one key's events of a batch the fold needs (indices). It tells only
-        gaps longer than ``max_gap`` between neighbours in event time, so an event is left out
-        when the last one kept and the one after it are within ``max_gap`` of each other: every
-        gap the fold can tell still has both its ends, and the key's last event is kept."""
-        order = sorted(range(len(events)), key=lambda i: (events[i].timestamp, events[i].source, events[i].line))
+    def thin(self, marks: list[tuple[datetime, str, int]]) -> list[int]:
+        """Replays: which of one key's events of a batch the fold needs (indices), from their
+        ``(timestamp, source, line)``. It tells only gaps longer than ``max_gap`` between
+        neighbours in event time, so an event is left out when the last one kept and the one
+        after it are within ``max_gap`` of each other: every gap the fold can tell still has
+        both its ends, and the key's last event is kept."""
+        order = sorted(range(len(marks)), key=marks.__getitem__)
         kept = order[:1]
-        last = events[order[0]].timestamp if order else None
+        last = marks[order[0]][0] if order else None
         for here, after in pairwise(order[1:]):
-            if events[after].timestamp - last > self.max_gap:  # type: ignore[operator]
+            if marks[after][0] - last > self.max_gap:  # type: ignore[operator]
                 kept.append(here)
-                last = events[here].timestamp
+                last = marks[here][0]
         return kept + order[-1:] if len(order) > 1 else kept
 
     def init(self) -> SilenceState:
