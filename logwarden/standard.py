@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from itertools import count
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

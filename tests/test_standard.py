@@ -285,7 +285,8 @@ def test_plain_lines_take_a_lane_that_ends_where_the_full_path_ends(
 # -- a batch read as columns (``check_batch``) against the line-by-line paths ---------------------
 
 _CLF_KINDS = {
-    "plain": lambda t: f'10.0.0.{t.second % 9} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /a?x={t.second} HTTP/1.1" 200 5 "-" "curl/8"',
+    "plain": lambda t: f'10.0.0.{t.second % 9} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /a?x={t.second} HTTP/1.1" '
+                       '200 5 "-" "curl/8"',
     "user": lambda t: f'10.0.0.1 - bob [{t:%d/%b/%Y:%H:%M:%S} +0100] "POST /login HTTP/1.1" 401 - "-" "-"',
     "old": lambda t: '10.0.0.1 - - [01/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 5',
     "future": lambda t: '10.0.0.1 - - [27/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 5',
@@ -293,7 +294,8 @@ _CLF_KINDS = {
     "bad_time": lambda t: '10.0.0.1 - - [99/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 5',
     "escaped": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /\\"q HTTP/1.1" 200 5 "-" "a\\"b"',
     "secret": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /?k=AKIAZ7QXWK3PLM4RT2VB HTTP/1.1" 200 5',
-    "url_password": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET https://u:hunter2pass@h/ HTTP/1.1" 200 5',
+    "url_password": lambda t: f'10.0.0.1 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET https://u:hunter2pass@h/ HTTP/1.1" '
+                              '200 5',
     "malformed": lambda t: "oops",
     "blank": lambda t: "   ",
     "key_block": lambda t: "-----BEGIN RSA PRIVATE KEY-----",

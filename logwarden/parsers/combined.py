@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import ClassVar
 
 from logwarden.errors import ParseError, TimestampError
@@ -77,10 +77,9 @@ class CombinedLog:
         every other row is the event ``parse`` gives (``tests/test_parsers.py``)."""
         n = len(lines)
         found = _BATCH.findall("\n".join(lines))
-        if len(found) != n:  # a line holding a line break: leave the batch to ``parse``
+        if len(found) != n or not n:  # a line holding a line break: leave the batch to ``parse``
             return ParsedColumns(tuple([None] * n for _ in EVENT_ORDER), [False] * n)
-        ips, _, users, times, requests, statuses, sizes, referers, agents = map(list, zip(*found)) if n else \
-            ([] for _ in range(9))
+        ips, _, users, times, requests, statuses, sizes, referers, agents = map(list, zip(*found, strict=True))
         ok = [bool(ip) and "\\" not in line for ip, line in zip(ips, lines, strict=True)]
         stamps: dict[str, datetime | None] = {}
         for text in dict.fromkeys(times):
@@ -91,9 +90,9 @@ class CombinedLog:
         timestamps = [stamps[t] for t in times]
         ok = [good and ts is not None for good, ts in zip(ok, timestamps, strict=True)]
         targets = {r: _request(r) for r in dict.fromkeys(requests)}
-        methods, paths, queries = (list(c) for c in zip(*map(targets.__getitem__, requests))) if n else ([], [], [])
+        methods, paths, queries = (list(c) for c in zip(*map(targets.__getitem__, requests), strict=True))
         codes = {s: _status(s) for s in dict.fromkeys(statuses)}
-        status, outcome = (list(c) for c in zip(*map(codes.__getitem__, statuses))) if n else ([], [])
+        status, outcome = (list(c) for c in zip(*map(codes.__getitem__, statuses), strict=True))
         users = [None if u in ("-", "") else u for u in (u.strip('"') for u in users)]
         agents = [None if a in ("", "-") else a for a in agents]
         sizes = [int(b) if b and b != "-" and len(b) < 19 else as_int(b) for b in sizes]
