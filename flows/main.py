@@ -6,9 +6,9 @@ different sources and sinks::
     chunks     = input                      # RawChunk (up to batch_size lines of one source)
     by_source  = key_on source              # (source, RawChunk)
     checked    = stateful_batch standard    # (source, Routed | Featured | Event | Violation | Scorecard)
-    by_group   = flat_map_batch to_rules    # (field=value, (field, Event))
+    by_group   = flat_map_batch to_rules    # (field=value, (field, [Event], mark))  one per key and chunk
     decided    = stateful_batch rules       # (field=value, Alert | Violation)
-    by_princ   = flat_map_batch to_features # (principal, Event)          [with a model]
+    by_princ   = flat_map_batch to_features # (principal, [Event])        [with a model]
     scored     = stateful_batch features    # (principal, Alert)          [with a model]
     outputs    = merge -> one flat_map_batch filter per sink kind
 
@@ -93,17 +93,30 @@ CLOCK_TICK = timedelta(minutes=1)  # how often live runs let clock-driven rules 
 
 
 class Featured(NamedTuple):
-    """An event on its way to its principal's feature windows."""
+    """A chunk's events of one principal on their way to its feature windows."""
 
     principal: str
-    event: Event
+    events: list[Event]
 
 
 class Routed(NamedTuple):
-    """An event on its way to the rules of one group key."""
+    """A chunk's events of one group key on their way to its rules: one Bytewax item per key
+    and chunk, not one per event."""
 
     key: str  # field=value
-    value: tuple[str, Event, SourceMark | None]  # (field, event, its source's mark in live runs)
+    value: tuple[str, list[Event], SourceMark | None]  # (field, events, their source's mark in live runs)
+
+
+def _grouped(pairs: Iterable[tuple[str, Event]]) -> dict[str, list[Event]]:
+    """Events by key, each key's in the order given."""
+    out: dict[str, list[Event]] = {}
+    for key, event in pairs:
+        found = out.get(key)
+        if found is None:
+            out[key] = [event]
+        else:
+            found.append(event)
+    return out
 
 
 def _freeze(config: FlowConfig, state: Any) -> bytes | None:
@@ -205,10 +218,17 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
                         out.append(item)
             mark = clock.mark(chunk.source) if clock is not None else None
             replay = self._config.allowed_lateness is None  # folded in event-time order at the end
-            out.extend(Routed(key, (f, e, mark)) for key, (f, e) in rules.route(events, thin=replay))
+            routed: dict[str, tuple[str, list[Event], SourceMark | None]] = {}
+            for key, (name, event) in rules.route(events, thin=replay):  # one item per key and chunk
+                found = routed.get(key)
+                if found is None:
+                    routed[key] = (name, [event], mark)
+                else:
+                    found[1].append(event)
+            out.extend(Routed(key, value) for key, value in routed.items())
             if model:
                 rows = events if isinstance(events, EventRows) else EventRows.of(events)
-                out.extend(Featured(p, e) for p, e in principals_of(rows))
+                out.extend(Featured(p, same) for p, same in _grouped(principals_of(rows)).items())
             if self._emit_events:
                 out.extend(events)
         interval = self._config.scorecard_interval
@@ -246,7 +266,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         return _freeze(self._config, state)
 
 
-class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
+class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None], Any, KeyState]):
     """Per group key (``source.ip=1.2.3.4``): the rules that group by that field.
 
     Bytewax does not pass the key to the builder, so the items carry their group field and
@@ -269,16 +289,17 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, Event], Any, KeyState]):
         return KeyEngine(key, rules_for_key(self._config.rules, key),
                          self._config.allowed_lateness, state)
 
-    def on_batch(self, values: list[tuple[str, Event, SourceMark | None]]) -> tuple[Iterable[Any], bool]:
+    def on_batch(self, values: list[tuple[str, list[Event], SourceMark | None]]) -> tuple[Iterable[Any], bool]:
         if self._engine is None:
-            field, first, _ = values[0]
-            self._engine = self._build(f"{field}={first.get(field)}", None)
+            field, events, _ = values[0]
+            self._engine = self._build(f"{field}={events[0].get(field)}", None)
             self._held.hold()
         engine = self._engine
         now = self._last = utcnow()
         live = self._config.allowed_lateness is not None
-        alerts, late = engine.on_events([v[1] for v in values], [v[2] for v in values] if live else None,  # type: ignore[misc]
-                                        now)
+        events = [e for _, same, _ in values for e in same]
+        marks = [mark for _, same, mark in values for _ in same] if live else None
+        alerts, late = engine.on_events(events, marks, now)  # type: ignore[arg-type]
         # While following, a key that goes quiet still gets its buffer folded and its bursts
         # closed once its sources' lateness has passed on the clock.
         self._schedule()
@@ -356,7 +377,7 @@ class _EndOfInput:
 _EOF = _EndOfInput()
 
 
-class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
+class _FeatureLogic(StatefulBatchLogic[list[Event], Any, PrincipalState]):
     """Per principal: feature windows, scored in batches when they close."""
 
     def __init__(self, config: FlowConfig, resume: bytes | PrincipalState | None) -> None:
@@ -374,11 +395,12 @@ class _FeatureLogic(StatefulBatchLogic[Event, Any, PrincipalState]):
         if not self._live:
             _EOF.register(id(config), self)
 
-    def on_batch(self, values: list[Event]) -> tuple[Iterable[Any], bool]:
+    def on_batch(self, values: list[list[Event]]) -> tuple[Iterable[Any], bool]:
+        events = [e for same in values for e in same]
         if self._state is None:
-            self._state = PrincipalState(principal_of(values[0]) or "?")
+            self._state = PrincipalState(principal_of(events[0]) or "?")
             self._held.hold()
-        return self._scorer.add(self._state, values), self.RETAIN
+        return self._scorer.add(self._state, events), self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         return self._flush()
@@ -420,14 +442,14 @@ def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChu
     # (source, Routed | Violation | Scorecard)
     by_group = op.flat_map_batch("to_rules", checked,
                                  lambda batch: [v for _, v in batch if type(v) is Routed])
-    # (field=value, (field, Event))
+    # (field=value, (field, [Event], mark))
     decided = op.stateful_batch("rules", by_group, lambda resume: _RulesLogic(config, resume))
     # (field=value, Alert | Violation)
     streams = [checked, decided]
     if config.model is not None:
         by_principal = op.flat_map_batch("to_features", checked,
                                          lambda batch: [v for _, v in batch if type(v) is Featured])
-        # (principal, Event)
+        # (principal, [Event])
         streams.append(op.stateful_batch("features", by_principal, lambda resume: _FeatureLogic(config, resume)))
         # (principal, Alert)
     everything = op.merge("decisions", *streams)
