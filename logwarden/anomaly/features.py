@@ -109,6 +109,16 @@ def _private_16(a: str, b: str) -> bool:
     return ipaddress.ip_address(f"{a}.{b}.0.1").is_private
 
 
+# Every event of a principal asks; its addresses and resources repeat: each answered once.
+_network = functools.lru_cache(maxsize=16_384)(network_of)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _is_sensitive(resource: str, sensitive: tuple[str, ...]) -> bool:
+    low = resource.lower()
+    return any(s in low for s in sensitive)
+
+
 def _network_of(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)
@@ -145,10 +155,9 @@ class WindowStats:
         if resource:
             if len(self.resources) < MAX_TRACKED:
                 self.resources.add(resource)
-            low = resource.lower()
-            self.sensitive += any(s in low for s in sensitive)
+            self.sensitive += _is_sensitive(resource, sensitive)
         if e.source_ip and len(self.networks) < MAX_TRACKED:
-            self.networks.add(network_of(e.source_ip))
+            self.networks.add(_network(e.source_ip))
         if e.user_agent and len(self.agents) < MAX_TRACKED:
             self.agents.add(e.user_agent)
         self.privileged += e.action in PRIVILEGED_ACTIONS or (e.extra or {}).get("user.target.name") == "root"
@@ -319,7 +328,7 @@ def windows_of(events: list[Event], width: timedelta = timedelta(minutes=10),
 def _share_new(seen: set[str], values: set[str]) -> float:
     if not values:
         return 0.0
-    return sum(v not in seen for v in values) / len(values)
+    return len(values - seen) / len(values)
 
 
 def featurize(w: WindowStats, b: Baseline) -> Row:
@@ -335,7 +344,7 @@ def featurize(w: WindowStats, b: Baseline) -> Row:
         _share_new(b.agents, w.agents), 1.0 / (1.0 + b.near_hour(w.start.hour))), dtype=np.float64)
     contrast = Contrast(
         w.events, w.failures, w.volume, w.sensitive, w.privileged, len(w.resources),
-        sum(r not in b.resources for r in w.resources),
+        len(w.resources - b.resources),
         sorted(n for n in w.networks if n not in b.networks)[:3],
         sorted(a for a in w.agents if a not in b.agents)[:2],
         math.expm1(b.log_events), math.expm1(b.log_volume), math.expm1(b.log_privileged), w.start.hour,

@@ -87,7 +87,7 @@ class CombinedLog:
                 stamps[text] = parse_clf(text)
             except TimestampError:
                 stamps[text] = None
-        timestamps = [stamps[t] for t in times]
+        timestamps = list(map(stamps.__getitem__, times))
         ok = [good and ts is not None for good, ts in zip(ok, timestamps, strict=True)]
         targets = {r: _request(r) for r in dict.fromkeys(requests)}
         methods, paths, queries = (list(c) for c in zip(*map(targets.__getitem__, requests), strict=True))
