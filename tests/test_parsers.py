@@ -450,13 +450,12 @@ _CLF_PART = st.sampled_from([
                                "[30/Mar/2024:15:54:19]", "[99/Mar/2024:15:54:19 +0000]"]),
               st.sampled_from(['"GET /a?b=1 HTTP/1.1"', '"POST /login HTTP/1.0"', '"-"', '"\\x16\\x03"', '"/"']),
               st.sampled_from(["200", "401", "-"]), st.sampled_from(["512", "-", "0"]),
-              st.sampled_from(["", ' "-" "curl/8.0"', ' "https://r/" "-"', ' "a\\"b" "c"'])),
+              st.sampled_from(["", ' "-" "curl/8.0"', ' "https://r/" "-"', ' "a\\"b" "c"',
+                               ' "-" "curl/8.0" 0.012 "10.1.1.1"', ' "-" "x" "y" "z"', " 0.5", ' "-"'])),
     st.text(max_size=60).map(lambda s: s.replace("\n", " "))), max_size=30), first=st.integers(1, 10_000))
 def test_combined_columns_read_every_line_as_parse_does(lines: list[str], first: int) -> None:
     """Each row it reads is the very event ``parse`` gives; a line it leaves is one ``parse``
-    refuses or one it reads through its slower pattern."""
-    from logwarden.parsers.combined import _FAST
-
+    refuses or one with a backslash (read by its slower pattern)."""
     parser = build_parser("combined", ParserOptions(now=NOW))
     columns = parser.parse_columns(lines, "access.log", first)  # type: ignore[attr-defined]
     assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
@@ -468,8 +467,8 @@ def test_combined_columns_read_every_line_as_parse_does(lines: list[str], first:
             continue
         if columns.ok[row]:
             assert columns.event(row) == expected
-        else:  # left to ``parse``: a backslash (an escaped quote), or a line only _LINE reads
-            assert "\\" in line or _FAST.match(line) is None
+        else:  # left to ``parse``: only a line with a backslash (an escaped quote)
+            assert "\\" in line
 
 
 def test_combined_columns_read_the_real_web_logs_as_parse_does(options: ParserOptions) -> None:
@@ -482,3 +481,20 @@ def test_combined_columns_read_the_real_web_logs_as_parse_does(options: ParserOp
             assert columns.event(row) == parser.parse(lines[at + row], "web.log", at + row + 1)
             read += 1
     assert read >= 0.99 * len(lines)  # nearly every line: the rest go to ``parse``
+
+
+def test_a_quote_left_open_costs_the_batch_nothing_but_its_own_line(options: ParserOptions) -> None:
+    """In the batch joined by line breaks, an unterminated quote could run into the next line:
+    the batch is then read line by line, and every other line is still read as columns."""
+    good = '10.0.0.{k} - - [30/Mar/2024:15:54:1{k} +0000] "GET /{k} HTTP/1.1" 200 {k} "-" "curl/8.0" 0.012'
+    from logwarden.parsers.combined import _BATCH
+
+    lines = [good.format(k=k) for k in range(3)] + ['10.0.0.9 - - [30/Mar/2024:15:54:19 +0000] "GET /open',
+                                                    'x" 200 5'] + [good.format(k=k) for k in range(3, 6)]
+    assert len(_BATCH.findall("\n".join(lines))) < len(lines)  # the open quote ran into the next line
+    parser = build_parser("combined", options)
+    columns = parser.parse_columns(lines, "access.log", 1)  # type: ignore[attr-defined]
+    assert columns.ok == [True] * 3 + [False, False] + [True] * 3
+    for row in (0, 1, 2, 5, 6, 7):
+        assert columns.event(row) == parser.parse(lines[row], "access.log", row + 1)
+        assert columns.event(row).user_agent == "curl/8.0"  # the fields after the agent are left
