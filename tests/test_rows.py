@@ -72,7 +72,7 @@ def test_routing_and_the_models_feed_build_only_the_events_they_pass_on() -> Non
     principals = principals_of(rows)
     passed = {id(e) for _, (_, e) in routed} | {id(e) for _, e in principals}
     assert 0 < len(passed) < len(lines) // 2  # most web events go nowhere
-    assert len(rows._built) == len(passed)
+    assert len(rows._built) == len(passed)  # what was built is what was passed on
     # the same as asked of the events themselves
     again, _ = checked(lines)
     events = list(again)
