@@ -38,6 +38,16 @@ def test_vectorized_scorer_equals_score_samples(which: int, X: np.ndarray) -> No
     assert np.max(np.abs(SCORERS[which].score(X) - expected)) <= 1e-9
 
 
+def test_many_rows_are_scored_in_blocks_as_one_call_would() -> None:
+    from logwarden.anomaly.model import SCORE_BLOCK
+
+    X = RNG.normal(size=(2 * SCORE_BLOCK + 37, 14)) * 3
+    got = SCORERS[1].score(X)
+    assert got.shape == (len(X),)
+    assert np.max(np.abs(got - -FORESTS[1].score_samples(X))) <= 1e-9
+    assert np.array_equal(got[SCORE_BLOCK:SCORE_BLOCK + 5], SCORERS[1].score(X[SCORE_BLOCK:SCORE_BLOCK + 5]))
+
+
 def test_scoring_never_changes_the_model() -> None:
     before = [t.tree_.threshold.copy() for t in FORESTS[0].estimators_]
     SCORERS[0].score(TRAIN[:100])

@@ -40,6 +40,7 @@ EXTREME_FEATURES = ("volume_vs_usual", "events_vs_usual")
 EXTREME_MARGIN = 3.0
 # An IsolationForest's own parts that skops does not trust by default; nothing else is loaded.
 TRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
+SCORE_BLOCK = 1024  # rows scored at once by VectorizedForest (measured: 500-1,000 rows fastest)
 
 
 def _avg_path_length(n: np.ndarray) -> np.ndarray:
@@ -102,6 +103,13 @@ class VectorizedForest:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores, higher = more anomalous (the one place the sign is flipped)."""
+        # A block of rows at a time: a block's arrays (rows x trees) stay in the CPU cache; over
+        # 19,000 windows at once they did not, and scoring took 2.5-4x as long.
+        if len(X) <= SCORE_BLOCK:
+            return self._score(X)
+        return np.concatenate([self._score(X[at:at + SCORE_BLOCK]) for at in range(0, len(X), SCORE_BLOCK)])
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float32).astype(np.float64)  # scikit-learn compares in float32
         n_rows = X.shape[0]
         flat = X.ravel()
