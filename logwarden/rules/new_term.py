@@ -113,7 +113,8 @@ class NewTermRule:
                 seeded |= set(state.taught_by)
             state.terms.update(seeded)
         if term in state.terms:
-            if state.taught_by.pop(term, None) != event.id:
+            teacher = state.taught_by.pop(term, None)
+            if teacher is None or teacher != event.id:  # (the id, a hash, only when it may be the teacher)
                 return None
             # A replay after a crash of the event that taught this term: judge it as then.
         elif len(state.terms) < self.max_terms:
