@@ -3,6 +3,10 @@
 
     python benchmarks/bench_flow.py [--days 14] [--orgs 1]
     python benchmarks/bench_flow.py --memory        # peak RSS over about 1M and 4M lines
+    python benchmarks/bench_flow.py --real 20       # the real logs of ../shared/data/real instead
+
+``--real N``: logs we did not write, where they are beside the checkout: the Apache access log
+(10,000 lines) N times over, the OpenSSH and Linux syslog samples and the CloudTrail record file.
 
 Input: ``logwarden simulate`` (web, API JSON, sshd/sudo, Kubernetes audit, CloudTrail, database
 gateway), ``--days`` of each of ``--orgs`` organisations, written to a temporary directory.
@@ -30,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
 sys.path.insert(0, str(ROOT))  # tests.reference
 ORGS = ("acme", "globex", "initech", "umbrella", "hooli", "stark")
 
@@ -41,6 +46,18 @@ def simulate_input(work: Path, days: int, orgs: int) -> list[str]:
     for org in ORGS[:orgs]:
         simulate(work / org, days=days, seed=11, end=end, org=org)
     return sorted(str(p) for p in work.rglob("*.*") if p.name != "labels.jsonl")
+
+
+def real_input(work: Path, copies: int) -> list[str]:
+    """The real logs: the Apache access log ``copies`` times over (its four days again and again:
+    the lines are real, their order a replay's), the syslog samples and the CloudTrail file."""
+    if not REAL.is_dir():
+        raise SystemExit(f"--real: no real logs at {REAL}")
+    web = work / "apache.log"
+    text = (REAL / "web" / "apache_access_2015.log").read_bytes()
+    web.write_bytes(text * copies)
+    return [str(web), str(REAL / "ssh" / "OpenSSH_2k.log"), str(REAL / "ssh" / "Linux_2k.log"),
+            *map(str, sorted((REAL / "cloudtrail").glob("*.json")))]
 
 
 def count_lines(paths: list[str]) -> int:
@@ -120,10 +137,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def throughput(days: int, orgs: int) -> None:
+def throughput(days: int, orgs: int, real: int | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="lw-bench-flow-") as tmp:
         work = Path(tmp)
-        paths = simulate_input(work / "logs", days, orgs)
+        paths = real_input(work, real) if real else simulate_input(work / "logs", days, orgs)
         lines = count_lines(paths)
         print(f"{lines:,} lines in {len(paths)} files; {machine()}")
         loads, json_lines = json_loop(paths)
@@ -131,7 +148,8 @@ def throughput(days: int, orgs: int) -> None:
         base = startup(work)
         flow, rss, flow_alerts = run_logwarden(paths, work)
         print(f"{'what':<34}{'seconds':>9}{'lines/s':>11}")
-        print(f"{f'json.loads ({json_lines:,} JSON lines)':<34}{loads:>9.2f}{json_lines / loads:>11,.0f}")
+        if json_lines:
+            print(f"{f'json.loads ({json_lines:,} JSON lines)':<34}{loads:>9.2f}{json_lines / loads:>11,.0f}")
         print(f"{'per-event reference (with model)':<34}{each:>9.2f}{lines / each:>11,.0f}")
         print(f"{'logwarden run (1 worker)':<34}{flow - base:>9.2f}{lines / (flow - base):>11,.0f}"
               f"   (start-up {base:.1f} s excluded; peak RSS {rss / 1024:,.0f} MiB)")
@@ -155,8 +173,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--orgs", type=int, default=1, choices=range(1, len(ORGS) + 1))
     ap.add_argument("--memory", action="store_true", help="peak RSS over about 1M and 4M lines")
+    ap.add_argument("--real", type=int, metavar="N", help="the real logs (the Apache log N times over) instead")
     args = ap.parse_args()
-    memory() if args.memory else throughput(args.days, args.orgs)
+    memory() if args.memory else throughput(args.days, args.orgs, args.real)
 
 
 if __name__ == "__main__":
