@@ -267,7 +267,8 @@ class SourceChecker:
 
     def _checked(self, lines: list[str], first_lineno: int,
                  columns: ParsedColumns | None) -> Iterator[int | Event | Violation | Alert]:
-        """``check_lines``, where a compliant lane line read from ``columns`` is its row."""
+        """``check_lines``, where a compliant lane line read from ``columns`` is its row (an
+        int), and a run of them one ``range``."""
         now = self._now()
         monitor = self.monitor
         found = self._redactor.redact_batch(lines)  # one keyword pass over the whole batch
