@@ -90,7 +90,6 @@ class CombinedLog:
         if len(found) != n:  # a quote left open on a line: read line by line
             found = [m.groups("") if (m := _ONE.match(line)) else _NONE for line in lines]
         ips, _, users, times, requests, statuses, sizes, referers, agents = map(list, zip(*found, strict=True))
-        ok = [bool(ip) and "\\" not in line for ip, line in zip(ips, lines, strict=True)]
         stamps: dict[str, datetime | None] = {}
         for text in dict.fromkeys(times):
             try:
@@ -98,7 +97,8 @@ class CombinedLog:
             except TimestampError:
                 stamps[text] = None
         timestamps = list(map(stamps.__getitem__, times))
-        ok = [good and ts is not None for good, ts in zip(ok, timestamps, strict=True)]
+        ok = [bool(ip) and ts is not None and "\\" not in line
+              for ip, ts, line in zip(ips, timestamps, lines, strict=True)]
         targets = {r: _request(r) for r in dict.fromkeys(requests)}
         methods, paths, queries = (list(c) for c in zip(*map(targets.__getitem__, requests), strict=True))
         codes = {s: _status(s) for s in dict.fromkeys(statuses)}
