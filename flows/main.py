@@ -6,7 +6,7 @@ different sources and sinks::
     chunks     = input                      # RawChunk (up to batch_size lines of one source)
     by_source  = key_on source              # (source, RawChunk)
     checked    = stateful_batch standard    # (source, Routed | Featured | Event | Violation | Scorecard)
-    by_group   = flat_map_batch to_rules    # (field=value, (field, [Event], mark))  one per key and chunk
+    by_group   = flat_map_batch to_rules    # (field=value, (field=value, [Event], mark))  one per key and chunk
     decided    = stateful_batch rules       # (field=value, Alert | Violation)
     by_princ   = flat_map_batch to_features # (principal, [Event])        [with a model]
     scored     = stateful_batch features    # (principal, Alert)          [with a model]
@@ -104,7 +104,7 @@ class Routed(NamedTuple):
     and chunk, not one per event."""
 
     key: str  # field=value
-    value: tuple[str, list[Event], SourceMark | None]  # (field, events, their source's mark in live runs)
+    value: tuple[str, list[Event], SourceMark | None]  # (the key again, events, their source's mark in live runs)
 
 
 def _grouped(pairs: Iterable[tuple[str, Event]]) -> dict[str, list[Event]]:
@@ -218,14 +218,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
                         out.append(item)
             mark = clock.mark(chunk.source) if clock is not None else None
             replay = self._config.allowed_lateness is None  # folded in event-time order at the end
-            routed: dict[str, tuple[str, list[Event], SourceMark | None]] = {}
-            for key, (name, event) in rules.route(events, thin=replay):  # one item per key and chunk
-                found = routed.get(key)
-                if found is None:
-                    routed[key] = (name, [event], mark)
-                else:
-                    found[1].append(event)
-            out.extend(Routed(key, value) for key, value in routed.items())
+            routed = _grouped((key, e) for key, (_, e) in rules.route(events, thin=replay))
+            out.extend(Routed(key, (key, same, mark)) for key, same in routed.items())
             if model:
                 rows = events if isinstance(events, EventRows) else EventRows.of(events)
                 out.extend(Featured(p, same) for p, same in _grouped(principals_of(rows)).items())
@@ -269,8 +263,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
 class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None], Any, KeyState]):
     """Per group key (``source.ip=1.2.3.4``): the rules that group by that field.
 
-    Bytewax does not pass the key to the builder, so the items carry their group field and
-    the engine is built on the first batch (or from the resumed state, which holds the key).
+    Bytewax does not pass the key to the builder, so the items carry it again and the engine
+    is built on the first batch (or from the resumed state, which holds the key).
     """
 
     def __init__(self, config: FlowConfig, resume: bytes | KeyState | None) -> None:
@@ -291,8 +285,7 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None],
 
     def on_batch(self, values: list[tuple[str, list[Event], SourceMark | None]]) -> tuple[Iterable[Any], bool]:
         if self._engine is None:
-            field, events, _ = values[0]
-            self._engine = self._build(f"{field}={events[0].get(field)}", None)
+            self._engine = self._build(values[0][0], None)
             self._held.hold()
         engine = self._engine
         now = self._last = utcnow()
@@ -442,7 +435,7 @@ def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChu
     # (source, Routed | Violation | Scorecard)
     by_group = op.flat_map_batch("to_rules", checked,
                                  lambda batch: [v for _, v in batch if type(v) is Routed])
-    # (field=value, (field, [Event], mark))
+    # (field=value, (field=value, [Event], mark))
     decided = op.stateful_batch("rules", by_group, lambda resume: _RulesLogic(config, resume))
     # (field=value, Alert | Violation)
     streams = [checked, decided]
