@@ -6,14 +6,16 @@ different sources and sinks::
     chunks     = input                      # RawChunk (up to batch_size lines of one source)
     by_source  = key_on source              # (source, RawChunk)
     checked    = stateful_batch standard    # (source, Routed | Featured | Event | Violation | Scorecard)
-    by_group   = flat_map_batch to_rules    # (field=value, (field=value, [Event], mark))  one per key and chunk
+    by_group   = flat_map_batch to_rules    # (field=value, (field=value, [Event], mark, until))  one per key and chunk
     decided    = stateful_batch rules       # (field=value, Alert | Violation)
-    by_princ   = flat_map_batch to_features # (principal, [Event])        [with a model]
+    by_princ   = flat_map_batch to_features # (principal, ([Event], until))  [with a model]
     scored     = stateful_batch features    # (principal, Alert)          [with a model]
     outputs    = merge -> one flat_map_batch filter per sink kind
 
 Events no rule could use never leave the standard step, and every split after it works on
-whole batches (one Python call per batch, not per item).
+whole batches (one Python call per batch, not per item). ``until``: a replay's watermark on one
+worker (``logwarden.replay``), before which keys fold and principals close their windows
+without waiting for the end of input; None otherwise.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
 from logwarden.event import Event
 from logwarden.lateness import LatenessPolicy, SourceClock, SourceMark, late_event
 from logwarden.parsers import ParserOptions, build_parser
+from logwarden.replay import ReplayClock
 from logwarden.rows import EventRows
 from logwarden.rules import Rule, RuleIndex, rules_for_key
 from logwarden.rules.engine import KeyEngine, KeyState
@@ -78,6 +81,9 @@ class FlowConfig:
     # epoch's end, and copying thousands of states there stalls the flow, so none is made.
     snapshots: bool = True
     secret_rules: tuple[str, ...] = ()  # gitleaks-format files extending the shipped secret rules
+    # A replay on one worker: its inputs' watermark (``logwarden.replay``), up to which keys fold
+    # their buffers and principals close their windows before the end. None: at the end only.
+    replay_clock: ReplayClock | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class Featured(NamedTuple):
     """A chunk's events of one principal on their way to its feature windows."""
 
     principal: str
-    events: list[Event]
+    value: tuple[list[Event], datetime | None]  # (events, the replay's watermark after their chunk)
 
 
 class Routed(NamedTuple):
@@ -104,7 +110,8 @@ class Routed(NamedTuple):
     and chunk, not one per event."""
 
     key: str  # field=value
-    value: tuple[str, list[Event], SourceMark | None]  # (the key again, events, their source's mark in live runs)
+    # (the key again, events, their source's mark in live runs, the replay's watermark after their chunk)
+    value: tuple[str, list[Event], SourceMark | None, datetime | None]
 
 
 def _grouped(pairs: Iterable[tuple[str, Event]]) -> dict[str, list[Event]]:
@@ -117,6 +124,18 @@ def _grouped(pairs: Iterable[tuple[str, Event]]) -> dict[str, list[Event]]:
         else:
             found.append(event)
     return out
+
+
+def _told(clock: ReplayClock, until: datetime | None, routed: dict[str, list[Event]],
+          featured: dict[str, list[Event]]) -> list[Routed | Featured]:
+    """A replay on one worker: note what was sent to which key, and tell the keys the clock says
+    are due its watermark (an item without events), so that one that gets no more events
+    still folds what it holds."""
+    for step, sent in (("rules", routed), ("features", featured)):
+        for key, same in sent.items():
+            clock.sent(step, key, max(e.timestamp for e in same))  # type: ignore[type-var]
+    return [Routed(key, (key, [], None, until)) if step == "rules" else Featured(key, ([], until))
+            for step, key in clock.due(until)]
 
 
 def _freeze(config: FlowConfig, state: Any) -> bytes | None:
@@ -199,7 +218,12 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         out: list[Any] = []
         rules = self._index
         model = self._config.model is not None
+        replay = self._config.replay_clock
         for chunk in values:
+            if not chunk.lines:  # an input's end, told by an empty last chunk
+                if replay is not None and chunk.last:
+                    replay.finished(chunk.source)
+                continue
             checker = self._checker_for(chunk)
             clock = self._clock
             events: list[Event] | EventRows
@@ -217,12 +241,20 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
                     else:
                         out.append(item)
             mark = clock.mark(chunk.source) if clock is not None else None
-            replay = self._config.allowed_lateness is None  # folded in event-time order at the end
-            routed = _grouped((key, e) for key, (_, e) in rules.route(events, thin=replay))
-            out.extend(Routed(key, (key, same, mark)) for key, same in routed.items())
-            if model:
-                rows = events if isinstance(events, EventRows) else EventRows.of(events)
-                out.extend(Featured(p, same) for p, same in _grouped(principals_of(rows)).items())
+            until = None  # the replay's watermark now that this chunk is checked
+            if replay is not None:
+                replay.advance(chunk.source, checker.floor(self._config.now()), checker.newest)
+                if chunk.last:
+                    replay.finished(chunk.source)
+                until = replay.watermark()
+            thin = self._config.allowed_lateness is None  # a replay: folded in event-time order
+            routed = _grouped((key, e) for key, (_, e) in rules.route(events, thin=thin))
+            out.extend(Routed(key, (key, same, mark, until)) for key, same in routed.items())
+            featured = _grouped(principals_of(events if isinstance(events, EventRows) else EventRows.of(events))) \
+                if model else {}
+            out.extend(Featured(p, (same, until)) for p, same in featured.items())
+            if replay is not None:
+                out.extend(_told(replay, until, routed, featured))
             if self._emit_events:
                 out.extend(events)
         interval = self._config.scorecard_interval
@@ -260,7 +292,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
         return _freeze(self._config, state)
 
 
-class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None], Any, KeyState]):
+class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None, datetime | None], Any, KeyState]):
     """Per group key (``source.ip=1.2.3.4``): the rules that group by that field.
 
     Bytewax does not pass the key to the builder, so the items carry it again and the engine
@@ -273,6 +305,7 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None],
         self._engine: KeyEngine | None = None
         self._wake: datetime | None = None
         self._last = utcnow()  # when (on the clock) this key last had events
+        self._until: datetime | None = None  # a replay's watermark, the newest this key was told
         self._held = _Held(config, "rules")
         if resume is not None:
             self._engine = self._build(resume.key, resume)
@@ -283,21 +316,26 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None],
         return KeyEngine(key, rules_for_key(self._config.rules, key),
                          self._config.allowed_lateness, state)
 
-    def on_batch(self, values: list[tuple[str, list[Event], SourceMark | None]]) -> tuple[Iterable[Any], bool]:
+    def on_batch(self, values: list[tuple[str, list[Event], SourceMark | None, datetime | None]],
+                 ) -> tuple[Iterable[Any], bool]:
         if self._engine is None:
             self._engine = self._build(values[0][0], None)
             self._held.hold()
         engine = self._engine
         now = self._last = utcnow()
         live = self._config.allowed_lateness is not None
-        events = [e for _, same, _ in values for e in same]
-        marks = [mark for _, same, mark in values for _ in same] if live else None
+        events = [e for _, same, _, _ in values for e in same]
+        marks = [mark for _, same, mark, _ in values for _ in same] if live else None
         alerts, late = engine.on_events(events, marks, now)  # type: ignore[arg-type]
+        until = max((w for *_, w in values if w is not None), default=None)
+        if until is not None:  # a replay's watermark: what lies before it folds now
+            alerts += engine.fold_before(until)
+            self._until = until
         # While following, a key that goes quiet still gets its buffer folded and its bursts
         # closed once its sources' lateness has passed on the clock.
         self._schedule()
         out: list[Alert | Violation] = [*late, *alerts]
-        return out, self._held.verdict(not engine.idle())
+        return out, self._held.verdict(not engine.idle(self._until))
 
     def _schedule(self) -> None:
         """Live runs: wake when a quiet key's buffer may be folded, and every minute for
@@ -370,7 +408,7 @@ class _EndOfInput:
 _EOF = _EndOfInput()
 
 
-class _FeatureLogic(StatefulBatchLogic[list[Event], Any, PrincipalState]):
+class _FeatureLogic(StatefulBatchLogic[tuple[list[Event], datetime | None], Any, PrincipalState]):
     """Per principal: feature windows, scored in batches when they close."""
 
     def __init__(self, config: FlowConfig, resume: bytes | PrincipalState | None) -> None:
@@ -388,12 +426,19 @@ class _FeatureLogic(StatefulBatchLogic[list[Event], Any, PrincipalState]):
         if not self._live:
             _EOF.register(id(config), self)
 
-    def on_batch(self, values: list[list[Event]]) -> tuple[Iterable[Any], bool]:
-        events = [e for same in values for e in same]
+    def on_batch(self, values: list[tuple[list[Event], datetime | None]]) -> tuple[Iterable[Any], bool]:
+        events = [e for same, _ in values for e in same]
         if self._state is None:
+            if not events:  # a replay's watermark for a principal with nothing left
+                return [], self.DISCARD
             self._state = PrincipalState(principal_of(events[0]) or "?")
             self._held.hold()
-        return self._scorer.add(self._state, events), self.RETAIN
+        alerts = self._scorer.add(self._state, events)
+        until = max((w for _, w in values if w is not None), default=None)
+        if until is not None:  # a replay's watermark: the windows it has closed are scored now
+            told = any(not same for same, _ in values)  # told it with no events: it may get none again
+            alerts += self._scorer.close_before(self._state, until, wait=not told)
+        return alerts, self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         return self._flush()
@@ -435,14 +480,14 @@ def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChu
     # (source, Routed | Violation | Scorecard)
     by_group = op.flat_map_batch("to_rules", checked,
                                  lambda batch: [v for _, v in batch if type(v) is Routed])
-    # (field=value, (field=value, [Event], mark))
+    # (field=value, (field=value, [Event], mark, until))
     decided = op.stateful_batch("rules", by_group, lambda resume: _RulesLogic(config, resume))
     # (field=value, Alert | Violation)
     streams = [checked, decided]
     if config.model is not None:
         by_principal = op.flat_map_batch("to_features", checked,
                                          lambda batch: [v for _, v in batch if type(v) is Featured])
-        # (principal, [Event])
+        # (principal, ([Event], until))
         streams.append(op.stateful_batch("features", by_principal, lambda resume: _FeatureLogic(config, resume)))
         # (principal, Alert)
     everything = op.merge("decisions", *streams)

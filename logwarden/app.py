@@ -30,6 +30,7 @@ from logwarden.incidents.waiting import WaitingUpdates
 from logwarden.lateness import LatenessPolicy
 from logwarden.parsers import ParserOptions
 from logwarden.parsers.mapping import load_alias_file
+from logwarden.replay import ReplayClock
 from logwarden.rules.loader import RuleSet, default_rule_files, load_rules, sigma_files
 from logwarden.rules.new_term import NewTermRule
 from logwarden.rules.sigma import Prefetch
@@ -186,6 +187,7 @@ def run_flow(settings: Settings, inputs: list[str], fmt: str | None, *, alerts_p
         on_state=metrics.state if metrics is not None else None,
         snapshots=settings.recovery_dir is not None,
         secret_rules=secret_rules(settings),
+        replay_clock=replay_clock(settings, sources, described, follow),
     )
     if metrics is not None and progress is not None:
         metrics.watch_model(progress)
@@ -483,6 +485,23 @@ def build_sources(settings: Settings, inputs: list[str], fmt: str | None, option
         readers.append(LogFileSource(resolved, size, follow, poll))
         read.extend({"path": p, "format": f} for p, f in resolved)
     return readers + sources, read + described, list(files) + latenesses
+
+
+def replay_clock(settings: Settings, sources: list[Any], described: list[dict[str, str]],
+                 follow: bool) -> ReplayClock | None:
+    """A replay's watermark (``logwarden.replay``), for a replay of files on one worker: items
+    from several workers may overtake one another, and a glob's, a stream's or a topic's sources
+    are not all known at the start. Otherwise None: keys and principals fold at the end."""
+    from logwarden.sources.bytewax.files import LogFileSource
+
+    if follow or settings.workers != 1 or len(settings.addresses or [None]) != 1:
+        return None
+    if not sources or not all(isinstance(s, LogFileSource) for s in sources):
+        return None
+    clock = ReplayClock((d["path"] for d in described), every=max(timedelta(days=1), settings.feature_window))
+    for source in sources:
+        source.pace = clock  # read abreast in event time
+    return clock
 
 
 def lateness_policy(settings: Settings) -> LatenessPolicy:

@@ -439,6 +439,17 @@ class SourceChecker:
             daily[1] += 1
         self.monitor.observe_compliant(times)
 
+    def floor(self, now: datetime) -> datetime | None:
+        """No event this source passes on from now on is older than this (its timestamp policy's
+        ``max_age`` from its newest event, or from ``now`` on the wall clock); None: no bound
+        (no ``max_age``, or no event accepted yet). It only rises (``logwarden.replay``)."""
+        age = self._ts.max_age
+        if age is None:
+            return None
+        if self._ts.age_reference == "wallclock":
+            return now - age
+        return self.newest - age if self.newest is not None else None
+
     def finish(self) -> list[Alert]:
         """At the end of a finite input: the standard's alerts about its last minute."""
         return self.monitor.flush(final=True)

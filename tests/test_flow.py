@@ -168,7 +168,7 @@ def test_snapshots_round_trip_and_refuse_anything_but_logwarden_state(sim: Path)
                 if type(item) is Routed:
                     by_key[item.key].append(item.value)
                 elif type(item) is Featured:
-                    by_principal[item.principal].append(item.events)
+                    by_principal[item.principal].append(item.value)
         logics.append(standard)
     for values in by_key.values():
         logic = _RulesLogic(config, None)

@@ -56,6 +56,8 @@ class PrincipalState:
 Progress = Callable[[str, Baseline, datetime | None], None]
 
 
+# A replay scores a principal's windows the watermark has closed once they span this much.
+REPLAY_CLOSE = timedelta(days=1)
 SCORED_AT_ONCE = 10_000  # windows a scoring call takes at most (whole principals: their order matters)
 
 
@@ -85,6 +87,16 @@ class PrincipalScorer:
         if self.lateness is None or st.newest is None:
             return []  # replay: windows close at the end of input
         return self.close(st, st.newest - self.lateness)
+
+    def close_before(self, st: PrincipalState, watermark: datetime, wait: bool = True) -> list[Alert]:
+        """Replays: score the windows ending by ``watermark``, which no event still to come is
+        older than (``logwarden.replay``); ``wait``: only once they span ``REPLAY_CLOSE`` (a
+        scoring call costs about as much for one window as for a day of them)."""
+        # the first window kept stands for the oldest (one opened later, by an event behind it,
+        # waits with it)
+        if not st.windows or (wait and watermark - next(iter(st.windows)) < REPLAY_CLOSE + self.width):
+            return []
+        return self.close(st, watermark)
 
     def close(self, st: PrincipalState, watermark: datetime | None) -> list[Alert]:
         """Score the windows the watermark has closed (None: all), oldest first."""

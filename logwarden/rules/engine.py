@@ -22,10 +22,11 @@ sources interleave and of how many workers run. Two modes:
   event that joined the burst, the burst's end) is told as a new revision of the alert already
   told, under its id.
 - replay (``lateness`` None): several files read together are not aligned in event time (one
-  may be read hours ahead of another), so a key's events are folded only at the end of input,
-  exactly as a single time-ordered merge of the files would give. Only events some rule could
-  match reach the engine, and ``replay_cap`` bounds a key's buffer: past it the oldest events
-  are folded early.
+  may be read hours ahead of another), so a key's events are folded only once the replay's
+  watermark has passed them (``fold_before``: one worker, ``logwarden.replay``) or at the end of
+  input, exactly as a single time-ordered merge of the files would give. Only events some rule
+  could match reach the engine, and ``replay_cap`` bounds a key's buffer: past it the oldest
+  events are folded early.
 """
 
 from __future__ import annotations
@@ -337,10 +338,20 @@ class KeyEngine:
         st.ahead, st.ahead_newest, st.fast = {}, None, None  # the fold has caught up with everything
         return alerts
 
-    def _advance(self, watermark: datetime | None) -> list[Alert]:
+    def fold_before(self, watermark: datetime) -> list[Alert]:
+        """Replays: fold the buffered events older than ``watermark``, which no event still to
+        come is older than (``logwarden.replay``), in the order and with the alerts the end of
+        input would give them. The watermark itself closes no burst: the next event's gap or the
+        end does, as when the whole replay folds at its end."""
+        return self._tell([], self._advance(watermark, before=True))
+
+    def _advance(self, watermark: datetime | None, before: bool = False) -> list[Alert]:
+        """Fold the buffer up to ``watermark`` (None: all of it) and close what it has passed;
+        ``before``: only what is older than it, and close nothing more."""
         st = self.state
         alerts: list[Alert] = []
-        while st.buffer and (watermark is None or st.buffer[0][0] <= watermark):
+        while st.buffer and (watermark is None or st.buffer[0][0] < watermark
+                             or (not before and st.buffer[0][0] == watermark)):
             ts, _, _, event = heapq.heappop(st.buffer)
             relevant = event.relevant
             for rule in self.rules:
@@ -358,6 +369,8 @@ class KeyEngine:
                     alerts.append(closed)
                 if (alert := self._fold(rule, rstate, event)) is not None:
                     alerts.append(alert)
+        if before:
+            return alerts
         for rule in self.rules:
             rstate = st.rule_states.get(rule.meta.id)
             if rstate is not None:
@@ -382,10 +395,11 @@ class KeyEngine:
     def clock_driven(self) -> bool:
         return any(getattr(rule, "clock_driven", False) for rule in self.rules)
 
-    def idle(self) -> bool:
-        """Nothing buffered and no rule state a later event could need: the key can be freed."""
+    def idle(self, replayed: datetime | None = None) -> bool:
+        """Nothing buffered and no rule state a later event could need: the key can be freed.
+        ``replayed``: a replay's watermark (``fold_before``), which live runs compute."""
         st = self.state
-        watermark = self._watermark()
+        watermark = self._watermark() if replayed is None else replayed
         if st.buffer or watermark is None:
             return not st.buffer and not st.rule_states
         return all(rule.idle(st.rule_states[rule.meta.id], watermark)

@@ -25,6 +25,7 @@ class RawChunk:
     first_line: int  # 1-based number of lines[0]
     lines: list[str]
     lateness: timedelta | None = None  # its input's own allowed lateness (``--lateness``), if given
+    last: bool = False  # a finite input's end: no chunk follows (its lines may be none)
 
 
 def _open(path: str) -> io.TextIOBase:
