@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 
@@ -99,3 +100,83 @@ def test_a_wallclock_or_unbounded_age_gives_its_own_floor() -> None:
     wall = _checker(TimestampPolicy(max_age=timedelta(days=2), age_reference="wallclock"))
     assert wall.floor(T0) == T0 - timedelta(days=2)
     assert _checker(TimestampPolicy(max_age=None)).floor(T0) is None
+
+
+def _web(path: Path, start: datetime, step: timedelta, n: int) -> None:
+    """``n`` web lines ``step`` apart; of every 500, 50 from one scanning address (``web-404-burst``)."""
+    lines = []
+    for i in range(n):
+        when = (start + i * step).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        who, status = ("192.0.2.99", 404) if i % 500 < 50 else (f"10.0.0.{i % 250}", 200)
+        lines.append(f'{who} - - [{when}] "GET /x{i}.php HTTP/1.1" {status} 1 "-" "curl/8"\n')
+    path.write_text("".join(lines))
+
+
+def test_file_partitions_read_abreast_in_event_time(tmp_path: Path) -> None:
+    """The partitions with a clock, the standard step played by telling the clock each chunk's
+    newest time: a file with a line a minute and one with a line a second are read abreast."""
+    from logwarden.sources.bytewax.files import LogFileSource
+
+    _web(tmp_path / "slow.log", T0, timedelta(minutes=1), 600)  # 10 hours in 600 lines
+    _web(tmp_path / "fast.log", T0, timedelta(seconds=1), 6000)  # 100 minutes in 6,000 lines
+    paths = [str(tmp_path / "slow.log"), str(tmp_path / "fast.log")]
+    source = LogFileSource([(p, "combined") for p in paths], chunk_size=100)
+    clock = source.pace = ReplayClock(paths, slack=H)
+    parts = {p: source.build_part("read", p, None) for p in paths}
+    newest: dict[str, datetime] = {}
+    spread, ended, waits = timedelta(0), set(), 0
+    while len(ended) < len(parts):
+        for path, part in parts.items():
+            if path in ended:
+                continue
+            try:
+                chunks = part.next_batch()
+            except StopIteration:
+                ended.add(path)
+                continue
+            waits += not chunks
+            for chunk in chunks:
+                if chunk.last:
+                    clock.finished(path)
+                    newest.pop(path, None)
+                elif chunk.lines:
+                    newest[path] = T0 + timedelta(minutes=1 if path == paths[0] else 1 / 60) * (
+                        chunk.first_line + len(chunk.lines) - 2)
+                    clock.advance(path, None, newest[path])
+            if len(newest) == 2:
+                spread = max(spread, abs(newest[paths[0]] - newest[paths[1]]))
+    assert waits > 0  # the slow file (in lines) was ahead in time, and waited
+    assert spread <= H + timedelta(minutes=100)  # the slack, and one chunk of the slow file
+    assert all(part._ended for part in parts.values())
+
+
+def test_a_replay_with_empty_and_unreadable_files_ends_with_the_same_alerts(tmp_path: Path) -> None:
+    """An empty file (only its last chunk) and a file no line of which is read (no floor, no
+    time) hold nothing back: the replay ends, with what it gives without a watermark."""
+    from bytewax.testing import TestingSink, run_main
+
+    from flows.main import FlowConfig, Sinks, build_flow
+    from logwarden.rules.loader import default_rule_files, load_rules
+    from logwarden.sources.bytewax.files import LogFileSource
+
+    _web(tmp_path / "a.log", T0, timedelta(seconds=1), 3000)
+    _web(tmp_path / "b.log", T0 + 30 * H, timedelta(seconds=2), 3000)  # a later period
+    (tmp_path / "empty.log").write_text("")
+    (tmp_path / "junk.log").write_text("not a log line\n" * 50)
+    inputs = [(str(tmp_path / n), "combined") for n in ("a.log", "b.log", "empty.log", "junk.log")]
+
+    def run(clock: bool) -> tuple[list[str], list[str]]:
+        source = LogFileSource(inputs, chunk_size=200)
+        replay_clock = source.pace = ReplayClock(p for p, _ in inputs) if clock else None
+        config = FlowConfig(profile=load_profile(), parser_options=ParserOptions(),
+                            rules=load_rules(default_rule_files()).enabled(), replay_clock=replay_clock)
+        alerts: list = []
+        violations: list = []
+        run_main(build_flow(config, source, Sinks([TestingSink(alerts)], [TestingSink(violations)], [])))
+        return (sorted(orjson.dumps(a.to_dict()).decode() for _, a in alerts),
+                sorted(orjson.dumps(v.to_dict()).decode() for _, v in violations))
+
+    with_clock, without = run(True), run(False)
+    assert with_clock == without
+    assert len(with_clock[1]) == 50  # every junk line a violation
+    assert len(with_clock[0]) >= 12  # each scan of each file (and the standard's alerts)
