@@ -180,3 +180,28 @@ def test_a_replay_with_empty_and_unreadable_files_ends_with_the_same_alerts(tmp_
     assert with_clock == without
     assert len(with_clock[1]) == 50  # every junk line a violation
     assert len(with_clock[0]) >= 12  # each scan of each file (and the standard's alerts)
+
+
+def test_a_run_has_a_replay_clock_only_for_files_read_on_one_worker(tmp_path: Path) -> None:
+    from logwarden.app import build_sources, replay_clock
+    from logwarden.settings import Settings
+
+    _web(tmp_path / "a.log", T0, timedelta(seconds=1), 10)
+    _web(tmp_path / "b.log", T0, timedelta(seconds=1), 10)
+    files = [str(tmp_path / "a.log"), str(tmp_path / "b.log")]
+
+    def clock(settings: Settings, inputs: list[str], follow: bool = False) -> ReplayClock | None:
+        sources, described, _ = build_sources(settings, inputs, None, ParserOptions(), follow)
+        made = replay_clock(settings, sources, described, follow)
+        assert all(getattr(s, "pace", None) is made for s in sources)  # the files read abreast with it
+        return made
+
+    made = clock(Settings(), files)
+    assert made is not None
+    made.advance(files[0], T0)
+    assert made.watermark() is None  # the other file is one of its inputs too
+    made.advance(files[1], T0 + H)
+    assert made.watermark() == T0
+    assert clock(Settings(workers=2), files) is None  # items of two workers may overtake each other
+    assert clock(Settings(), files, follow=True) is None  # live runs have their own watermarks
+    assert clock(Settings(), [*files, str(tmp_path / "*.log")]) is None  # a glob's files come and go
