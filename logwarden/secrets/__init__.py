@@ -100,12 +100,46 @@ class Redactor:
         self._requires = sorted({text for text in required if text})
         self._keyword_requires = np.array([self._requires.index(text) if text else -1 for text in required],
                                           dtype=np.intp)
+        self._free, self._boundary, self._after = self._keyword_context()
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
         # An ASCII batch (almost every one) is searched as bytes: its offsets are its characters',
         # and the str automaton's translation of byte offsets to characters costs 3x the search.
         self._bytes_automaton = ahocorasick_rs.BytesAhoCorasick(
             [k.encode() for k in self._keywords], implementation=ahocorasick_rs.Implementation.DFA)
+
+    def _keyword_context(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What a keyword match needs around it for any of its detectors to match there, known
+        per keyword from the detectors' own patterns: (matches kept whatever surrounds them,
+        kept at a word boundary (``word_start``), kept by the byte after them (``follows``))."""
+        n = len(self._keywords)
+        free = np.zeros(n, dtype=bool)
+        boundary = np.zeros(n, dtype=bool)
+        after = np.zeros((n, 256), dtype=bool)
+        after[:, ord("\n")] = True  # a line's end: never judged here
+        for k, (keyword, targets) in enumerate(zip(self._keywords, self._targets, strict=True)):
+            for d in targets:
+                detector = self.detectors[d]
+                follows = getattr(detector, "follows", None)
+                if follows is not None and keyword in follows:
+                    after[k, list(follows[keyword])] = True
+                elif getattr(detector, "word_start", False):
+                    boundary[k] = True
+                else:
+                    free[k] = True
+        return free, boundary, after
+
+    def _in_context(self, data: bytes, flat: np.ndarray) -> np.ndarray:
+        """Which keyword matches (keyword, start, end) of an ASCII batch one of their detectors
+        could match at: the rest are dropped before any Python runs for them."""
+        keywords, start, end = flat[:, 0], flat[:, 1], flat[:, 2]
+        text = np.frombuffer(data + b"\n", dtype=np.uint8)  # a batch's last line ends too
+        keep = self._free[keywords] | self._after[keywords, text[end]]
+        ask = ~keep & self._boundary[keywords]
+        if ask.any():
+            before = np.where(start[ask] > 0, text[start[ask] - 1], ord("\n"))
+            keep[ask] = _WORD_BYTE[before] != _WORD_BYTE[text[start[ask]]]
+        return keep
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -144,8 +178,12 @@ class Redactor:
         if not matches:
             return {}
         flat = np.fromiter(chain.from_iterable(matches), dtype=np.int64, count=3 * len(matches)).reshape(-1, 3)
+        if data is not None:  # (the detectors ask it themselves of other batches)
+            flat = flat[self._in_context(data, flat)]
+            if not len(flat):
+                return {}
         rows = np.searchsorted(starts, flat[:, 1], side="right") - 1
-        if data is not None and self._requires:  # (the detectors ask it themselves of other batches)
+        if data is not None and self._requires:
             keep = self._holding_required(data, starts, flat[:, 0], rows)
             flat, rows = flat[keep], rows[keep]
         offsets = (flat[:, 1] - starts[rows]).tolist()
@@ -207,6 +245,8 @@ class Redactor:
 
 
 _QUOTES = "\"'`"
+# RE2's word characters (``\b``), by byte
+_WORD_BYTE = np.array([chr(b).isascii() and (chr(b).isalnum() or b == ord("_")) for b in range(256)])
 
 
 def _starts(lines: Sequence[str]) -> np.ndarray:

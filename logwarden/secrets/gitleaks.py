@@ -141,6 +141,9 @@ class Rule:
     # name run, tried where the keyword pass found a keyword (RE2 searching the whole line for the
     # generic rule took 30-90 µs on a 600-character CloudTrail record; this takes a few).
     anchored: re.Pattern[str] | None = None
+    # An anchored rule's keywords, each with the bytes (of the lowered line) that can follow it in
+    # a match: the keyword pass drops the others ("api" in "/api/v1/status") before any regex runs.
+    follows: dict[str, frozenset[int]] | None = None
     # Every match begins with one of the keywords at a word boundary (``\b(?:AKIA|ASIA|...)``):
     # where no keyword of an ASCII line is at one (``s.`` inside "kubernetes.io"), no regex runs.
     word_start: bool = False
@@ -202,12 +205,16 @@ class Rule:
             self._rejected[(secret, match)] = None
 
 
-def _anchored(pattern: str, keywords: tuple[str, ...]) -> re.Pattern[str] | None:
+Follows = dict[str, frozenset[int]]  # per keyword, the bytes that can come right after it in a match
+
+
+def _anchored(pattern: str, keywords: tuple[str, ...]) -> tuple[re.Pattern[str] | None, Follows | None]:
     """The semi-generic pattern without its name run, when Python's ``re`` takes it, it has no
     other top-level branch, and every string its keyword group can match begins with one of the
-    rule's keywords."""
+    rule's keywords; and then, per keyword, the bytes that can follow it in a match (``follows``),
+    or None where that is not known."""
     if not pattern.startswith(_SEMI_GENERIC) or not keywords:
-        return None
+        return None, None
     body = pattern[len(_SEMI_GENERIC):]
     depth, i = 1, 0
     while depth and i < len(body):
@@ -218,15 +225,104 @@ def _anchored(pattern: str, keywords: tuple[str, ...]) -> re.Pattern[str] | None
         with warnings.catch_warnings():  # "possible nested set": Go's [[ is a literal [
             warnings.simplefilter("ignore", FutureWarning)
             tail = re.compile(rest)
+            after = _first(re._parser.parse("(?i)" + body[i:]))  # type: ignore[attr-defined]
         top = re._parser.parse(rest)  # type: ignore[attr-defined]
         if len(top) == 1 and str(top[0][0]) == "BRANCH":
-            return None
+            return None, None
         starts = _expand(re._parser.parse("(?i:" + body[: i - 1] + ")"))  # type: ignore[attr-defined]
     except (re.error, ValueError):
+        return None, None
+    if not all(any(s.lower().startswith(k) for k in keywords) for s in starts):
+        return None, None
+    return tail, _follows(starts, keywords, after)
+
+
+def _follows(starts: list[str], keywords: tuple[str, ...], after: tuple[frozenset[int], bool]) -> Follows | None:
+    """Per keyword, the bytes that can come right after it in a match: the next character of a
+    longer string of the keyword group, or what the rest of the pattern can begin with. None when
+    the rest can match nothing at all (then anything may follow)."""
+    first, empty = after
+    if empty:
         return None
-    if all(any(s.lower().startswith(k) for k in keywords) for s in starts):
-        return tail
-    return None
+    out: dict[str, frozenset[int]] = {}
+    for k in keywords:
+        allowed: set[int] = set()
+        for s in (s.lower() for s in starts):
+            if s == k:
+                allowed |= first
+            elif s.startswith(k):
+                allowed |= _cased(ord(s[len(k)]))
+        out[k] = frozenset(allowed)
+    return out
+
+
+# What ``_first`` knows of a character class, as bytes. Bytes past ASCII stand for any
+# non-ASCII character: always allowed (the keyword pass reads only ASCII batches as bytes).
+_ANY = frozenset(range(256))
+_HIGH = frozenset(range(128, 256))
+_WORD = frozenset(b for b in range(128) if chr(b).isalnum() or b == ord("_")) | _HIGH
+_SPACE = frozenset(b" \t\n\r\f\v") | _HIGH
+_DIGIT = frozenset(b"0123456789") | _HIGH
+_CATEGORIES = {"CATEGORY_WORD": _WORD, "CATEGORY_SPACE": _SPACE, "CATEGORY_DIGIT": _DIGIT,
+               "CATEGORY_NOT_WORD": _ANY - _WORD | _HIGH, "CATEGORY_NOT_SPACE": _ANY - _SPACE | _HIGH,
+               "CATEGORY_NOT_DIGIT": _ANY - _DIGIT | _HIGH}
+
+
+def _cased(code: int) -> frozenset[int]:
+    """A character in both cases (a rule may turn case-insensitivity off; the line is lowered)."""
+    char = chr(code)
+    return frozenset(ord(c) for c in (char, char.lower(), char.upper()) if len(c) == 1 and ord(c) < 256) | \
+        (_HIGH if code >= 128 else frozenset())
+
+
+def _first(items: Any) -> tuple[frozenset[int], bool]:
+    """The bytes a match of ``items`` (``re``'s parsed pattern) can begin with, and whether it
+    can match the empty string. Anything it does not know counts as any byte, and as empty."""
+    out: set[int] = set()
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            first, empty = _cased(arg), False
+        elif name == "NOT_LITERAL" or name == "ANY":
+            first, empty = _ANY, False
+        elif name == "IN":
+            first, empty = _class(arg), False
+        elif name == "SUBPATTERN":
+            first, empty = _first(arg[3])
+        elif name == "BRANCH":
+            parts = [_first(branch) for branch in arg[1]]
+            first, empty = frozenset().union(*(f for f, _ in parts)), any(e for _, e in parts)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            first, empty = _first(arg[2])
+            empty = empty or arg[0] == 0
+        elif name == "AT":  # ^ $ \b: match no character
+            first, empty = frozenset(), True
+        else:  # lookarounds, back-references, atomic groups: not worth knowing
+            return _ANY, True
+        out |= first
+        if not empty:
+            return frozenset(out), False
+    return frozenset(out), True
+
+
+def _class(items: Any) -> frozenset[int]:
+    out: set[int] = set()
+    negate = False
+    for op, arg in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            out |= _cased(arg)
+        elif name == "RANGE":
+            for code in range(arg[0], min(arg[1], 255) + 1):
+                out |= _cased(code)
+            out |= _HIGH if arg[1] >= 128 else set()
+        elif name == "CATEGORY":
+            out |= _CATEGORIES.get(str(arg), _ANY)
+        else:
+            return _ANY
+    return _ANY - out | _HIGH if negate else frozenset(out)
 
 
 def _word_boundary(line: str, at: int) -> bool:
@@ -399,5 +495,5 @@ def load(paths: Sequence[Path | str], default: Path) -> RuleSet:
             rid, rule.get("description", ""), regex, keywords, float(rule.get("entropy", 0.0)), group,
             tuple(_rule_allowlists(rule, where)) + tuple(extra.get(rid, ())), shared,
             2 if rid.startswith("generic") else 0,
-            _anchored(_for_logs(rule["regex"]), keywords), _word_start(_for_logs(rule["regex"]), keywords)))
+            *_anchored(_for_logs(rule["regex"]), keywords), _word_start(_for_logs(rule["regex"]), keywords)))
     return out
