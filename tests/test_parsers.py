@@ -483,6 +483,66 @@ def test_combined_columns_read_the_real_web_logs_as_parse_does(options: ParserOp
     assert read >= 0.99 * len(lines)  # nearly every line: the rest go to ``parse``
 
 
+_JSON_KEYS = ["@timestamp", "timestamp", "ts", "user", "username", "user.name", "src_ip", "ip", "action",
+              "event", "outcome", "status", "result", "path", "url", "resource", "bytes", "size", "method",
+              "http_method", "status_code", "query", "host", "id", "category", "user_agent", "msg",
+              "cloud.account.id", "db.statement", "note"]
+_JSON_VALUES = st.one_of(
+    st.just(""), st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00.123+02:00", "2026-11-28 10:00:00",
+                     "2026-13-45T99:00:00Z", "1764324000", "1764324000123", "yesterday", "", " ", "-",
+                     "GET", "post", "DELETE-ALL", "/api/v1/items?page=2", "/health", "/", "db.users", "success",
+                     "FAILED", "ok", "denied", "unknown", "200", "404", "999", "alice", "10.0.0.1", "x" * 3]),
+    st.integers(-5, 2**64), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(),
+    st.lists(st.sampled_from(["a", "/b", 1]), max_size=2),
+    st.dictionaries(st.sampled_from(["name", "ip", "original"]), st.sampled_from(["bob", "10.1.1.1", 3]),
+                    max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(_JSON_KEYS), _JSON_VALUES, max_size=10).map(json.dumps),
+    st.sampled_from(['{"user": "bob"', '[1, 2]', '"text"', "12", "", "{}", "not json at all"])),
+    max_size=25), first=st.integers(1, 10_000), shared=st.booleans())
+def test_json_columns_read_every_line_as_parse_does(lines: list[str], first: int, shared: bool) -> None:
+    """Each row it reads is the very event ``parse`` gives, whatever the keys, aliases, types and
+    empty values; a line it leaves is one ``parse`` refuses or one with a nested object."""
+    if shared and lines:  # the usual batch: every line with one key set
+        lines = [lines[0]] * len(lines)
+    parser = build_parser("json", ParserOptions(now=NOW))
+    columns = parser.parse_columns(lines, "api.jsonl", first)  # type: ignore[attr-defined]
+    assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
+    for row, line in enumerate(lines):
+        try:
+            expected = parser.parse(line, "api.jsonl", first + row)
+        except ParseError:  # TimestampError included
+            assert not columns.ok[row]
+            continue
+        if columns.ok[row]:
+            assert columns.event(row) == expected
+        else:  # left to ``parse``: nested ECS objects
+            assert any(isinstance(v, dict) for v in orjson.loads(line).values())
+
+
+def test_json_columns_read_the_simulated_sources_as_parse_does(options: ParserOptions, tmp_path) -> None:
+    from logwarden.simulate import simulate
+
+    simulate(tmp_path, days=1, seed=3, end=datetime(2026, 11, 25, tzinfo=UTC), org="acme")
+    parser = build_parser("json", options)
+    read = 0
+    for path in (tmp_path / "app" / "api.jsonl", tmp_path / "db" / "queries.jsonl"):
+        lines = path.read_text().splitlines()
+        columns = parser.parse_columns(lines, path.name, 1)  # type: ignore[attr-defined]
+        for row, line in enumerate(lines):
+            try:
+                expected = parser.parse(line, path.name, row + 1)
+            except ParseError:
+                assert not columns.ok[row]
+                continue
+            assert columns.ok[row] and columns.event(row) == expected
+            read += 1
+    assert read > 1000
+
+
 def test_a_quote_left_open_costs_the_batch_nothing_but_its_own_line(options: ParserOptions) -> None:
     """In the batch joined by line breaks, an unterminated quote could run into the next line:
     the batch is then read line by line, and every other line is still read as columns."""

@@ -12,9 +12,10 @@ from typing import Any
 
 import yaml
 
-from logwarden.errors import ConfigError
+from logwarden.errors import ConfigError, TimestampError
 from logwarden.event import EXTRA_FIELDS, Event
 from logwarden.parsers.base import as_int, as_str, outcome_from_status
+from logwarden.rows import EVENT_ORDER, ParsedColumns
 from logwarden.timeutil import parse_any
 
 DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -89,13 +90,7 @@ class AliasIndex:
     def resolve(self, doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """ECS field -> the value of its best-ranked alias present in ``doc``; and the ECS
         fields beyond the common ones (``k8s.request.role_ref``, ...) it carries, or None."""
-        keys = tuple(doc)
-        cached = self._plans.get(keys)
-        if cached is None:
-            if len(self._plans) >= _MAX_PLANS:
-                self._plans.clear()
-            cached = self._plans[keys] = self._plan(keys), [k for k in keys if k in EXTRA_FIELDS]
-        plan, extra_keys = cached
+        plan, extra_keys = self.plan(tuple(doc))
         extras = None
         if extra_keys:  # rare: most sources carry none
             extras = {k: doc[k] for k in extra_keys if doc[k] is not None} or None
@@ -113,6 +108,15 @@ class AliasIndex:
                     return self._resolve_nested(doc), extras
                 # a list: try the next alias
         return out, extras
+
+    def plan(self, keys: tuple[str, ...]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """A key set's plan: per ECS field its aliases present, best first; and its extra keys."""
+        cached = self._plans.get(keys)
+        if cached is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            cached = self._plans[keys] = self._plan(keys), [k for k in keys if k in EXTRA_FIELDS]
+        return cached
 
     def _plan(self, keys: tuple[str, ...]) -> list[tuple[str, list[str]]]:
         ranked: dict[str, list[tuple[int, str]]] = {}
@@ -196,3 +200,111 @@ def event_from_mapping(doc: Mapping[str, Any], index: AliasIndex,
         as_str(get("event.id")),  # event_id
         extra,  # extra
     )
+
+
+_NESTED = object()  # a field whose aliases reach a nested object before a value: ``parse`` reads it
+_REFUSED = object()  # a time ``parse_any`` refuses
+
+
+def _pick(doc: Mapping[str, Any], candidates: list[str]) -> Any:
+    """``AliasIndex.resolve``'s value of one field: its best alias's usable value, or None."""
+    for key in candidates:
+        value = doc[key]
+        if value is None or value == "":
+            continue
+        if isinstance(value, str) or not isinstance(value, _CONTAINERS):
+            return value
+        if isinstance(value, dict):
+            return _NESTED
+    return None
+
+
+def columns_from_mappings(docs: list[dict[str, Any] | None], index: AliasIndex, source: str,
+                          first_lineno: int, dataset: str) -> ParsedColumns:
+    """``event_from_mapping`` of a batch's documents as columns (``logwarden.rows``): each key
+    set's plan asked once, each field read down its column, each distinct time, method and
+    resource read once. A row left to ``parse`` (no document: not a JSON object; nested ECS
+    objects; a time ``parse_any`` refuses) is not ``ok``; every other row is the event
+    ``event_from_mapping`` gives (``tests/test_parsers.py``)."""
+    n = len(docs)
+    ok = [doc is not None for doc in docs]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for row, doc in enumerate(docs):
+        if doc is not None:
+            groups.setdefault(tuple(doc), []).append(row)
+    whole = len(groups) == 1 and len(next(iter(groups.values()))) == n  # one key set (the usual batch)
+    raw: dict[str, list[Any]] = {name: [None] * n for name in index.fields}
+    extra: list[dict[str, Any] | None] = [None] * n
+    for keys, rows in groups.items():
+        plan, extra_keys = index.plan(keys)
+        group = docs if whole else [docs[r] for r in rows]
+        for name, candidates in plan:
+            key = candidates[0]
+            values = [d[key] for d in group]  # type: ignore[index]
+            types = set(map(type, values))
+            if len(candidates) == 1 and not types & _CONTAINER_TYPES:  # one alias, no object or array
+                if str in types:
+                    values = [None if v == "" else v for v in values]
+            else:
+                values = [_pick(d, candidates) for d in group]  # type: ignore[arg-type]
+                for j in [j for j, v in enumerate(values) if v is _NESTED]:
+                    ok[rows[j]] = False
+                    values[j] = None
+            if whole:
+                raw[name] = values
+            else:
+                column = raw[name]
+                for r, v in zip(rows, values, strict=True):
+                    column[r] = v
+        if extra_keys:
+            for r, d in zip(rows, group, strict=True):
+                extra[r] = {k: d[k] for k in extra_keys if d[k] is not None} or None  # type: ignore[index]
+    stamps = {t: _time(t) for t in dict.fromkeys(raw["@timestamp"]) if type(t) is str}
+    timestamps = [stamps[t] if type(t) is str else None if t is None else _time(t) for t in raw["@timestamp"]]
+    for row in [r for r, t in enumerate(timestamps) if t is _REFUSED]:
+        ok[row] = False
+    status = [as_int(v) for v in raw["http.response.status_code"]]
+    status = [None if s is not None and not 100 <= s < 600 else s for s in status]
+    # each distinct text normalized once (only texts: True and 1 are one dict key)
+    methods = {m: _method(m) for m in dict.fromkeys(raw["http.request.method"]) if type(m) is str}
+    resources = _texts(raw["resource"])
+    targets = {r: _target(r) for r in dict.fromkeys(resources)}
+    paths, queries = zip(*map(targets.__getitem__, resources), strict=True) if n else ((), ())
+    values = (timestamps, [source] * n, list(range(first_lineno, first_lineno + n)), [dataset] * n,
+              _texts(raw["event.action"]), [_outcome(v) for v in raw["event.outcome"]],
+              _texts(raw["event.category"]), _texts(raw["user.name"]), _texts(raw["source.ip"]),
+              _texts(raw["user_agent.original"]),
+              [methods[m] if type(m) is str else _method(m) for m in raw["http.request.method"]], list(paths),
+              [q or query for q, query in zip(_texts(raw["url.query"]), queries, strict=True)],
+              status, [as_int(v) for v in raw["bytes"]], resources, _texts(raw["host.name"]),
+              _texts(raw["event.id"]), extra)
+    assert len(values) == len(EVENT_ORDER)
+    return ParsedColumns(values, ok)
+
+
+_CONTAINER_TYPES = {dict, list}
+
+
+def _texts(values: list[Any]) -> list[str | None]:
+    """``as_str`` down a column (whose empty texts are already None)."""
+    return [v if v is None or type(v) is str else as_str(v) for v in values]
+
+
+def _time(value: Any) -> Any:
+    try:
+        return parse_any(value)
+    except TimestampError:  # the full path's bad_timestamp
+        return _REFUSED
+
+
+def _method(value: Any) -> str | None:
+    method = as_str(value)
+    return method.upper() if method and method.isalpha() and len(method) <= 7 else None
+
+
+def _target(resource: str | None) -> tuple[str | None, str | None]:
+    """(path, query) of a resource that is a URL path."""
+    if resource and resource.startswith("/"):
+        path, _, q = resource.partition("?")
+        return path, q or None
+    return None, None
