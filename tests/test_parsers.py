@@ -523,6 +523,24 @@ def test_json_columns_read_every_line_as_parse_does(lines: list[str], first: int
             assert any(isinstance(v, dict) for v in orjson.loads(line).values())
 
 
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.lists(st.tuples(st.sampled_from(_JSON_KEYS), st.sampled_from(
+    ["", "2026-11-28T10:00:00Z", "1764324000", "bad-time", "GET", "/api/v1/x?y=1", "failed", "ok", "200", "99",
+     "alice", '"two words"', '"a \\"quoted\\" b"', "10.0.0.1", "x=y"])), max_size=8).map(
+    lambda pairs: " ".join(f"{k}={v}" for k, v in pairs)), max_size=20), first=st.integers(1, 10_000))
+def test_logfmt_columns_read_every_line_as_parse_does(lines: list[str], first: int) -> None:
+    parser = build_parser("logfmt", ParserOptions(now=NOW))
+    columns = parser.parse_columns(lines, "app.log", first)  # type: ignore[attr-defined]
+    assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
+    for row, line in enumerate(lines):
+        try:
+            expected = parser.parse(line, "app.log", first + row)
+        except ParseError:
+            assert not columns.ok[row]
+            continue
+        assert columns.ok[row] and columns.event(row) == expected
+
+
 def test_json_columns_read_the_simulated_sources_as_parse_does(options: ParserOptions, tmp_path) -> None:
     from logwarden.simulate import simulate
 
