@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -576,3 +578,47 @@ def test_a_quote_left_open_costs_the_batch_nothing_but_its_own_line(options: Par
     for row in (0, 1, 2, 5, 6, 7):
         assert columns.event(row) == parser.parse(lines[row], "access.log", row + 1)
         assert columns.event(row).user_agent == "curl/8.0"  # the fields after the agent are left
+
+
+def _readline_lines(path: Path) -> list[str]:
+    """What a file's lines were when read with ``readline`` (text, universal newlines kept):
+    only a line feed ends a line, and the last line counts without one."""
+    out, pending = [], ""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        for line in iter(f.readline, ""):
+            if not line.endswith("\n"):
+                pending += line
+                continue
+            out.append((pending + line).rstrip("\r\n"))
+            pending = ""
+    return out + ([pending.rstrip("\r")] if pending else [])
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(st.sampled_from([b"abc", b"\n", b"\r", b"\r\n", b"\xe2\x82", b"\xac", b"\xff", "é".encode(),
+                                        b" ", b"{}", b"\n\n"]), max_size=60),
+       block=st.integers(1, 40), size=st.integers(1, 7), cut=st.integers(0, 10))
+def test_a_file_reads_in_blocks_as_it_did_line_by_line(tmp_path_factory: Any, pieces: list[bytes], block: int,
+                                                        size: int, cut: int) -> None:
+    """Blocks of bytes split at line feeds give the lines a ``readline`` loop gave, whatever the
+    carriage returns, bad UTF-8 and block edges; and a reader resumed from (offset, line) after
+    any chunk reads the rest."""
+    path = tmp_path_factory.mktemp("blocks") / "in.log"
+    path.write_bytes(b"".join(pieces))
+    expected = _readline_lines(path)
+    reader = LineReader(str(path), "json", size)
+    reader.BLOCK = block
+    got, state = [], None
+    for k, chunk in enumerate(reader.chunks()):
+        assert chunk.first_line == len(got) + 1
+        got += chunk.lines
+        if k == cut:
+            state = (reader.offset, reader.lineno)
+    reader.close()
+    assert got == expected
+    if state is not None:
+        again = LineReader(str(path), "json", size, resume=state)
+        again.BLOCK = block
+        rest = [line for chunk in again.chunks() for line in chunk.lines]
+        again.close()
+        assert got[:state[1]] + rest == expected
