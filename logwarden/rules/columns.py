@@ -99,15 +99,15 @@ def _is_set(value: Any) -> bool:
 
 
 def _factorize(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
-    try:
-        uniques = list(dict.fromkeys(values))
+    index: dict[Any, int] = {}
+    try:  # one pass: each value's code, a new value taking the next
+        codes = np.fromiter([index.setdefault(v, len(index)) for v in values], dtype=np.intp, count=len(values))
     except TypeError:  # an unhashable value (a list field): no sharing, each event its own
         return np.arange(len(values), dtype=np.intp), values
-    index = {u: i for i, u in enumerate(uniques)}
-    codes = list(map(index.__getitem__, values))
+    uniques = list(index)
     # 1, 1.0 and True are one dict key but not one value to a test (or in a group key's text):
     # a column that mixes such values is not shared.
     types = {type(u) for u in uniques} - {type(None)}
     if len(types) > 1 and len({(type(v), v) for v in values}) != len(index):
         return np.arange(len(values), dtype=np.intp), values
-    return np.asarray(codes, dtype=np.intp), uniques
+    return codes, uniques
