@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -458,19 +459,22 @@ _CLF_PART = st.sampled_from([
 def test_combined_columns_read_every_line_as_parse_does(lines: list[str], first: int) -> None:
     """Each row it reads is the very event ``parse`` gives; a line it leaves is one ``parse``
     refuses or one with a backslash (read by its slower pattern)."""
-    parser = build_parser("combined", ParserOptions(now=NOW))
-    columns = parser.parse_columns(lines, "access.log", first)  # type: ignore[attr-defined]
+    _columns_as_parse("combined", lines, first, left=lambda line: "\\" in line)
+
+
+def _columns_as_parse(fmt: str, lines: list[str], first: int, left: Callable[[str], bool] = lambda _: False) -> None:
+    """Each row ``parse_columns`` reads is the very event ``parse`` gives; a line it leaves is one
+    ``parse`` refuses or one ``left`` says it may leave."""
+    parser = build_parser(fmt, ParserOptions(now=NOW))
+    columns = parser.parse_columns(lines, "in.log", first)  # type: ignore[attr-defined]
     assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
     for row, line in enumerate(lines):
         try:
-            expected = parser.parse(line, "access.log", first + row)
-        except ParseError:
+            expected = parser.parse(line, "in.log", first + row)
+        except ParseError:  # TimestampError included
             assert not columns.ok[row]
             continue
-        if columns.ok[row]:
-            assert columns.event(row) == expected
-        else:  # left to ``parse``: only a line with a backslash (an escaped quote)
-            assert "\\" in line
+        assert columns.event(row) == expected if columns.ok[row] else left(line), line
 
 
 def test_combined_columns_read_the_real_web_logs_as_parse_does(options: ParserOptions) -> None:
@@ -510,19 +514,11 @@ def test_json_columns_read_every_line_as_parse_does(lines: list[str], first: int
     empty values; a line it leaves is one ``parse`` refuses or one with a nested object."""
     if shared and lines:  # the usual batch: every line with one key set
         lines = [lines[0]] * len(lines)
-    parser = build_parser("json", ParserOptions(now=NOW))
-    columns = parser.parse_columns(lines, "api.jsonl", first)  # type: ignore[attr-defined]
-    assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
-    for row, line in enumerate(lines):
-        try:
-            expected = parser.parse(line, "api.jsonl", first + row)
-        except ParseError:  # TimestampError included
-            assert not columns.ok[row]
-            continue
-        if columns.ok[row]:
-            assert columns.event(row) == expected
-        else:  # left to ``parse``: nested ECS objects
-            assert any(isinstance(v, dict) for v in orjson.loads(line).values())
+    _columns_as_parse("json", lines, first, left=_nested)  # left to ``parse``: nested ECS objects
+
+
+def _nested(line: str) -> bool:
+    return any(isinstance(v, dict) for v in orjson.loads(line).values())
 
 
 @settings(max_examples=200, deadline=None)
@@ -531,16 +527,7 @@ def test_json_columns_read_every_line_as_parse_does(lines: list[str], first: int
      "alice", '"two words"', '"a \\"quoted\\" b"', "10.0.0.1", "x=y"])), max_size=8).map(
     lambda pairs: " ".join(f"{k}={v}" for k, v in pairs)), max_size=20), first=st.integers(1, 10_000))
 def test_logfmt_columns_read_every_line_as_parse_does(lines: list[str], first: int) -> None:
-    parser = build_parser("logfmt", ParserOptions(now=NOW))
-    columns = parser.parse_columns(lines, "app.log", first)  # type: ignore[attr-defined]
-    assert len(columns.ok) == len(lines) and all(len(c) == len(lines) for c in columns.values)
-    for row, line in enumerate(lines):
-        try:
-            expected = parser.parse(line, "app.log", first + row)
-        except ParseError:
-            assert not columns.ok[row]
-            continue
-        assert columns.ok[row] and columns.event(row) == expected
+    _columns_as_parse("logfmt", lines, first)
 
 
 def test_json_columns_read_the_simulated_sources_as_parse_does(options: ParserOptions, tmp_path) -> None:
