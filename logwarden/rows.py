@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from logwarden.event import _ATTRS, Event
@@ -19,6 +20,7 @@ from logwarden.event import _ATTRS, Event
 EVENT_ORDER = tuple(f.name for f in fields(Event) if f.name != "relevant")  # as ``parsers.base`` checks
 _INDEX = {name: EVENT_ORDER.index(attr) for name, attr in _ATTRS.items()}  # ECS name -> column
 _EXTRA = EVENT_ORDER.index("extra")
+_GETTERS = [attrgetter(attr) for attr in EVENT_ORDER]  # a column of built events, read in C
 
 
 class ParsedColumns(NamedTuple):
@@ -36,7 +38,10 @@ class ParsedColumns(NamedTuple):
                 continue
             index = _INDEX.get(name)
             if index is not None:
-                flags = [v is not None for v in self.values[index]]
+                column = self.values[index]
+                if None not in column:  # set in every row (the usual column), asked in C
+                    continue
+                flags = [v is not None for v in column]
             else:
                 flags = [x is not None and x.get(name) is not None for x in self.values[_EXTRA]]
             out = flags if out is None else [a and b for a, b in zip(out, flags, strict=True)]
@@ -86,8 +91,7 @@ class EventRows:
         if index is None:
             return None
         if self._columns is None:
-            attr = EVENT_ORDER[index]
-            return [getattr(e, attr) for e in self._order]  # type: ignore[arg-type]
+            return list(map(_GETTERS[index], self._order))
         values = self._columns.values[index]
         if self._rows_only:  # rows in line order: every row is the column itself
             return values if len(self._order) == len(values) else [values[o] for o in self._order]  # type: ignore[index]

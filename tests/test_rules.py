@@ -226,3 +226,19 @@ def test_a_replay_thins_a_silence_keys_events_and_tells_the_same(seed: int) -> N
     assert kept < len(events)
     if seed == 0:
         assert told  # the seeds do make silences
+
+
+@pytest.mark.parametrize("column", [
+    ["web"] * 5, [None] * 4, ["a", "b", "a", None, "b"], [1, True, 1.0, 1], [True, True], ["x", "x", None],
+    [["a"], ["a"]], [], ["x", "x", "x", 1],
+])
+def test_a_column_factorized_gives_back_every_value_of_its_own_type(column: list) -> None:
+    """``uniques[codes[i]]`` is row i's value, of the same type (1, 1.0 and True are one dict
+    key, and a one-value column is read in one C pass)."""
+    from logwarden.rules.columns import _factorize
+
+    codes, uniques = _factorize(column)
+    assert len(codes) == len(column)
+    assert [(type(uniques[c]), uniques[c]) for c in codes.tolist()] == [(type(v), v) for v in column]
+    if column and all(v == column[0] for v in column) and {type(v) for v in column} in ({str}, {type(None)}):
+        assert len(uniques) == 1  # one value: shared by every row

@@ -98,7 +98,14 @@ def _is_set(value: Any) -> bool:
     return value is not None
 
 
+_TEXTS = {str, type(None)}
+
+
 def _factorize(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    if values and (type(first := values[0]) is str or first is None) and values.count(first) == len(values):
+        # one text or none down the column (a source's dataset, action, category): only equal
+        # texts (or None) equal a text (or None), and ``count`` compares them in C
+        return np.zeros(len(values), dtype=np.intp), [first]
     index: dict[Any, int] = {}
     try:  # one pass: each value's code, a new value taking the next
         codes = np.fromiter([index.setdefault(v, len(index)) for v in values], dtype=np.intp, count=len(values))
@@ -106,8 +113,9 @@ def _factorize(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
         return np.arange(len(values), dtype=np.intp), values
     uniques = list(index)
     # 1, 1.0 and True are one dict key but not one value to a test (or in a group key's text):
-    # a column that mixes such values is not shared.
-    types = {type(u) for u in uniques} - {type(None)}
-    if len(types) > 1 and len({(type(v), v) for v in values}) != len(index):
+    # a column that mixes such values is not shared. Only numbers hide others so (a text equals
+    # only texts): a column of texts is not asked again, row by row.
+    if {type(u) for u in uniques} - _TEXTS and len(set(map(type, values)) - {type(None)}) > 1 \
+            and len({(type(v), v) for v in values}) != len(index):
         return np.arange(len(values), dtype=np.intp), values
     return codes, uniques
