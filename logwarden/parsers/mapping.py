@@ -96,17 +96,11 @@ class AliasIndex:
             extras = {k: doc[k] for k in extra_keys if doc[k] is not None} or None
         out: dict[str, Any] = {}
         for name, candidates in plan:
-            for key in candidates:
-                value = doc[key]
-                if value is None or value == "":
-                    continue
-                # str first: the usual value, and cheaper to test than the containers
-                if isinstance(value, str) or not isinstance(value, _CONTAINERS):
-                    out[name] = value
-                    break
-                if isinstance(value, dict):  # nested ECS objects: {"user": {"name": ...}}
-                    return self._resolve_nested(doc), extras
-                # a list: try the next alias
+            value = _pick(doc, candidates)
+            if value is _NESTED:  # nested ECS objects: {"user": {"name": ...}}
+                return self._resolve_nested(doc), extras
+            if value is not None:
+                out[name] = value
         return out, extras
 
     def plan(self, keys: tuple[str, ...]) -> tuple[list[tuple[str, list[str]]], list[str]]:
@@ -207,11 +201,13 @@ _REFUSED = object()  # a time ``parse_any`` refuses
 
 
 def _pick(doc: Mapping[str, Any], candidates: list[str]) -> Any:
-    """``AliasIndex.resolve``'s value of one field: its best alias's usable value, or None."""
+    """One field's value: its best alias's usable value (a list: the next alias), None, or
+    ``_NESTED``."""
     for key in candidates:
         value = doc[key]
         if value is None or value == "":
             continue
+        # str first: the usual value, and cheaper to test than the containers
         if isinstance(value, str) or not isinstance(value, _CONTAINERS):
             return value
         if isinstance(value, dict):
