@@ -368,11 +368,19 @@ def test_a_keyword_is_dropped_only_where_nothing_can_follow_it() -> None:
     found = REDACTOR._candidates(lines)
     assert 0 not in found and 2 in found  # "api/" dropped; "apiV" could still be a name
     assert REDACTOR.redact_batch(lines)[1] is not None
+    # ... and needs its assignment within 23 name characters, spaces and quotes
+    assert generic.reach is not None and generic.reach["password"].most == 23
+    sshd = ["Failed password for invalid user admin from 203.0.113.9 port 22 ssh2",
+            'user alice password :  "q9XbT7LmZr2Vw8Kd4Hn6"', "system:authenticated]"]
+    found = REDACTOR._candidates(sshd)
+    assert 0 not in found and 2 not in found and 1 in found
+    assert REDACTOR.redact_batch(sshd)[1] is not None
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from(["", " ", "=", ":", '"', "'", "/", ".", "-", "_", "x", "9", " = ", '":"', "&",
-                                 "?", ",", "\t", "|", ">", ":=", "\\", "(", "@"]), min_size=3, max_size=8),
+                                 "?", ",", "\t", "|", ">", ":=", "\\", "(", "@", "_of_the_app", "         "]),
+                min_size=3, max_size=8),
        st.integers(0, 10_000))
 def test_dropping_keywords_by_what_follows_them_never_hides_a_secret(pieces: list[str], seed: int) -> None:
     """Whatever surrounds the keywords and generated tokens, the redactor with the context
@@ -380,7 +388,8 @@ def test_dropping_keywords_by_what_follows_them_never_hides_a_secret(pieces: lis
     rng = random.Random(seed)
     every = secrets.default_redactor()
     every = secrets.Redactor(every.detectors, every.skipped, every.sources)
-    every._free[:] = True  # every keyword match tried, as before the filter
+    every._free[:] = True  # every keyword match tried, as before the filters
+    every._reach[:] = -1
     keywords, tokens = REDACTOR._keywords, list(TOKENS.values())
     lines = []
     for _ in range(200):

@@ -101,6 +101,7 @@ class Redactor:
         self._keyword_requires = np.array([self._requires.index(text) if text else -1 for text in required],
                                           dtype=np.intp)
         self._free, self._boundary, self._after = self._keyword_context()
+        self._reach, self._runs = self._keyword_reach()
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
         # An ASCII batch (almost every one) is searched as bytes: its offsets are its characters',
@@ -129,6 +130,27 @@ class Redactor:
                     free[k] = True
         return free, boundary, after
 
+    def _keyword_reach(self) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+        """Per keyword, the ``Reach`` its every detector shares (its index in the second list,
+        as (most, run bytes, then bytes) tables), or -1."""
+        reaches: list[Any] = []
+        index = np.full(len(self._keywords), -1, dtype=np.intp)
+        for k, (keyword, targets) in enumerate(zip(self._keywords, self._targets, strict=True)):
+            found = {(getattr(self.detectors[d], "reach", None) or {}).get(keyword) for d in targets}
+            if len(found) == 1 and (reach := found.pop()) is not None:
+                if reach not in reaches:
+                    reaches.append(reach)
+                index[k] = reaches.index(reach)
+        tables = []
+        for reach in reaches:
+            run = np.zeros(256, dtype=bool)
+            run[list(reach.run)] = True
+            run[ord("\n")] = False  # a line's end ends the run (a match is within its line)
+            then = np.zeros(256, dtype=bool)
+            then[list(reach.then)] = True
+            tables.append((reach.most, run, then))
+        return index, tables
+
     def _in_context(self, data: bytes, flat: np.ndarray) -> np.ndarray:
         """Which keyword matches (keyword, start, end) of an ASCII batch one of their detectors
         could match at: the rest are dropped before any Python runs for them."""
@@ -139,6 +161,14 @@ class Redactor:
         if ask.any():
             before = np.where(start[ask] > 0, text[start[ask] - 1], ord("\n"))
             keep[ask] = _WORD_BYTE[before] != _WORD_BYTE[text[start[ask]]]
+        reach = self._reach[keywords]
+        for j, (most, run, then) in enumerate(self._runs):
+            at = np.flatnonzero(keep & (reach == j))
+            if len(at):  # the run after each keyword, and the byte that ends it
+                window = text[np.minimum(end[at, None] + np.arange(most + 1), len(text) - 1)]
+                stops = ~run[window]
+                first = stops.argmax(axis=1)
+                keep[at] = stops.any(axis=1) & then[window[np.arange(len(at)), first]]
         return keep
 
     @property

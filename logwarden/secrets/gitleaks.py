@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick_rs
 import re2
@@ -144,6 +144,9 @@ class Rule:
     # An anchored rule's keywords, each with the bytes (of the lowered line) that can follow it in
     # a match: the keyword pass drops the others ("api" in "/api/v1/status") before any regex runs.
     follows: dict[str, frozenset[int]] | None = None
+    # And, for keywords that end the keyword group, how far a match can run after them before the
+    # byte it needs next (the semi-generic rules' name and assignment): see ``Reach``.
+    reach: dict[str, Reach] | None = None
     # Every match begins with one of the keywords at a word boundary (``\b(?:AKIA|ASIA|...)``):
     # where no keyword of an ASCII line is at one (``s.`` inside "kubernetes.io"), no regex runs.
     word_start: bool = False
@@ -208,13 +211,25 @@ class Rule:
 Follows = dict[str, frozenset[int]]  # per keyword, the bytes that can come right after it in a match
 
 
-def _anchored(pattern: str, keywords: tuple[str, ...]) -> tuple[re.Pattern[str] | None, Follows | None]:
+class Reach(NamedTuple):
+    """After a keyword, a match runs through at most ``most`` bytes of ``run``, and then has a
+    byte of ``then`` (none of which is in ``run``): the generic rule's name and spaces (at most
+    23 bytes of name characters, spaces and quotes) before its ``=``, ``:``, ``>``, ``|``, ``?``
+    or ``,``."""
+
+    run: frozenset[int]
+    most: int
+    then: frozenset[int]
+
+
+def _anchored(pattern: str, keywords: tuple[str, ...]) -> tuple[re.Pattern[str] | None, Follows | None,
+                                                                 dict[str, Reach] | None]:
     """The semi-generic pattern without its name run, when Python's ``re`` takes it, it has no
     other top-level branch, and every string its keyword group can match begins with one of the
     rule's keywords; and then, per keyword, the bytes that can follow it in a match (``follows``),
     or None where that is not known."""
     if not pattern.startswith(_SEMI_GENERIC) or not keywords:
-        return None, None
+        return None, None, None
     body = pattern[len(_SEMI_GENERIC):]
     depth, i = 1, 0
     while depth and i < len(body):
@@ -225,16 +240,41 @@ def _anchored(pattern: str, keywords: tuple[str, ...]) -> tuple[re.Pattern[str] 
         with warnings.catch_warnings():  # "possible nested set": Go's [[ is a literal [
             warnings.simplefilter("ignore", FutureWarning)
             tail = re.compile(rest)
-            after = _first(re._parser.parse("(?i)" + body[i:]))  # type: ignore[attr-defined]
+            items = list(re._parser.parse("(?i)" + body[i:]))  # type: ignore[attr-defined]
         top = re._parser.parse(rest)  # type: ignore[attr-defined]
         if len(top) == 1 and str(top[0][0]) == "BRANCH":
-            return None, None
+            return None, None, None
         starts = _expand(re._parser.parse("(?i:" + body[: i - 1] + ")"))  # type: ignore[attr-defined]
     except (re.error, ValueError):
-        return None, None
+        return None, None, None
     if not all(any(s.lower().startswith(k) for k in keywords) for s in starts):
-        return None, None
-    return tail, _follows(starts, keywords, after)
+        return None, None, None
+    reach = _reach(items)
+    ending = [k for k in keywords if all(s.lower() == k for s in starts if s.lower().startswith(k))]
+    return tail, _follows(starts, keywords, _first(items)), \
+        {k: reach for k in ending} if reach is not None and ending else None
+
+
+def _reach(items: list[Any]) -> Reach | None:
+    """The ``Reach`` of a pattern's rest after its keyword group: its leading repeats of one
+    character (bounded), then what comes next. None when there are none, or when what comes
+    next could be empty or begin with a byte of the run."""
+    run: set[int] = set()
+    most = k = 0
+    for op, arg in items:
+        if str(op) not in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") or arg[1] > _BOUNDED \
+                or arg[2].getwidth() != (1, 1):
+            break
+        run |= _first(arg[2])[0]
+        most += arg[1]
+        k += 1
+    then, empty = _first(items[k:])
+    if not k or empty or then & run:
+        return None
+    return Reach(frozenset(run), most, then)
+
+
+_BOUNDED = 1024  # a repeat of more is a run without bound here (``*``, ``+``)
 
 
 def _follows(starts: list[str], keywords: tuple[str, ...], after: tuple[frozenset[int], bool]) -> Follows | None:
@@ -491,9 +531,10 @@ def load(paths: Sequence[Path | str], default: Path) -> RuleSet:
         if group > (regex.groups or 0):
             raise ConfigError(f"{where}: secretGroup {group} but the regex has {regex.groups} groups")
         keywords = tuple(dict.fromkeys(k.lower() for k in rule.get("keywords", ()) if k))
+        anchored, follows, reach = _anchored(_for_logs(rule["regex"]), keywords)
         out.rules.append(Rule(
             rid, rule.get("description", ""), regex, keywords, float(rule.get("entropy", 0.0)), group,
             tuple(_rule_allowlists(rule, where)) + tuple(extra.get(rid, ())), shared,
-            2 if rid.startswith("generic") else 0,
-            *_anchored(_for_logs(rule["regex"]), keywords), _word_start(_for_logs(rule["regex"]), keywords)))
+            2 if rid.startswith("generic") else 0, anchored=anchored, follows=follows, reach=reach,
+            word_start=_word_start(_for_logs(rule["regex"]), keywords)))
     return out
