@@ -226,8 +226,8 @@ def _anchored(pattern: str, keywords: tuple[str, ...]) -> tuple[re.Pattern[str] 
                                                                  dict[str, Reach] | None]:
     """The semi-generic pattern without its name run, when Python's ``re`` takes it, it has no
     other top-level branch, and every string its keyword group can match begins with one of the
-    rule's keywords; and then, per keyword, the bytes that can follow it in a match (``follows``),
-    or None where that is not known."""
+    rule's keywords; and then, per keyword, the bytes that can follow it in a match (``follows``)
+    and how far after it the match needs its next byte (``reach``), each None where not known."""
     if not pattern.startswith(_SEMI_GENERIC) or not keywords:
         return None, None, None
     body = pattern[len(_SEMI_GENERIC):]
