@@ -274,12 +274,14 @@ class SourceMonitor:
     def _evaluate(self) -> list[Alert]:
         """Every condition over the window as it stands."""
         out: list[Alert] = []
-        for key in sorted(self.state.changed):
-            cur = self.state.open[key]
-            kind = key.split("|", 1)[1]
-            out.append(self._report(SECRET, cur, self._secret_summary(kind, cur)))
-        self.state.changed.clear()
-        if not any(map(_REASONS, self.state.buckets)) and all(k.startswith(f"{SECRET}|") for k in self.state.open):
+        if self.state.changed:
+            for key in sorted(self.state.changed):
+                cur = self.state.open[key]
+                kind = key.split("|", 1)[1]
+                out.append(self._report(SECRET, cur, self._secret_summary(kind, cur)))
+            self.state.changed.clear()
+        if not any(map(_REASONS, self.state.buckets)) and \
+                (not self.state.open or all(k.startswith(f"{SECRET}|") for k in self.state.open)):
             # A clean window with nothing open to resolve: no condition can hold (every share is
             # 0 and every threshold above it), the common case once a minute per source.
             return out
