@@ -36,6 +36,16 @@ def _open_bytes(path: str) -> io.BufferedReader:
         raise ConfigError(f"input {path}: {exc.strerror}") from None
 
 
+def decode_lines(lines: list[bytes]) -> list[str]:
+    """Lines of bytes (split at line feeds) as text: a carriage return before the line feed
+    dropped, bytes that are not UTF-8 as U+FFFD. Decoded at once: no bad run crosses a line feed."""
+    if not lines:
+        return []
+    text = b"\n".join(lines).decode("utf-8", "replace")
+    out = text.split("\n")
+    return [line.rstrip("\r") for line in out] if "\r" in text else out
+
+
 def _open(path: str) -> io.TextIOBase:
     if path == STDIN:
         return sys.stdin  # type: ignore[return-value]
@@ -121,9 +131,7 @@ class LineReader:
             return []
         self.offset += sum(map(len, taken)) + len(taken)
         self.lineno += len(taken)
-        text = b"\n".join(taken).decode("utf-8", "replace")  # no bad byte runs across a line feed
-        out = text.split("\n")
-        return [line.rstrip("\r") for line in out] if "\r" in text else out
+        return decode_lines(taken)
 
     def _read_stdin(self) -> list[str]:
         out: list[str] = []

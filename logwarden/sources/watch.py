@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logwarden.parsers import UNDETECTED, ParserOptions, detect_format
-from logwarden.sources.files import RawChunk
+from logwarden.sources.files import RawChunk, decode_lines
 
 GLOB_CHARS = set("*?[")
 
@@ -113,7 +113,7 @@ class DirectoryWatcher:
         if finish and tracked.pending:
             lines.append(tracked.pending)
             tracked.pending = b""
-        text = [ln.decode("utf-8", errors="replace").rstrip("\r") for ln in lines]
+        text = decode_lines(lines)
         if not text:
             return []
         if tracked.fmt is None:
