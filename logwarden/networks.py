@@ -14,7 +14,22 @@ DEFAULT_INTERNAL = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(cidrs: Iterable[str]) -> tuple[Net, ...]:
+class Networks(tuple[Net, ...]):
+    """Parsed networks, hashed once: every lookup's cache key holds them, and ``ipaddress``
+    hashes a network in Python (a cached lookup asked seven of them each time)."""
+
+    _hash: int
+
+    def __new__(cls, nets: Iterable[Net]) -> Networks:
+        self = super().__new__(cls, nets)
+        self._hash = tuple.__hash__(self)
+        return self
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+def parse_networks(cidrs: Iterable[str]) -> Networks:
     """Raises ValueError naming the bad CIDR."""
     out = []
     for text in cidrs:
@@ -22,7 +37,7 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[Net, ...]:
             out.append(ipaddress.ip_network(str(text), strict=False))
         except ValueError as exc:
             raise ValueError(f"bad CIDR {text!r}: {exc}") from None
-    return tuple(out)
+    return Networks(out)
 
 
 def in_networks(value: object, nets: tuple[Net, ...]) -> bool:

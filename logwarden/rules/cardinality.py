@@ -13,7 +13,7 @@ from pydantic import Field
 
 from logwarden.alerts import MAX_EVIDENCE, Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst, holds
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
@@ -62,7 +62,7 @@ class CardinalityRule:
 
     def fold(self, state: CardinalityState, entity: str, event: Event) -> Alert | None:
         value = event.get(self.field)
-        if value is None or not self.where(event):
+        if value is None or not holds(self, event):
             return None
         ts = event.timestamp
         assert ts is not None

@@ -9,7 +9,17 @@ from typing import ClassVar
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
+from logwarden.rules.base import (
+    Burst,
+    BurstState,
+    Params,
+    Predicate,
+    RuleMeta,
+    close_burst,
+    describe,
+    extend_burst,
+    holds,
+)
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
@@ -49,7 +59,7 @@ class MatchRule:
         return MatchState()
 
     def fold(self, state: MatchState, entity: str, event: Event) -> Alert | None:
-        if not self.where(event):
+        if not holds(self, event):
             return None
         assert event.timestamp is not None
         if extend_burst(state, event.timestamp, event.id, self.window):

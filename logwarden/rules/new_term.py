@@ -22,7 +22,7 @@ from logwarden.alerts import Alert, make_alert_id
 from logwarden.errors import ConfigError
 from logwarden.event import Event
 from logwarden.networks import DEFAULT_INTERNAL, Net, in_networks, parse_networks, prefix_of
-from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.base import Params, Predicate, RuleMeta, holds
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate
 from logwarden.rules.terms import STARTED, TermStore
@@ -95,7 +95,7 @@ class NewTermRule:
 
     def fold(self, state: NewTermState, entity: str, event: Event) -> Alert | None:
         value = event.get(self.field)
-        if value is None or not self.where(event):
+        if value is None or not holds(self, event):
             return None
         term, ts = self.term_of(value), event.timestamp
         assert ts is not None

@@ -12,7 +12,17 @@ from pydantic import Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
+from logwarden.rules.base import (
+    Burst,
+    BurstState,
+    Params,
+    Predicate,
+    RuleMeta,
+    close_burst,
+    describe,
+    extend_burst,
+    holds,
+)
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import compile_condition, evaluate, needs_of
 from logwarden.rules.threshold import Duration
@@ -69,7 +79,7 @@ class SequenceRule:
         return SequenceState(firsts=deque(maxlen=self.count))
 
     def fold(self, state: SequenceState, entity: str, event: Event) -> Alert | None:
-        if not self.where(event):
+        if not holds(self, event):
             return None
         ts = event.timestamp
         assert ts is not None

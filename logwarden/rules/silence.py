@@ -19,7 +19,7 @@ from pydantic import field_validator
 
 from logwarden.alerts import Alert, make_alert_id
 from logwarden.event import Event
-from logwarden.rules.base import Params, Predicate, RuleMeta
+from logwarden.rules.base import Params, Predicate, RuleMeta, holds
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
@@ -86,7 +86,7 @@ class SilenceRule:
         return SilenceState()
 
     def fold(self, state: SilenceState, entity: str, event: Event) -> Alert | None:
-        if not self.where(event):
+        if not holds(self, event):
             return None
         ts = event.timestamp
         assert ts is not None

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst, holds
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate
 from logwarden.rules.threshold import Duration
@@ -65,7 +65,7 @@ class SpikeRule:
         return SpikeState(previous=deque(maxlen=self.history))
 
     def fold(self, state: SpikeState, entity: str, event: Event) -> Alert | None:
-        if not self.where(event):
+        if not holds(self, event):
             return None
         ts = event.timestamp
         assert ts is not None

@@ -13,7 +13,17 @@ from pydantic import Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
+from logwarden.rules.base import (
+    Burst,
+    BurstState,
+    Params,
+    Predicate,
+    RuleMeta,
+    close_burst,
+    describe,
+    extend_burst,
+    holds,
+)
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import compile_condition, evaluate, needs_of
 from logwarden.rules.threshold import Duration
@@ -68,7 +78,7 @@ class TemporalRule:
         return TemporalState()
 
     def fold(self, state: TemporalState, entity: str, event: Event) -> Alert | None:
-        if not self.where(event):
+        if not holds(self, event):
             return None
         hits = [i for i, step in enumerate(self.steps) if step(event)]
         if not hits:

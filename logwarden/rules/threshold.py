@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst, holds
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate
 from logwarden.timeutil import parse_duration
@@ -60,7 +60,7 @@ class ThresholdRule:
         return ThresholdState(recent=deque(maxlen=self.count))
 
     def fold(self, state: ThresholdState, entity: str, event: Event) -> Alert | None:
-        if not self.where(event):
+        if not holds(self, event):
             return None
         ts, ref = event.timestamp, event.id
         assert ts is not None  # the standard check guarantees a timestamp

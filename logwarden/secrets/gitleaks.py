@@ -155,6 +155,11 @@ class Rule:
     # on line after line, and each verdict costs an entropy count and several re2 calls. Only
     # rejected text is kept: a secret is never held here.
     _rejected: dict[tuple[str, str], None] = field(default_factory=dict, compare=False, repr=False)
+    # The regex's group count, read once: RE2 counts them again at each ask (0.75 µs, per candidate)
+    _groups: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_groups", self.regex.groups)
 
     def find(self, line: str, at: Iterable[int] = ()) -> Iterator[tuple[int, int]]:
         if self.anchored is not None:
@@ -185,7 +190,7 @@ class Rule:
 
     def _secret(self, line: str, m: Any, match: str) -> tuple[int, int] | None:
         # the anchored tail has the same groups as the regex (only a non-capturing prefix went)
-        group = secret_group(m, self.regex.groups, self.secret_group)
+        group = secret_group(m, self._groups, self.secret_group)
         secret = m.group(group)
         if not secret or (secret, match) in self._rejected:
             return None
