@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 from datetime import timedelta
@@ -242,3 +243,46 @@ def test_a_column_factorized_gives_back_every_value_of_its_own_type(column: list
     assert [(type(uniques[c]), uniques[c]) for c in codes.tolist()] == [(type(v), v) for v in column]
     if column and all(v == column[0] for v in column) and {type(v) for v in column} in ({str}, {type(None)}):
         assert len(uniques) == 1  # one value: shared by every row
+
+
+def test_a_fold_asks_the_condition_only_of_events_the_router_did_not_ask() -> None:
+    """A batch's router asks every rule about each event and leaves its answer on it
+    (``Event.relevant``); the engine folds the event into those rules only, and their folds take
+    that answer instead of asking the condition again. A followed file's trickle comes without
+    one: then it is asked of each event. Both give the same alerts."""
+    where, asked = AUTH_BRUTEFORCE.where, []
+
+    def counting(e: Event) -> bool:
+        asked.append(e.line)
+        return where(e)
+
+    rule = dataclasses.replace(AUTH_BRUTEFORCE, where=counting)
+    events = [failed(k * 5, k + 1) for k in range(12)]
+    events.insert(6, ev(27, 99, "auth.log", **{"event.action": "ssh_login", "event.outcome": "success",
+                                                "source.ip": "203.0.113.5", "user.name": "alice"}))
+
+    def alerts(relevant: frozenset[str] | None) -> tuple[list[tuple[str, int, int]], list[int]]:
+        for e in events:
+            e.relevant = None if relevant is None else relevant if where(e) else frozenset()
+        asked.clear()
+        engine = KeyEngine(KEY, [rule], timedelta(0))
+        fired, _ = engine.on_events(events)
+        return [(a.alert_id, a.count, a.revision) for a in fired + engine.flush()], list(asked)
+
+    each, asked_each = alerts(None)
+    routed, asked_routed = alerts(frozenset({rule.meta.id}))
+    assert routed == each and each and each[-1][1] == 12
+    assert set(asked_each) == {e.line for e in events} and asked_routed == []
+
+
+def test_parsed_networks_hash_once_and_stay_equal_to_their_tuple() -> None:
+    """Every cached lookup hashes its network set: parsed once, it keeps its hash (and pickles)."""
+    from logwarden.networks import DEFAULT_INTERNAL, in_networks, parse_networks
+
+    nets = parse_networks(DEFAULT_INTERNAL)
+    plain = tuple(nets)
+    assert nets == plain and hash(nets) == hash(plain)
+    again = pickle.loads(pickle.dumps(nets))
+    assert again == nets and hash(again) == hash(plain)
+    assert in_networks("10.1.2.3", nets) and in_networks("fd00::1", again) and not in_networks("8.8.8.8", nets)
+    assert not in_networks("not an address", nets) and not in_networks(None, nets)

@@ -104,8 +104,10 @@ class RuleIndex:
             if not len(rows):
                 continue
             codes, uniques = cols.factorized(name)
-            keys = [None if u is None else f"{name}={u}" for u in uniques]
-            out.extend((key, name, row) for row, code in zip(rows.tolist(), codes[rows].tolist(), strict=True)
+            picked = codes[rows].tolist()
+            # the keys of the values routed only (a web batch routes 2% of its 300 addresses)
+            keys = {c: None if (u := uniques[c]) is None else f"{name}={u}" for c in dict.fromkeys(picked)}
+            out.extend((key, name, row) for row, code in zip(rows.tolist(), picked, strict=True)
                        if (key := keys[code]) is not None)
         # Only the events routed are built (``EventRows``), each told the rules it is relevant to.
         routed = np.unique(np.fromiter((row for _, _, row in out), dtype=np.intp, count=len(out)))
