@@ -109,7 +109,9 @@ class Bucket:
     start: datetime
     lines: int = 0
     compliant: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)  # violation reason, or "missing:<field>"
+    # violation reason, or "missing:<field>" -> lines (a dict: a Counter cost a source's minute 1 µs
+    # of the 4 it took, and most minutes never count one)
+    reasons: dict[str, int] = field(default_factory=dict)
     first: dict[str, int] = field(default_factory=dict)  # reason -> its first line in this bucket
 
 
@@ -184,7 +186,7 @@ class SourceMonitor:
             return
         reasons = [violation.reason] + [f"missing:{m}" for m in missing]
         for r in reasons:
-            bucket.reasons[r] += 1
+            bucket.reasons[r] = bucket.reasons.get(r, 0) + 1
             bucket.first.setdefault(r, lineno)
         kinds = [k for k in violation.secret_kinds if k not in self.expected]
         if self.config.secrets and kinds:
