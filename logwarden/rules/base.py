@@ -103,16 +103,6 @@ class Burst:
         return alert
 
 
-def holds(rule: Any, event: Event) -> bool:
-    """``rule.where(event)`` for an event the engine folds. When the router asked every rule
-    (``Event.relevant``), its answer stands: it names the rules whose condition (and more) the
-    event meets, and the engine folds only those; asking the condition again cost a replay of
-    web logs 4% of its time. Otherwise (a followed file's trickle, a rule's examples) the
-    condition itself."""
-    relevant = event.relevant
-    return rule.meta.id in relevant if relevant is not None else bool(rule.where(event))
-
-
 def window_expired(last: datetime, watermark: datetime | None, window: timedelta) -> bool:
     return watermark is None or watermark - last > window
 

@@ -58,6 +58,16 @@ def evaluate(pred: Predicate, cols: Columns) -> Mask:
     return by_column(cols) if by_column is not None else cols.each(pred)
 
 
+def holds(rule: Any, event: Event) -> bool:
+    """``rule.where(event)`` for an event the engine folds. When the router asked every rule
+    (``Event.relevant``), its answer stands: it names the rules whose condition (and more) the
+    event meets, and the engine folds only those; asking the condition again cost a replay of
+    web logs 4% of its time. Otherwise (a followed file's trickle, a rule's examples) the
+    condition itself."""
+    relevant = event.relevant
+    return rule.meta.id in relevant if relevant is not None else bool(rule.where(event))
+
+
 def _with_columns(pred: Predicate, by_column: Callable[[Columns], Mask]) -> Predicate:
     pred.columns = by_column  # type: ignore[attr-defined]
     return pred

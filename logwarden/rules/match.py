@@ -9,19 +9,9 @@ from typing import ClassVar
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import (
-    Burst,
-    BurstState,
-    Params,
-    Predicate,
-    RuleMeta,
-    close_burst,
-    describe,
-    extend_burst,
-    holds,
-)
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
 from logwarden.rules.columns import Columns, Mask
-from logwarden.rules.conditions import evaluate
+from logwarden.rules.conditions import evaluate, holds
 from logwarden.rules.threshold import Duration
 
 

@@ -22,9 +22,9 @@ from logwarden.alerts import Alert, make_alert_id
 from logwarden.errors import ConfigError
 from logwarden.event import Event
 from logwarden.networks import DEFAULT_INTERNAL, Net, in_networks, parse_networks, prefix_of
-from logwarden.rules.base import Params, Predicate, RuleMeta, holds
+from logwarden.rules.base import Params, Predicate, RuleMeta
 from logwarden.rules.columns import Columns, Mask
-from logwarden.rules.conditions import evaluate
+from logwarden.rules.conditions import evaluate, holds
 from logwarden.rules.terms import STARTED, TermStore
 from logwarden.rules.threshold import Duration
 

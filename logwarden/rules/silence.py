@@ -19,9 +19,9 @@ from pydantic import field_validator
 
 from logwarden.alerts import Alert, make_alert_id
 from logwarden.event import Event
-from logwarden.rules.base import Params, Predicate, RuleMeta, holds
+from logwarden.rules.base import Params, Predicate, RuleMeta
 from logwarden.rules.columns import Columns, Mask
-from logwarden.rules.conditions import evaluate
+from logwarden.rules.conditions import evaluate, holds
 from logwarden.rules.threshold import Duration
 
 

@@ -13,19 +13,9 @@ from pydantic import Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import (
-    Burst,
-    BurstState,
-    Params,
-    Predicate,
-    RuleMeta,
-    close_burst,
-    describe,
-    extend_burst,
-    holds,
-)
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, describe, extend_burst
 from logwarden.rules.columns import Columns, Mask
-from logwarden.rules.conditions import compile_condition, evaluate, needs_of
+from logwarden.rules.conditions import compile_condition, evaluate, holds, needs_of
 from logwarden.rules.threshold import Duration
 
 

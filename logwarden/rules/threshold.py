@@ -16,9 +16,9 @@ from pydantic import BeforeValidator, Field
 
 from logwarden.alerts import Alert
 from logwarden.event import Event
-from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst, holds
+from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta, close_burst, extend_burst
 from logwarden.rules.columns import Columns, Mask
-from logwarden.rules.conditions import evaluate
+from logwarden.rules.conditions import evaluate, holds
 from logwarden.timeutil import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
