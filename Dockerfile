@@ -13,7 +13,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
 # The shipped rule pack and anomaly model, where `logwarden` looks for them outside a checkout.
 COPY rules/default.yaml /usr/share/logwarden/rules/default.yaml
-COPY models/default.skops models/default.card.json models/default.baselines.json /usr/share/logwarden/models/
+COPY models/default.skops models/default.card.json models/default.baselines.json models/default.forest.npz /usr/share/logwarden/models/
 USER logwarden
 WORKDIR /var/lib/logwarden
 ENV PYTHONUNBUFFERED=1

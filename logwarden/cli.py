@@ -871,7 +871,8 @@ def status(url: Annotated[str, typer.Option(help="a running flow's metrics endpo
 @app.command()
 def train(
     inputs: InputOpt,
-    model_out: Annotated[Path, typer.Option(help="where to write NAME.skops, NAME.card.json, NAME.baselines.json")],
+    model_out: Annotated[Path, typer.Option(help="where to write NAME.skops, NAME.card.json, NAME.baselines.json "
+                                                 "and NAME.forest.npz")],
     alerts_per_day: Annotated[float, typer.Option(help="target false alarms a day on the baseline")] = 1.0,
     evaluate: Annotated[Path | None, typer.Option(help="a `logwarden simulate` directory of held-out days "
                                                        "with labels.jsonl: precision, recall, alerts a day")] = None,

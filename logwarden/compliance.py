@@ -25,6 +25,7 @@ small (minute buckets over one window), so it snapshots with the source's checke
 from __future__ import annotations
 
 import fnmatch
+from bisect import bisect_left
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from logwarden.alerts import Alert, make_alert_id
-from logwarden.timeutil import parse_duration, utcnow
+from logwarden.timeutil import parse_duration, running_newest, utcnow
 from logwarden.violation import Violation
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -204,24 +205,21 @@ class SourceMonitor:
             for name in self.required:
                 st.always[name] = st.always.get(name, 0) + learning
         st.lines += len(times)
+        # Each is counted in the minute of the source's time after it (``observe``): that time
+        # only rises, so a minute's lines are one slice of it, found by bisection.
+        peaks = running_newest(times, st.now)
         bucket = st.buckets[-1] if st.buckets else None
-        lo, hi = (bucket.start, bucket.start + BUCKET) if bucket is not None else (None, None)
-        now, k = st.now, 0  # k: lines of the current bucket not added to it yet
-        for when in times:
-            if now is None or when > now:
-                now = when
-            if lo is None or not lo <= now < hi:  # type: ignore[operator]
-                if k:
-                    bucket.lines += k  # type: ignore[union-attr]
-                    bucket.compliant += k  # type: ignore[union-attr]
-                    k = 0
+        at, n = 0, len(peaks)
+        while at < n:
+            now = peaks[at]
+            if bucket is None or not bucket.start <= now < bucket.start + BUCKET:
                 st.now = now  # as ``observe`` has it when a minute ends (``_evaluate``)
                 bucket = self._bucket(now)
-                lo, hi = bucket.start, bucket.start + BUCKET
-            k += 1
-        st.now = now
-        bucket.lines += k  # type: ignore[union-attr]
-        bucket.compliant += k  # type: ignore[union-attr]
+            stop = bisect_left(peaks, bucket.start + BUCKET, at)
+            bucket.lines += stop - at
+            bucket.compliant += stop - at
+            at = stop
+        st.now = peaks[-1]
 
     def _bucket(self, when: datetime) -> Bucket:
         st = self.state

@@ -6,6 +6,7 @@ redaction (with a ``secret`` violation); or a violation with the line dropped.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from logwarden.parsers import PARSERS, Parser
 from logwarden.parsers.base import MAX_LINE
 from logwarden.rows import EventRows, ParsedColumns
 from logwarden.scopes import Scope, ScopeLabeler
-from logwarden.timeutil import parse_duration, utcnow
+from logwarden.timeutil import parse_duration, running_newest, utcnow
 from logwarden.violation import Violation, excerpt
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -426,17 +427,19 @@ class SourceChecker:
         oldest = min(times)
         if card.oldest is None or oldest < card.oldest:
             card.oldest = oldest
-        day, daily = None, [0, 0]
-        for when in times:  # each counted in the day of the source's newest time after it
-            if newest is None or when > newest:
-                newest = when
-            if day is None or not day[0] <= newest < day[1]:
-                self._day_of(newest)
-                day = self._day
-                assert day is not None
-                daily = card.days.setdefault(day[2], [0, 0])
-            daily[0] += 1
-            daily[1] += 1
+        # Each is counted in the day of the source's newest time after it: that time only rises,
+        # so a day's lines are one slice of it, found by bisection.
+        peaks = running_newest(times, newest)
+        at = 0
+        while at < n:
+            self._day_of(peaks[at])
+            assert self._day is not None
+            _, end, name = self._day
+            stop = bisect_left(peaks, end, at)
+            daily = card.days.setdefault(name, [0, 0])
+            daily[0] += stop - at
+            daily[1] += stop - at
+            at = stop
         self.monitor.observe_compliant(times)
 
     def floor(self, now: datetime) -> datetime | None:

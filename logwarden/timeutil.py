@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import accumulate, islice
+from operator import le
 
 from logwarden.errors import TimestampError
 
@@ -69,6 +72,16 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
+def running_newest(times: list[datetime], newest: datetime | None) -> list[datetime]:
+    """The newest time so far at each of ``times`` (``newest``: the newest before them), a list
+    that only rises: ``times`` itself when they only rise (asked in C), the usual case."""
+    if not times or ((newest is None or times[0] >= newest) and all(map(le, times, islice(times, 1, None)))):
+        return times
+    if newest is None:
+        return list(accumulate(times, max))
+    return list(accumulate(times, max, initial=newest))[1:]
+
+
 def isoformat(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -89,28 +102,46 @@ def _offset(text: str) -> timezone:
     return tz
 
 
-# The lines of a log share their minute (date, hour, minute and zone): each distinct one is
-# parsed once, then a line costs a dict lookup and the addition of its seconds. Bounded, as a
+# The lines of a log share their hour (date, hour and zone): each distinct one is parsed once,
+# then a line costs a dict lookup and the addition of its minutes and seconds. Bounded, as a
 # stream of junk timestamps could otherwise grow it without end.
-_CLF_MINUTES: dict[str, datetime] = {}
-_CLF_MINUTES_MAX = 1024
-_SECONDS = {f"{s:02d}": timedelta(seconds=s) for s in range(60)}
+_CLF_HOURS: dict[str, datetime] = {}
+_CLF_HOURS_MAX = 1024
+# "mm:ss" -> its offset in the hour (other texts, such as " 5:07", are left to the whole parse)
+_IN_HOUR = {f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)}
 
 
 def parse_clf(value: str) -> datetime:
-    """``17/May/2015:10:05:03 +0000`` (common log format): a cached minute plus its seconds."""
-    # The key is every character the minute is read from (the seconds are value[18:20]); the
-    # zone is a whole number of minutes, so converting to UTC leaves the seconds as they are.
-    minute = _CLF_MINUTES.get(value[:17] + value[20:26])
-    if minute is not None:
-        seconds = _SECONDS.get(value[18:20])
-        if seconds is not None:
-            return minute + seconds
+    """``17/May/2015:10:05:03 +0000`` (common log format): a cached hour plus its minutes and seconds."""
+    # The key is every character the hour is read from; the zone is a whole number of minutes,
+    # so converting to UTC leaves the minutes and seconds as they are.
+    hour = _CLF_HOURS.get(value[:14] + value[20:26])
+    if hour is not None:
+        offset = _IN_HOUR.get(value[15:20])
+        if offset is not None:
+            return hour + offset
     dt = _parse_clf(value)
-    if len(_CLF_MINUTES) >= _CLF_MINUTES_MAX:
-        _CLF_MINUTES.clear()
-    _CLF_MINUTES[value[:17] + value[20:26]] = dt.replace(second=0)
+    if len(_CLF_HOURS) >= _CLF_HOURS_MAX:
+        _CLF_HOURS.clear()
+    _CLF_HOURS[value[:14] + value[20:26]] = dt - timedelta(minutes=int(value[15:17]), seconds=int(value[18:20]))
     return dt
+
+
+def parse_clf_many(values: Iterable[str]) -> dict[str, datetime | None]:
+    """``parse_clf`` of each text (None where it raises): a batch's distinct times, read with no
+    call per text where its hour is known."""
+    out: dict[str, datetime | None] = {}
+    hours, in_hour = _CLF_HOURS, _IN_HOUR
+    for value in values:
+        hour = hours.get(value[:14] + value[20:26])
+        if hour is not None and (offset := in_hour.get(value[15:20])) is not None:
+            out[value] = hour + offset
+            continue
+        try:
+            out[value] = parse_clf(value)
+        except TimestampError:
+            out[value] = None
+    return out
 
 
 def _parse_clf(value: str) -> datetime:

@@ -86,14 +86,15 @@ def test_model_card_describes_the_model(trained: tuple[Path, dict]) -> None:
 @pytest.mark.parametrize(("damage", "message"), [
     ("card_version", "trained with scikit-learn 0.1"),
     ("card_features", "features differ"),
-    ("model_bytes", "does not match the card's SHA-256"),
-    ("baselines_bytes", "does not match the card's SHA-256"),
+    ("model_bytes", "default.skops does not match the card's SHA-256|m.skops does not match the card's SHA-256"),
+    ("baselines_bytes", "m.baselines.json does not match the card's SHA-256"),
+    ("scores_bytes", "m.forest.npz does not match the card's SHA-256"),
     ("missing_card", "is missing"),
 ])
 def test_loading_refuses_a_mismatched_model(trained: tuple[Path, dict], tmp_path: Path, damage: str,
                                             message: str) -> None:
     src, _ = trained
-    for suffix in (".skops", ".card.json", ".baselines.json"):
+    for suffix in (".skops", ".card.json", ".baselines.json", ".forest.npz"):
         shutil.copy(src.with_suffix(suffix), tmp_path / f"m{suffix}")
     m = tmp_path / "m"
     card_path = tmp_path / "m.card.json"
@@ -106,11 +107,51 @@ def test_loading_refuses_a_mismatched_model(trained: tuple[Path, dict], tmp_path
         (tmp_path / "m.skops").write_bytes((tmp_path / "m.skops").read_bytes() + b"\0")
     elif damage == "baselines_bytes":
         (tmp_path / "m.baselines.json").write_text("{}")
+    elif damage == "scores_bytes":  # a threshold moved: the forest would score otherwise
+        arrays = dict(np.load(tmp_path / "m.forest.npz"))
+        arrays["threshold"][0] += 1.0
+        np.savez(tmp_path / "m.forest.npz", **arrays)
     card_path.write_bytes(orjson.dumps(card))
     if damage == "missing_card":
         card_path.unlink()
     with pytest.raises(ModelError, match=message):
         AnomalyModel.load(m)
+
+
+def test_a_model_scores_from_its_arrays_as_from_its_forest(trained: tuple[Path, dict], tmp_path: Path) -> None:
+    """``NAME.forest.npz`` holds the scorer's arrays: a model loaded from them scores as one
+    built from the forest (``NAME.skops``), and one copied without them loads from the forest."""
+    src, _ = trained
+    X = RNG.normal(size=(500, 14)) * 3
+    from_arrays = AnomalyModel.load(src)
+    assert from_arrays._forest is None  # not read: the arrays were enough
+    expected = VectorizedForest(from_arrays.forest_).score(X)  # the forest, read from its file when asked
+    assert np.array_equal(from_arrays.scorer_.score(X), expected)
+    for suffix in (".skops", ".card.json", ".baselines.json"):  # an older model's three files
+        shutil.copy(src.with_suffix(suffix), tmp_path / f"m{suffix}")
+    from_forest = AnomalyModel.load(tmp_path / "m")
+    assert from_forest._forest is not None and np.array_equal(from_forest.scorer_.score(X), expected)
+
+
+def test_a_run_loads_the_shipped_model_without_scikit_learn() -> None:
+    """A run's start-up reads the shipped model with numpy alone (importing scikit-learn and
+    skops was most of it), and scores as the forest in the ``.skops`` file does."""
+    import ast
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from logwarden.anomaly.model import AnomalyModel\n"
+            f"m = AnomalyModel.load(__import__('pathlib').Path({str(ROOT / 'models' / 'default')!r}))\n"
+            "X = np.random.default_rng(5).normal(size=(300, 14)) * 3\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sklearn', 'skops', 'scipy')))\n"
+            "print(repr(m.scorer_.score(X).tolist()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    imported, scores = out.splitlines()
+    assert imported == "[]"
+    X = np.random.default_rng(5).normal(size=(300, 14)) * 3
+    forest = AnomalyModel.load(ROOT / "models" / "default").forest_
+    assert ast.literal_eval(scores) == VectorizedForest(forest).score(X).tolist()
 
 
 def test_the_shipped_model_loads_and_its_card_reports_held_out_figures() -> None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logwarden.errors import ParseError
+from logwarden import timeutil
+from logwarden.errors import ParseError, TimestampError
 from logwarden.parsers import PARSERS, ParserOptions, build_parser, detect_format
 from logwarden.sources import LineReader, sniff_file
 from logwarden.standard import SourceChecker, load_profile
@@ -475,6 +476,38 @@ def _columns_as_parse(fmt: str, lines: list[str], first: int, left: Callable[[st
             assert not columns.ok[row]
             continue
         assert columns.event(row) == expected if columns.ok[row] else left(line), line
+
+
+_CLF_ZONES = st.sampled_from(["", " +0000", " +0530", " -0700", " +1400", " +00", " x0000", " -0000 extra"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 23), st.integers(0, 61), st.integers(0, 61),
+                          st.sampled_from([":", "x"]), st.sampled_from(["{:02d}", "{: 2d}", "{:d}"]), _CLF_ZONES),
+                min_size=1, max_size=60))
+def test_cached_clf_times_are_the_whole_parse(stamps: list[tuple[int, int, int, int, str, str, str]]) -> None:
+    """``parse_clf`` (an hour parsed once, then its minutes and seconds added) and the batch's
+    ``parse_clf_many`` read each text as the whole parse does, in any order of hours and zones,
+    and refuse what it refuses: a minute of 60, a zone of three digits, a seconds field of one."""
+    texts = [f"{28 + day:02d}/Feb/2024:{hour:02d}:{minute:02d}{sep}{form.format(second)}{zone}"
+             for day, hour, minute, second, sep, form, zone in stamps]
+
+    def whole(text: str) -> datetime | None:
+        try:
+            return timeutil._parse_clf(text)
+        except TimestampError:
+            return None
+
+    def cached(text: str) -> datetime | None:
+        try:
+            return timeutil.parse_clf(text)
+        except TimestampError:
+            return None
+
+    expected = [whole(t) for t in texts]
+    assert [cached(t) for t in texts] == expected
+    assert [(x, None if x is None else x.utcoffset()) for x in map(timeutil.parse_clf_many(texts).get, texts)] == \
+        [(x, None if x is None else x.utcoffset()) for x in expected]
 
 
 def test_combined_columns_read_the_real_web_logs_as_parse_does(options: ParserOptions) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logwarden import secrets
@@ -338,3 +338,32 @@ def test_a_batch_read_as_columns_ends_where_the_line_by_line_paths_end(
         out.append(([], [repr(x) for x in c.finish()]))
         results.append((out, c.snapshot(), c.newest, c.scorecard.to_dict()))
     assert results[0] == results[1] == results[2]
+
+
+@settings(max_examples=60, deadline=None)
+@example([30, 40, -50, 70, 20, -30, 60, 45, -80, 100, 30], [40])  # back across midnight
+@given(st.lists(st.integers(-60, 90), min_size=1, max_size=160), st.lists(st.integers(1, 60), min_size=1, max_size=5))
+def test_a_run_is_counted_in_the_day_and_minute_of_the_newest_time_so_far(steps: list[int], cuts: list[int]) -> None:
+    """The lane counts a run of compliant lines at once (``_count_run``, ``observe_compliant``):
+    each line in the day and the minute of the source's newest time after it, as the full path
+    counts them one by one, when the times step back and forth across minutes and midnight."""
+    t = datetime(2026, 11, 24, 23, 56, tzinfo=UTC)
+    text = []
+    for step in steps:
+        t += timedelta(seconds=step)
+        text.append(_CLF_KINDS["plain"](t))
+    profile = load_profile()  # a window long enough to keep every minute's counts
+    profile = profile.model_copy(update={"alerts": profile.alerts.model_copy(
+        update={"compliance_window": timedelta(days=2)})})
+    counted = []
+    for lane in (True, False):
+        c = SourceChecker(profile, build_parser("combined", ParserOptions(now=NOW)), "access.log", now=lambda: NOW)
+        c.lane = lane
+        at, k = 0, 0
+        while at < len(text):
+            size = cuts[k % len(cuts)]
+            c.check_batch(text[at:at + size], at + 1) if lane else list(c.check_lines(text[at:at + size], at + 1))
+            at, k = at + size, k + 1
+        st_ = c.monitor.state
+        counted.append((c.scorecard.days, [(b.start, b.lines, b.compliant) for b in st_.buckets], st_.now))
+    assert counted[0] == counted[1]

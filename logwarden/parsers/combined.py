@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from functools import lru_cache
 from typing import ClassVar
 
-from logwarden.errors import ParseError, TimestampError
+from logwarden.errors import ParseError
 from logwarden.event import Event
 from logwarden.parsers.base import EVENT_ORDER, ParserOptions, as_int, outcome_from_status
 from logwarden.rows import ParsedColumns
-from logwarden.timeutil import parse_clf
+from logwarden.timeutil import parse_clf, parse_clf_many
 
 # host ident user [time] "request" status bytes ["referer" "agent"]
 # _FAST handles the usual line, one without a backslash: there [^"]* is [^"\\]*, and a class of one
@@ -86,30 +85,31 @@ class CombinedLog:
         n = len(lines)
         if not n:
             return ParsedColumns(tuple([] for _ in EVENT_ORDER), [])
-        found = _BATCH.findall("\n".join(lines))
+        joined = "\n".join(lines)
+        found = _BATCH.findall(joined)
         if len(found) != n:  # a quote left open on a line: read line by line
             found = [m.groups("") if (m := _ONE.match(line)) else _NONE for line in lines]
-        ips, _, users, times, requests, statuses, sizes, referers, agents = map(list, zip(*found, strict=True))
-        stamps: dict[str, datetime | None] = {}
-        for text in dict.fromkeys(times):
-            try:
-                stamps[text] = parse_clf(text)
-            except TimestampError:
-                stamps[text] = None
+        ips, _, users, times, requests, statuses, sizes, referers, agents = zip(*found, strict=True)
+        # Each distinct text of a column is read once, and its rows take its reading.
+        stamps = parse_clf_many(dict.fromkeys(times))
         timestamps = list(map(stamps.__getitem__, times))
-        ok = [bool(ip) and ts is not None and "\\" not in line
-              for ip, ts, line in zip(ips, timestamps, lines, strict=True)]
+        if "\\" not in joined and "" not in ips and None not in stamps.values():  # the usual batch
+            ok = [True] * n
+        else:
+            ok = [bool(ip) and ts is not None and "\\" not in line
+                  for ip, ts, line in zip(ips, timestamps, lines, strict=True)]
         targets = {r: _request(r) for r in dict.fromkeys(requests)}
         methods, paths, queries = (list(c) for c in zip(*map(targets.__getitem__, requests), strict=True))
         codes = {s: _status(s) for s in dict.fromkeys(statuses)}
         status, outcome = (list(c) for c in zip(*map(codes.__getitem__, statuses), strict=True))
-        users = [None if u in ("-", "") else u for u in (u.strip('"') for u in users)]
-        agents = [None if a in ("", "-") else a for a in agents]
+        names = {u: None if (name := u.strip('"')) in ("-", "") else name for u in dict.fromkeys(users)}
+        clients = {a: None if a in ("", "-") else a for a in dict.fromkeys(agents)}
         sizes = [int(b) if b and b != "-" and len(b) < 19 else as_int(b) for b in sizes]
         extra = [None if r in ("", "-") else {"http.request.referrer": r} for r in referers]
         none = [None] * n
         values = (timestamps, [source] * n, list(range(first_lineno, first_lineno + n)), [self.name] * n,
-                  ["http_request"] * n, outcome, ["web"] * n, users, ips, agents, methods, paths, queries,
+                  ["http_request"] * n, outcome, ["web"] * n, list(map(names.__getitem__, users)), list(ips),
+                  list(map(clients.__getitem__, agents)), methods, paths, queries,
                   status, sizes, paths, none, none, extra)
         return ParsedColumns(values, ok)
 
