@@ -106,8 +106,17 @@ class Redactor:
             self._keywords, implementation=ahocorasick_rs.Implementation.DFA)
         # An ASCII batch (almost every one) is searched as bytes: its offsets are its characters',
         # and the str automaton's translation of byte offsets to characters costs 3x the search.
-        self._bytes_automaton = ahocorasick_rs.BytesAhoCorasick(
-            [k.encode() for k in self._keywords], implementation=ahocorasick_rs.Implementation.DFA)
+        # A keyword whose detectors need one more text is searched only in a batch holding that
+        # text: the "://" of the URL password detector is in nearly every web log line, its "@"
+        # in few batches.
+        self._searches: list[tuple[bytes | None, Any, np.ndarray]] = []  # (text needed, automaton, keyword)
+        for need in (None, *range(len(self._requires))):
+            ks = [k for k in range(len(self._keywords)) if self._keyword_requires[k] == (-1 if need is None else need)]
+            if ks:
+                self._searches.append((None if need is None else self._requires[need].encode(),
+                                       ahocorasick_rs.BytesAhoCorasick([self._keywords[k].encode() for k in ks],
+                                                                       implementation=ahocorasick_rs.Implementation.DFA),
+                                       np.array(ks, dtype=np.int64)))
 
     def _keyword_context(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What a keyword match needs around it for any of its detectors to match there, known
@@ -202,12 +211,12 @@ class Redactor:
         if lowered.isascii():  # lower() kept every length; bytes offsets are characters'
             starts = _starts(lines)
             data = lowered.encode("ascii")
-            matches = self._bytes_automaton.find_matches_as_indexes(data, overlapping=True)
+            flat = self._bytes_matches(data)
         else:
             starts, matches = self._unicode_matches(lines, lowered)
-        if not matches:
+            flat = np.fromiter(chain.from_iterable(matches), dtype=np.int64, count=3 * len(matches)).reshape(-1, 3)
+        if not len(flat):
             return {}
-        flat = np.fromiter(chain.from_iterable(matches), dtype=np.int64, count=3 * len(matches)).reshape(-1, 3)
         if data is not None:  # (the detectors ask it themselves of other batches)
             flat = flat[self._in_context(data, flat)]
             if not len(flat):
@@ -233,6 +242,20 @@ class Redactor:
             if not at:
                 del found[i]
         return found
+
+    def _bytes_matches(self, data: bytes) -> np.ndarray:
+        """Every keyword match (keyword, start, end) in an ASCII batch, but those of keywords
+        whose detectors need a text the batch does not hold."""
+        found = []
+        for need, automaton, keywords in self._searches:
+            if need is not None and need not in data:
+                continue
+            matches = automaton.find_matches_as_indexes(data, overlapping=True)
+            if matches:
+                flat = np.fromiter(chain.from_iterable(matches), dtype=np.int64, count=3 * len(matches)).reshape(-1, 3)
+                flat[:, 0] = keywords[flat[:, 0]]
+                found.append(flat)
+        return np.concatenate(found) if len(found) > 1 else found[0] if found else np.zeros((0, 3), dtype=np.int64)
 
     def _holding_required(self, data: bytes, starts: np.ndarray, keywords: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Which keyword matches are in a line holding what their detectors require."""
@@ -281,7 +304,10 @@ _WORD_BYTE = np.array([chr(b).isascii() and (chr(b).isalnum() or b == ord("_")) 
 
 def _starts(lines: Sequence[str]) -> np.ndarray:
     """Where each line starts in the lines joined by newlines (and where the next would)."""
-    return np.cumsum([0, *(len(line) + 1 for line in lines)])
+    out = np.empty(len(lines) + 1, dtype=np.int64)
+    out[0] = 0
+    np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1, out=out[1:])
+    return out
 
 
 def _merge(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]]:
