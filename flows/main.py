@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
@@ -126,6 +127,9 @@ def _grouped(pairs: Iterable[tuple[str, Event]]) -> dict[str, list[Event]]:
     return out
 
 
+_TIMESTAMP = attrgetter("timestamp")
+
+
 def _told(clock: ReplayClock, until: datetime | None, routed: dict[str, list[Event]],
           featured: dict[str, list[Event]]) -> list[Routed | Featured]:
     """A replay on one worker: note what was sent to which key, and tell the keys the clock says
@@ -133,7 +137,7 @@ def _told(clock: ReplayClock, until: datetime | None, routed: dict[str, list[Eve
     still folds what it holds."""
     for step, sent in (("rules", routed), ("features", featured)):
         for key, same in sent.items():
-            clock.sent(step, key, max(e.timestamp for e in same))  # type: ignore[type-var]
+            clock.sent(step, key, max(map(_TIMESTAMP, same)))  # type: ignore[type-var]
     return [Routed(key, (key, [], None, until)) if step == "rules" else Featured(key, ([], until))
             for step, key in clock.due(until)]
 

@@ -68,6 +68,8 @@ def principals_of(events: EventRows) -> list[tuple[str, Event]]:
     only those events are built."""
     users = events.column("user.name")
     assert users is not None
+    if users.count(None) == len(users):  # a web log's batch, mostly: nobody signed in (asked in C)
+        return []
     rows = [k for k, user in enumerate(users) if user is not None]
     if not rows:
         return []
