@@ -53,6 +53,7 @@ class RuleIndex:
             for value in values:
                 self._by.setdefault(field, {}).setdefault(value, []).append(rule)
         self._getters = [(Event.getter(f), table) for f, table in self._by.items()]
+        self._needs = [rule_needs(rule) for rule in self.rules]
         self._order = {r.meta.id: i for i, r in enumerate(self.rules)}
         # Group-by fields whose every rule can thin a batch (``silence``: only the gaps matter).
         by_field: dict[str, list[Rule]] = {}
@@ -88,7 +89,10 @@ class RuleIndex:
         thinned: dict[str, list[tuple[Rule, Mask]]] = {}
         # per event, the rules it is relevant to (bit i: self.rules[i]); Python ints past 64 rules
         bits = np.zeros(len(events), dtype=np.uint64 if len(self.rules) <= 64 else object)
+        present: dict[str, set[str]] = {}  # per needed field, its values in the batch (as ``candidates``)
         for i, rule in enumerate(self.rules):
+            if (needs := self._needs[i]) is not None and _absent(needs, cols, present):
+                continue  # no event of the batch holds a value the rule needs: a mask of none
             by_column = getattr(rule, "relevant_columns", None)
             mask = by_column(cols) if by_column is not None else cols.each(rule.relevant)
             name = rule.meta.group_by
@@ -117,6 +121,18 @@ class RuleIndex:
                 found = self._sets[b] = frozenset(r.meta.id for j, r in enumerate(self.rules) if b >> j & 1)
             events[row].relevant = found
         return [(key, (name, events[row])) for key, name, row in out]
+
+
+def _absent(needs: tuple[str, frozenset[str]], cols: Columns, present: dict[str, set[str]]) -> bool:
+    """Whether no event of the batch has a value of ``needs`` (field, values): the field's values
+    are read once a batch from its factorized column, as text, as ``RuleIndex.candidates`` reads
+    an event's (which ``tests/test_rules.py`` holds the batch's routing to)."""
+    field, values = needs
+    found = present.get(field)
+    if found is None:
+        _, uniques = cols.factorized(field)
+        found = present[field] = {u if type(u) is str else str(u) for u in uniques if u is not None}
+    return found.isdisjoint(values)
 
 
 def _thinned(rules: list[tuple[Rule, Mask]], cols: Columns, name: str) -> Mask:
