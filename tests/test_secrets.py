@@ -399,3 +399,23 @@ def test_dropping_keywords_by_what_follows_them_never_hides_a_secret(pieces: lis
     assert REDACTOR.redact_batch(lines) == every.redact_batch(lines)
     assert sum(len(at) for at in REDACTOR._candidates(lines).values()) <= \
         sum(len(at) for at in every._candidates(lines).values())
+
+
+@pytest.mark.parametrize(("pattern", "text", "fixed", "expected"), [
+    (r"key=\w+", "key=abc", 0, 0),  # no group: the whole match
+    (r"key=(\w*)", "key=abc", 0, 1),
+    (r"key=(\w*)", "key=", 0, 0),  # its one group empty: the whole match
+    (r"(a)?key=(\w*)", "key=abc", 0, 2),  # the first non-empty group
+    (r"(a)?key=(\w*)", "akey=", 0, 1),
+    (r"(a)?key=(\w*)", "key=", 0, 0),
+    (r"(a)?key=(\w*)", "key=abc", 1, 1),  # the rule's own secretGroup, whatever it holds
+])
+def test_the_secret_is_the_rules_group_else_the_first_non_empty_one(pattern: str, text: str, fixed: int,
+                                                                    expected: int) -> None:
+    """gitleaks' choice of the secret in a match, with re2 (the rules' engine) and re."""
+    import re2
+
+    for engine in (re, re2):
+        compiled = engine.compile(pattern)
+        m = compiled.search(text)
+        assert m is not None and secret_group(m, compiled.groups, fixed) == expected, (engine.__name__, pattern, text)

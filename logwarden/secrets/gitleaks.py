@@ -80,7 +80,11 @@ def shannon_entropy(text: str) -> float:
 def secret_group(m: Any, groups: int, fixed: int = 0) -> int:
     """gitleaks' choice of the secret in a match: the rule's ``secretGroup``, else the first
     non-empty group, else the whole match."""
-    return fixed or next((i for i in range(1, groups + 1) if m.group(i)), 0)
+    if fixed or groups == 0:
+        return fixed
+    if groups == 1:  # most rules: one group, asked without a generator (10% of a Kubernetes audit log's scan)
+        return 1 if m.group(1) else 0
+    return next((i for i in range(1, groups + 1) if m.group(i)), 0)
 
 
 REJECTED = 1024  # near-misses a rule remembers (222 rules: at most ~45 MB however odd the logs)
