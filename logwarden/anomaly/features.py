@@ -327,30 +327,30 @@ def windows_of(events: list[Event], width: timedelta = timedelta(minutes=10),
     return sorted(table.values(), key=lambda w: (w.start, w.principal))
 
 
-def _share_new(seen: set[str], values: set[str]) -> float:
-    if not values:
-        return 0.0
-    return len(values - seen) / len(values)
+def _share(new: set[str], values: set[str]) -> float:
+    """The share of ``values`` that is ``new`` (a subset of them)."""
+    return len(new) / len(values) if values else 0.0
 
 
 def featurize(w: WindowStats, b: Baseline) -> Row:
     """The window against its principal's baseline as it stood before the window."""
     log_events, log_volume = math.log1p(w.events), math.log1p(w.volume)
+    # what the window holds that the baseline has not seen: for its features and its contrast
+    new_resources, new_networks, new_agents = w.resources - b.resources, w.networks - b.networks, w.agents - b.agents
+    near = b.near_hour(w.start.hour)
     x = np.array((
         log_events, w.failures / w.events if w.events else 0.0, math.log1p(len(w.resources)),
         math.log1p(len(w.networks)), math.log1p(len(w.agents)), log_volume, math.log1p(w.sensitive),
         max(0.0, math.log1p(w.privileged) - b.log_privileged),
         # one-sided: doing less than usual is not what we look for
         max(0.0, log_volume - b.log_volume), max(0.0, log_events - b.log_events),
-        _share_new(b.resources, w.resources), _share_new(b.networks, w.networks),
-        _share_new(b.agents, w.agents), 1.0 / (1.0 + b.near_hour(w.start.hour))), dtype=np.float64)
+        _share(new_resources, w.resources), _share(new_networks, w.networks),
+        _share(new_agents, w.agents), 1.0 / (1.0 + near)), dtype=np.float64)
     contrast = Contrast(
-        w.events, w.failures, w.volume, w.sensitive, w.privileged, len(w.resources),
-        len(w.resources - b.resources),
-        sorted(n for n in w.networks if n not in b.networks)[:3],
-        sorted(a for a in w.agents if a not in b.agents)[:2],
+        w.events, w.failures, w.volume, w.sensitive, w.privileged, len(w.resources), len(new_resources),
+        sorted(new_networks)[:3], sorted(new_agents)[:2],
         math.expm1(b.log_events), math.expm1(b.log_volume), math.expm1(b.log_privileged), w.start.hour,
-        b.near_hour(w.start.hour), tuple(b.hours))
+        near, tuple(b.hours))
     return Row(w, x, contrast, b)
 
 
