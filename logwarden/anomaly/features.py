@@ -305,9 +305,11 @@ class Row:
     ready: bool = True
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def window_start(ts: datetime, width: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((ts - epoch) // width) * width
+    return _EPOCH + ((ts - _EPOCH) // width) * width
 
 
 def windows_of(events: list[Event], width: timedelta = timedelta(minutes=10),
