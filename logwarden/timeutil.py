@@ -11,6 +11,7 @@ from operator import le
 
 from logwarden.errors import TimestampError
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # numbers above this are epoch milliseconds
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -128,15 +129,9 @@ def parse_clf(value: str) -> datetime:
 
 
 def parse_clf_many(values: Iterable[str]) -> dict[str, datetime | None]:
-    """``parse_clf`` of each text (None where it raises): a batch's distinct times, read with no
-    call per text where its hour is known."""
+    """``parse_clf`` of each text, None where it raises (a batch's distinct times)."""
     out: dict[str, datetime | None] = {}
-    hours, in_hour = _CLF_HOURS, _IN_HOUR
     for value in values:
-        hour = hours.get(value[:14] + value[20:26])
-        if hour is not None and (offset := in_hour.get(value[15:20])) is not None:
-            out[value] = hour + offset
-            continue
         try:
             out[value] = parse_clf(value)
         except TimestampError:

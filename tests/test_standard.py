@@ -362,8 +362,11 @@ def test_a_run_is_counted_in_the_day_and_minute_of_the_newest_time_so_far(steps:
         at, k = 0, 0
         while at < len(text):
             size = cuts[k % len(cuts)]
-            c.check_batch(text[at:at + size], at + 1) if lane else list(c.check_lines(text[at:at + size], at + 1))
+            if lane:
+                c.check_batch(text[at:at + size], at + 1)
+            else:
+                list(c.check_lines(text[at:at + size], at + 1))
             at, k = at + size, k + 1
-        st_ = c.monitor.state
-        counted.append((c.scorecard.days, [(b.start, b.lines, b.compliant) for b in st_.buckets], st_.now))
+        state = c.monitor.state
+        counted.append((c.scorecard.days, [(b.start, b.lines, b.compliant) for b in state.buckets], state.now))
     assert counted[0] == counted[1]

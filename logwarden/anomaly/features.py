@@ -26,13 +26,14 @@ import ipaddress
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from logwarden.event import Event
 from logwarden.rows import EventRows
+from logwarden.timeutil import EPOCH
 
 FEATURES = (
     "log_events", "failure_ratio", "log_distinct_resources", "log_distinct_networks", "log_distinct_agents",
@@ -305,11 +306,8 @@ class Row:
     ready: bool = True
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def window_start(ts: datetime, width: timedelta) -> datetime:
-    return _EPOCH + ((ts - _EPOCH) // width) * width
+    return EPOCH + ((ts - EPOCH) // width) * width
 
 
 def windows_of(events: list[Event], width: timedelta = timedelta(minutes=10),

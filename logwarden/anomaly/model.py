@@ -262,9 +262,8 @@ class AnomalyModel:
         import skops.io as sio
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        model_file, card_file, base_file = _files(path)
+        model_file, card_file, base_file, scores_file = _files(path)
         sio.dump(self.forest_, model_file)
-        scores_file = _scores_file(path)
         scores_file.write_bytes(self.scorer_.to_npz())
         base_file.write_bytes(orjson.dumps({"baselines": {k: v.to_json() for k, v in self.baselines_.items()},
                                             "mean": self.mean_.tolist(), "std": self.std_.tolist()},
@@ -290,7 +289,7 @@ class AnomalyModel:
         """Refuses a model whose card, files or library versions do not match, saying why. The
         forest's scoring arrays come from ``NAME.forest.npz`` when the card lists it (numpy
         only), else from the forest itself (``NAME.skops``, through scikit-learn and skops)."""
-        model_file, card_file, base_file = _files(path)
+        model_file, card_file, base_file, scores_file = _files(path)
         for f in (model_file, card_file, base_file):
             if not f.exists():
                 raise ModelError(f"model {path}: {f.name} is missing (a model is NAME.skops + NAME.card.json + "
@@ -302,7 +301,6 @@ class AnomalyModel:
         trained, installed = card.get("versions", {}).get("scikit-learn"), metadata.version("scikit-learn")
         if trained != installed:
             problems.append(f"trained with scikit-learn {trained}, this is {installed} (retrain it)")
-        scores_file = _scores_file(path)
         listed = card.get("files", {})
         arrays = scores_file.name in listed and scores_file.exists()  # else loaded from the forest
         checked = [model_file, base_file, scores_file] if arrays else [model_file, base_file]
@@ -345,11 +343,8 @@ class ModelError(LogwardenError):
     pass
 
 
-def _files(path: Path) -> tuple[Path, Path, Path]:
+def _files(path: Path) -> tuple[Path, Path, Path, Path]:
+    """The forest, the card, the baselines and the forest's scoring arrays."""
     stem = path.with_suffix("") if path.suffix == ".skops" else path
-    return stem.with_suffix(".skops"), stem.with_suffix(".card.json"), stem.with_suffix(".baselines.json")
-
-
-def _scores_file(path: Path) -> Path:
-    stem = path.with_suffix("") if path.suffix == ".skops" else path
-    return stem.with_suffix(".forest.npz")
+    return (stem.with_suffix(".skops"), stem.with_suffix(".card.json"), stem.with_suffix(".baselines.json"),
+            stem.with_suffix(".forest.npz"))

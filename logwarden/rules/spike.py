@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from pydantic import Field
@@ -16,8 +16,7 @@ from logwarden.rules.base import Burst, BurstState, Params, Predicate, RuleMeta,
 from logwarden.rules.columns import Columns, Mask
 from logwarden.rules.conditions import evaluate, holds
 from logwarden.rules.threshold import Duration
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from logwarden.timeutil import EPOCH
 
 
 class SpikeParams(Params):
@@ -69,7 +68,7 @@ class SpikeRule:
             return None
         ts = event.timestamp
         assert ts is not None
-        bucket = int((ts - _EPOCH) / self.window)
+        bucket = int((ts - EPOCH) / self.window)
         if state.bucket is None:
             state.bucket = bucket
         elif bucket > state.bucket:

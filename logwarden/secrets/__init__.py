@@ -109,14 +109,13 @@ class Redactor:
         # A keyword whose detectors need one more text is searched only in a batch holding that
         # text: the "://" of the URL password detector is in nearly every web log line, its "@"
         # in few batches.
-        self._searches: list[tuple[bytes | None, Any, np.ndarray]] = []  # (text needed, automaton, keyword)
-        for need in (None, *range(len(self._requires))):
-            ks = [k for k in range(len(self._keywords)) if self._keyword_requires[k] == (-1 if need is None else need)]
-            if ks:
-                self._searches.append((None if need is None else self._requires[need].encode(),
-                                       ahocorasick_rs.BytesAhoCorasick([self._keywords[k].encode() for k in ks],
-                                                                       implementation=ahocorasick_rs.Implementation.DFA),
-                                       np.array(ks, dtype=np.int64)))
+        self._searches: list[tuple[bytes | None, Any, np.ndarray]] = []  # (text needed, automaton, keywords)
+        for need in range(-1, len(self._requires)):  # -1: the keywords that need nothing more
+            ks = np.flatnonzero(self._keyword_requires == need)
+            if len(ks):
+                automaton = ahocorasick_rs.BytesAhoCorasick([self._keywords[k].encode() for k in ks],
+                                                            implementation=ahocorasick_rs.Implementation.DFA)
+                self._searches.append((self._requires[need].encode() if need >= 0 else None, automaton, ks))
 
     def _keyword_context(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What a keyword match needs around it for any of its detectors to match there, known
