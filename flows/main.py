@@ -137,7 +137,8 @@ def _told(clock: ReplayClock, until: datetime | None, routed: dict[str, list[Eve
     still folds what it holds."""
     for step, sent in (("rules", routed), ("features", featured)):
         for key, same in sent.items():
-            clock.sent(step, key, max(map(_TIMESTAMP, same)))  # type: ignore[type-var]
+            times = list(map(_TIMESTAMP, same))
+            clock.sent(step, key, min(times), max(times))  # type: ignore[type-var]
     return [Routed(key, (key, [], None, until)) if step == "rules" else Featured(key, ([], until))
             for step, key in clock.due(until)]
 
@@ -323,6 +324,8 @@ class _RulesLogic(StatefulBatchLogic[tuple[str, list[Event], SourceMark | None, 
     def on_batch(self, values: list[tuple[str, list[Event], SourceMark | None, datetime | None]],
                  ) -> tuple[Iterable[Any], bool]:
         if self._engine is None:
+            if not any(same for _, same, _, _ in values):  # a replay's watermark for a key with nothing left
+                return [], self.DISCARD
             self._engine = self._build(values[0][0], None)
             self._held.hold()
         engine = self._engine

@@ -36,7 +36,8 @@ class ReplayClock:
         self._stray = False  # a chunk of an input not named here: no watermark at all
         self.every = every
         self._told: datetime | None = None  # the watermark keys were last told
-        self._sent: dict[tuple[str, str], datetime] = {}  # (step, key) -> the newest event sent to it
+        # (step, key) -> [the oldest event sent to it since it was last told, the newest]
+        self._sent: dict[tuple[str, str], list[datetime]] = {}
 
     def advance(self, source: str, floor: datetime | None, newest: datetime | None = None) -> None:
         """``source`` has been checked up to here, its newest accepted event at ``newest``, and
@@ -70,22 +71,27 @@ class ReplayClock:
             return None
         return min(floors)  # type: ignore[type-var]
 
-    def sent(self, step: str, key: str, newest: datetime) -> None:
-        """``key`` of ``step`` was sent events up to ``newest``."""
+    def sent(self, step: str, key: str, oldest: datetime, newest: datetime) -> None:
+        """``key`` of ``step`` was sent events from ``oldest`` to ``newest``."""
         at = (step, key)
         known = self._sent.get(at)
-        if known is None or newest > known:
-            self._sent[at] = newest
+        if known is None:
+            self._sent[at] = [oldest, newest]
+        else:
+            known[0], known[1] = min(known[0], oldest), max(known[1], newest)
 
     def due(self, watermark: datetime | None) -> list[tuple[str, str]]:
         """Once the watermark has moved ``every`` since keys were last told it: the ``(step, key)``
-        to tell it now, each sent events since it last passed them. A key is told again until
-        the watermark is ``every`` past its newest event (by then it has folded everything and
-        closed every window, the width of a window being at most ``every``)."""
+        to tell it now. A key is told once the watermark has passed an event sent to it (before,
+        it has nothing to fold or close), and then again each time until the watermark is
+        ``every`` past its newest event (by then it has folded everything and closed every
+        window, the width of a window being at most ``every``)."""
         if watermark is None or (self._told is not None and watermark - self._told < self.every):
             return []
         self._told = watermark
-        due = list(self._sent)
+        due = [at for at, (oldest, _) in self._sent.items() if oldest < watermark]
+        for at in due:  # told: what it still holds is no older than the watermark
+            self._sent[at][0] = watermark
         gone = watermark - self.every
-        self._sent = {at: newest for at, newest in self._sent.items() if newest >= gone}
+        self._sent = {at: sent for at, sent in self._sent.items() if sent[1] >= gone}
         return due

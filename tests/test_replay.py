@@ -57,21 +57,26 @@ def test_an_input_ahead_of_another_waits_and_the_slowest_never_does() -> None:
     assert not clock.ahead("a")
 
 
-def test_keys_are_told_each_day_of_watermark_until_it_has_passed_them() -> None:
+def test_keys_are_told_each_day_of_watermark_once_it_has_passed_them_until_a_day_past() -> None:
     clock = ReplayClock(["a"], every=timedelta(days=1))
     day = timedelta(days=1)
-    clock.sent("rules", "source.ip=1.2.3.4", T0 + H)
-    clock.sent("features", "alice", T0 + 3 * day)
+    clock.sent("rules", "source.ip=1.2.3.4", T0 + H, T0 + H)
+    clock.sent("features", "alice", T0 + 3 * day, T0 + 3 * day)
     assert clock.due(None) == []
-    assert sorted(clock.due(T0)) == [("features", "alice"), ("rules", "source.ip=1.2.3.4")]
-    assert clock.due(T0 + 12 * H) == []  # less than a day of watermark since
-    assert sorted(clock.due(T0 + 2 * day)) == [("features", "alice"), ("rules", "source.ip=1.2.3.4")]
-    # the watermark is now a day past the rule key's newest event: it is not told again
-    assert clock.due(T0 + 3 * day) == [("features", "alice")]
-    assert clock.due(T0 + 5 * day) == [("features", "alice")]
-    assert clock.due(T0 + 6 * day) == []
-    clock.sent("rules", "source.ip=1.2.3.4", T0 + 7 * day)  # events again: told again
-    assert clock.due(T0 + 7 * day) == [("rules", "source.ip=1.2.3.4")]
+    assert clock.due(T0) == []  # the watermark has passed no event of theirs: nothing to fold
+    assert clock.due(T0 + 2 * H) == []  # less than a day of watermark since
+    assert clock.due(T0 + day + H) == [("rules", "source.ip=1.2.3.4")]
+    assert clock.due(T0 + 2 * day + H) == [("rules", "source.ip=1.2.3.4")]  # its windows may close now
+    # the watermark is now more than a day past the rule key's newest event: it is not told again
+    assert clock.due(T0 + 3 * day + H) == [("features", "alice")]
+    assert clock.due(T0 + 4 * day + H) == [("features", "alice")]
+    assert clock.due(T0 + 5 * day + H) == []
+    clock.sent("rules", "source.ip=1.2.3.4", T0 + 7 * day, T0 + 8 * day)  # events again: told again
+    assert clock.due(T0 + 6 * day + H) == []
+    assert clock.due(T0 + 7 * day + H) == [("rules", "source.ip=1.2.3.4")]
+    # events older than the watermark (a chunk's own, folded with it): told at the next round
+    clock.sent("features", "bob", T0 + 7 * day, T0 + 7 * day)
+    assert clock.due(T0 + 8 * day + H) == [("rules", "source.ip=1.2.3.4"), ("features", "bob")]
 
 
 def _checker(policy: TimestampPolicy) -> SourceChecker:

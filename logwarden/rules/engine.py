@@ -80,6 +80,7 @@ class KeyEngine:
         self.key = key
         self.entity = key.split("=", 1)[1] if "=" in key else key
         self.rules = rules
+        self._ids = [(r, r.meta.id) for r in rules]  # read once, not per event and rule
         self.lateness = lateness
         self.replay_cap = replay_cap
         self.state = state or KeyState(key)
@@ -350,21 +351,22 @@ class KeyEngine:
         ``before``: only what is older than it, and close nothing more."""
         st = self.state
         alerts: list[Alert] = []
-        while st.buffer and (watermark is None or st.buffer[0][0] < watermark
-                             or (not before and st.buffer[0][0] == watermark)):
-            ts, _, _, event = heapq.heappop(st.buffer)
+        buffer, states, entity = st.buffer, st.rule_states, self.entity
+        while buffer and (watermark is None or buffer[0][0] < watermark
+                          or (not before and buffer[0][0] == watermark)):
+            ts, _, _, event = heapq.heappop(buffer)
             relevant = event.relevant
-            for rule in self.rules:
-                rstate = st.rule_states.get(rule.meta.id)
-                if relevant is not None and rule.meta.id not in relevant:
+            for rule, rid in self._ids:
+                rstate = states.get(rid)
+                if relevant is not None and rid not in relevant:
                     # Not its event (the router asked): no fold, but a gap still closes its burst.
-                    if rstate is not None and (closed := rule.close(rstate, self.entity, ts)) is not None:
+                    if rstate is not None and (closed := rule.close(rstate, entity, ts)) is not None:
                         alerts.append(closed)
                     continue
                 if rstate is None:
-                    rstate = st.rule_states[rule.meta.id] = rule.init()
+                    rstate = states[rid] = rule.init()
                 # A gap longer than the rule's window closes what was open before this event.
-                closed = rule.close(rstate, self.entity, ts)
+                closed = rule.close(rstate, entity, ts)
                 if closed is not None:
                     alerts.append(closed)
                 if (alert := self._fold(rule, rstate, event)) is not None:
