@@ -36,7 +36,7 @@ class ReplayClock:
         self._stray = False  # a chunk of an input not named here: no watermark at all
         self.every = every
         self._told: datetime | None = None  # the watermark keys were last told
-        # (step, key) -> [the oldest event sent to it since it was last told, the newest]
+        # (step, key) -> [the oldest event sent to it, the newest] (kept while it is told)
         self._sent: dict[tuple[str, str], list[datetime]] = {}
 
     def advance(self, source: str, floor: datetime | None, newest: datetime | None = None) -> None:
@@ -90,8 +90,6 @@ class ReplayClock:
             return []
         self._told = watermark
         due = [at for at, (oldest, _) in self._sent.items() if oldest < watermark]
-        for at in due:  # told: what it still holds is no older than the watermark
-            self._sent[at][0] = watermark
         gone = watermark - self.every
         self._sent = {at: sent for at, sent in self._sent.items() if sent[1] >= gone}
         return due
