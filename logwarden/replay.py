@@ -12,8 +12,9 @@ state held is bounded by the disorder the standard allows, not by the input's le
 - The inputs are read abreast in event time, or the watermark would wait for the slowest: an
   input more than ``slack`` ahead of another waits (``ahead``) while the others catch up.
 - A key that gets no more events would never hear the watermark and would hold what it has
-  until the end. So every ``every`` of watermark, each key sent events since the watermark last
-  passed them is told it again, with no events (``due``).
+  until the end. So every ``every`` of watermark, each key the watermark has passed an event
+  of is told it again, with no events, until the watermark is ``every`` past its newest
+  (``due``); a key whose events are all newer than the watermark has nothing to fold yet.
 - The watermark is exact only when the items a step emits reach the next steps in the order it
   emitted them, which holds on one worker: ``logwarden.app`` makes a clock only then.
 - A source whose profile sets no ``max_age`` has no floor: such a replay folds at its end.
