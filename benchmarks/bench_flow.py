@@ -4,9 +4,11 @@
     python benchmarks/bench_flow.py [--days 14] [--orgs 1] [--runs 3]
     python benchmarks/bench_flow.py --memory        # peak RSS over about 1M and 4M lines (48, 192 days)
     python benchmarks/bench_flow.py --real 20       # the real logs of ../shared/data/real instead
+    python benchmarks/bench_flow.py --logs DIR ...   # any logs (files, or every file under a folder)
 
 ``--real N``: logs we did not write, where they are beside the checkout: the Apache access log
 (10,000 lines) N times over, the OpenSSH and Linux syslog samples and the CloudTrail record file.
+``--logs``: an organisation's own logs, each file's format detected as ``logwarden run`` does.
 
 Input: ``logwarden simulate`` (web, API JSON, sshd/sudo, Kubernetes audit, CloudTrail, database
 gateway), ``--days`` of each of ``--orgs`` organisations, written to a temporary directory.
@@ -63,6 +65,32 @@ def real_input(work: Path, copies: int) -> list[str]:
     web.write_bytes(text * copies)
     return [str(web), str(REAL / "ssh" / "OpenSSH_2k.log"), str(REAL / "ssh" / "Linux_2k.log"),
             *map(str, sorted((REAL / "cloudtrail").glob("*.json")))]
+
+
+def given_input(paths: list[str]) -> list[str]:
+    """``--logs``: these files, and every file under these folders whose format is detected (the
+    others, a licence or a README beside the logs, are named and left out)."""
+    from logwarden.errors import ConfigError
+    from logwarden.parsers import ParserOptions
+    from logwarden.sources import sniff_file
+
+    found: list[str] = []
+    for given in map(Path, paths):
+        if given.is_file():
+            found.append(str(given))
+            continue
+        if not given.is_dir():
+            raise SystemExit(f"--logs: no such file or folder: {given}")
+        for path in sorted(p for p in given.rglob("*") if p.is_file()):
+            try:
+                sniff_file(str(path), ParserOptions())
+            except ConfigError:
+                print(f"--logs: left out {path} (not a log format logwarden reads)")
+                continue
+            found.append(str(path))
+    if not found:
+        raise SystemExit("--logs: no log files")
+    return found
 
 
 def count_lines(paths: list[str]) -> int:
@@ -144,10 +172,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3) -> None:
+def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3, logs: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="lw-bench-flow-") as tmp:
         work = Path(tmp)
-        paths = real_input(work, real) if real else simulate_input(work / "logs", days, orgs)
+        paths = given_input(logs) if logs else real_input(work, real) if real else \
+            simulate_input(work / "logs", days, orgs)
         lines = count_lines(paths)
         print(f"{lines:,} lines in {len(paths)} files; {machine()}")
         loads, json_lines = json_loop(paths)
@@ -190,9 +219,10 @@ def main() -> None:
     ap.add_argument("--orgs", type=int, default=1, choices=range(1, len(ORGS) + 1))
     ap.add_argument("--memory", action="store_true", help="peak RSS over about 1M and 4M lines")
     ap.add_argument("--real", type=int, metavar="N", help="the real logs (the Apache log N times over) instead")
+    ap.add_argument("--logs", nargs="+", metavar="PATH", help="these logs (files or folders) instead")
     ap.add_argument("--runs", type=int, default=3, help="runs of logwarden run; the median is given (default 3)")
     args = ap.parse_args()
-    memory() if args.memory else throughput(args.days, args.orgs, args.real, args.runs)
+    memory() if args.memory else throughput(args.days, args.orgs, args.real, args.runs, args.logs)
 
 
 if __name__ == "__main__":
