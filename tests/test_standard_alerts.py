@@ -105,6 +105,41 @@ def test_compliance_recovers_and_its_incident_resolves_itself() -> None:
     assert [h["action"] for h in store.get(inc.id).history].count("resolved") == 1  # type: ignore[union-attr]
 
 
+def test_a_sparse_sources_alerts_and_window_do_not_depend_on_its_batches() -> None:
+    """A batch of a sparse source spans hours, and the minutes its window has left by the batch's
+    last line get no bucket while nothing can be told: the same alerts, and the same window, as
+    line by line (where every minute gets its bucket)."""
+    rng = random.Random(9)
+    lines = []
+    for k in range(2 * 24 * 60):  # a line a minute for two days
+        ts = DAY - timedelta(days=1) + timedelta(minutes=k, seconds=rng.randrange(60))
+        doc = {"@timestamp": ts.isoformat().replace("+00:00", "Z"), "user": "svc-sync", "src_ip": "10.20.1.11",
+               "action": "read", "outcome": "success", "path": "/api/v1/items"}
+        if 2200 <= k < 2290:  # an hour and a half without a user: compliance drops, then recovers
+            del doc["user"]
+        if k in (450, 2100):  # a token, twice: a secret alert, updated a day later
+            doc["authorization"] = BEARER
+        lines.append(orjson.dumps(doc).decode())
+
+    # its window holds 15 lines: judged from three on
+    sparse = load_profile().model_copy(update={"alerts": load_profile().alerts.model_copy(update={"min_lines": 3})})
+
+    def fed(chunk: int) -> tuple[list[dict[str, object]], list[tuple[datetime, int, int, dict[str, int]]]]:
+        checker = SourceChecker(sparse, build_parser("json", ParserOptions()), "app/sync.jsonl", now=lambda: NOW)
+        out = []
+        for i in range(0, len(lines), chunk):
+            out += [x.to_dict() for x in checker.check_lines(lines[i:i + chunk], i + 1) if isinstance(x, Alert)]
+        window = [(b.start, b.lines, b.compliant, b.reasons) for b in checker.monitor.state.buckets]
+        return out + [a.to_dict() for a in checker.finish()], window
+
+    alerts, window = fed(1)
+    assert {a["rule_id"] for a in alerts} >= {SECRET, DROP}  # type: ignore[index]
+    assert any(a.get("resolved") for a in alerts if a["rule_id"] == DROP)  # type: ignore[index]
+    assert len(window) == 15 and sum(lines for _, lines, _, _ in window) == 15  # the last 15 minutes
+    for chunk in (len(lines), 1000, 77):
+        assert fed(chunk) == (alerts, window), chunk
+
+
 def test_a_format_change_and_a_clock_jump_are_drift() -> None:
     lines = api_day(tokens_from=None, users_dropped_from=None)
     broken = lines[:1000] + [f"level=info msg=started n={k}" for k in range(300)] + lines[1000:]
