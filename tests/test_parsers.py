@@ -543,15 +543,38 @@ _JSON_VALUES = st.one_of(
     st.sampled_from(['{"user": "bob"', '[1, 2]', '"text"', "12", "", "{}", "not json at all"])),
     max_size=25), first=st.integers(1, 10_000), shared=st.booleans())
 def test_json_columns_read_every_line_as_parse_does(lines: list[str], first: int, shared: bool) -> None:
-    """Each row it reads is the very event ``parse`` gives, whatever the keys, aliases, types and
-    empty values; a line it leaves is one ``parse`` refuses or one with a nested object."""
+    """Each row it reads is the very event ``parse`` gives, whatever the keys, aliases, types,
+    nested objects and empty values; a line it leaves is one ``parse`` refuses."""
     if shared and lines:  # the usual batch: every line with one key set
         lines = [lines[0]] * len(lines)
-    _columns_as_parse("json", lines, first, left=_nested)  # left to ``parse``: nested ECS objects
+    _columns_as_parse("json", lines, first)
 
 
-def _nested(line: str) -> bool:
-    return any(isinstance(v, dict) for v in orjson.loads(line).values())
+def test_nested_ecs_objects_are_read_by_their_dotted_names(options: ParserOptions) -> None:
+    """Elastic's own form of a document nests its fields (``{"source": {"ip": ...}}``): read as
+    the dotted names, whether or not a top-level key is also an alias, with the ECS extras
+    nested too; deeper than ``FLAT_DEPTH`` objects are left whole, and where a dotted key and a
+    nested one give one name the first in the document wins. As columns, the same events."""
+    parser = build_parser("json", options)
+    lines = [
+        '{"@timestamp":"2024-03-30T15:54:19Z","source":{"ip":"9.9.9.9"},"action":"login","cloud":{"provider":"aws"}}',
+        '{"@timestamp":"2024-03-30T15:54:19Z","user":{"name":"al"},"http":{"request":{"method":"post"},'
+        '"response":{"status_code":404}},"url":{"path":"/a","query":"b=1"},"event":{"outcome":"failure"}}',
+        '{"@timestamp":"2024-03-30T15:54:19Z","user.name":"first","user":{"name":"second"},'
+        '"a":{"b":{"c":{"d":{"e":1}}}},"host":{"name":{"x":1}}}',
+        '{"@timestamp":"2024-03-30T15:54:19Z","user":"bob","source":{"ip":{"v4":"1.1.1.1"}}}',
+    ]
+    events = [parser.parse(line, "gw.jsonl", n) for n, line in enumerate(lines, 1)]
+    assert (events[0].source_ip, events[0].action, events[0].extra) == ("9.9.9.9", "login", {"cloud.provider": "aws"})
+    assert (events[1].user_name, events[1].http_method, events[1].status_code, events[1].outcome,
+            events[1].url_path, events[1].url_query) == ("al", "POST", 404, "failure", "/a", "b=1")
+    assert events[2].user_name == "first" and events[2].host_name is None  # an object is no host name
+    assert (events[3].user_name, events[3].source_ip) == ("bob", None)  # source.ip.v4: no alias reads it
+    from logwarden.parsers.mapping import FLAT_DEPTH, flatten
+
+    assert flatten({"a": {"b": {"c": {"d": {"e": 1}}}}}) == {"a.b.c.d": {"e": 1}} and FLAT_DEPTH == 3
+    columns = parser.parse_columns(lines, "gw.jsonl", 1)  # type: ignore[attr-defined]
+    assert columns.ok == [True] * 4 and [columns.event(r) for r in range(4)] == events
 
 
 @settings(max_examples=200, deadline=None)

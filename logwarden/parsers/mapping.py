@@ -85,31 +85,39 @@ class AliasIndex:
         # costs one dict lookup per field. Bounded, as a source with free-form keys could
         # otherwise grow it without end. With each plan, the parser-known ECS fields the key
         # set holds, kept as extra.
-        self._plans: dict[tuple[str, ...], tuple[list[tuple[str, list[str]]], list[str]]] = {}
+        self._plans: dict[tuple[str, ...], tuple[list[tuple[str, list[str]]], list[str], list[str]]] = {}
+        # every leading part of a dotted name it knows ("http", "http.request" of "http.request.method")
+        self._prefixes = frozenset(name.rsplit(".", k)[0] for name in (*self._index, *EXTRA_FIELDS)
+                                   for k in range(1, name.count(".") + 1))
 
     def resolve(self, doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """ECS field -> the value of its best-ranked alias present in ``doc``; and the ECS
-        fields beyond the common ones (``k8s.request.role_ref``, ...) it carries, or None."""
-        plan, extra_keys = self.plan(tuple(doc))
+        fields beyond the common ones (``k8s.request.role_ref``, ...) it carries, or None.
+        Nested ECS objects (``{"source": {"ip": ...}}``) are read by their dotted names."""
+        plan, extra_keys, nests = self.plan(tuple(doc))
+        if nests and any(type(doc[k]) is dict for k in nests):
+            doc = flatten(doc)
+            plan, extra_keys, _ = self.plan(tuple(doc))
         extras = None
         if extra_keys:  # rare: most sources carry none
             extras = {k: doc[k] for k in extra_keys if doc[k] is not None} or None
         out: dict[str, Any] = {}
         for name, candidates in plan:
             value = _pick(doc, candidates)
-            if value is _NESTED:  # nested ECS objects: {"user": {"name": ...}}
-                return self._resolve_nested(doc), extras
             if value is not None:
                 out[name] = value
         return out, extras
 
-    def plan(self, keys: tuple[str, ...]) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """A key set's plan: per ECS field its aliases present, best first; and its extra keys."""
+    def plan(self, keys: tuple[str, ...]) -> tuple[list[tuple[str, list[str]]], list[str], list[str]]:
+        """A key set's plan: per ECS field its aliases present, best first; its extra keys; and
+        the keys that, holding an object, lead to a name it knows (``user`` to ``user.name``):
+        a document with an object under one of them is read flattened (``flatten``)."""
         cached = self._plans.get(keys)
         if cached is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
-            cached = self._plans[keys] = self._plan(keys), [k for k in keys if k in EXTRA_FIELDS]
+            cached = self._plans[keys] = (self._plan(keys), [k for k in keys if k in EXTRA_FIELDS],
+                                          [k for k in keys if k in self._prefixes])
         return cached
 
     def _plan(self, keys: tuple[str, ...]) -> list[tuple[str, list[str]]]:
@@ -119,25 +127,28 @@ class AliasIndex:
                 ranked.setdefault(name, []).append((rank, key))
         return [(name, [key for _, key in sorted(pairs)]) for name, pairs in ranked.items()]
 
-    def _resolve_nested(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        best: dict[str, tuple[int, Any]] = {}
-        for key, value in _flat_items(doc):
-            hits = self._index.get(key)
-            if hits is None or value is None or value == "" or isinstance(value, _CONTAINERS):
-                continue
-            for name, rank in hits:
-                current = best.get(name)
-                if current is None or rank < current[0]:
-                    best[name] = (rank, value)
-        return {name: value for name, (_, value) in best.items()}
+
+FLAT_DEPTH = 3  # objects nested deeper than this are left whole (a value no alias reads)
 
 
-def _flat_items(doc: Mapping[str, Any], prefix: str = "", depth: int = 0) -> Any:
+def flatten(doc: Mapping[str, Any], prefix: str = "", depth: int = 0,
+            out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A document with its nested objects' values under dotted names (``{"source": {"ip": x}}``
+    becomes ``{"source.ip": x}``); where two give one name, the first in the document wins."""
+    out = {} if out is None else out
     for key, value in doc.items():
-        if isinstance(value, dict) and depth < 3:
-            yield from _flat_items(value, f"{prefix}{key}.", depth + 1)
-        else:
-            yield f"{prefix}{key}" if prefix else key, value
+        name = prefix + key if prefix else key
+        if not isinstance(value, dict) or depth >= FLAT_DEPTH:
+            if name not in out:
+                out[name] = value
+            continue
+        stem = name + "."
+        for inner, leaf in value.items():  # the usual object, of values: read here, not by a call
+            if isinstance(leaf, dict):
+                flatten({inner: leaf}, stem, depth + 1, out)
+            elif (name := stem + inner) not in out:
+                out[name] = leaf
+    return out
 
 
 def normalize_outcome(value: Any) -> str | None:
@@ -196,13 +207,12 @@ def event_from_mapping(doc: Mapping[str, Any], index: AliasIndex,
     )
 
 
-_NESTED = object()  # a field whose aliases reach a nested object before a value: ``parse`` reads it
 _REFUSED = object()  # a time ``parse_any`` refuses
 
 
 def _pick(doc: Mapping[str, Any], candidates: list[str]) -> Any:
-    """One field's value: its best alias's usable value (a list: the next alias), None, or
-    ``_NESTED``."""
+    """One field's value: its best alias's usable value (an array or object: the next alias),
+    or None."""
     for key in candidates:
         value = doc[key]
         if value is None or value == "":
@@ -210,29 +220,46 @@ def _pick(doc: Mapping[str, Any], candidates: list[str]) -> Any:
         # str first: the usual value, and cheaper to test than the containers
         if isinstance(value, str) or not isinstance(value, _CONTAINERS):
             return value
-        if isinstance(value, dict):
-            return _NESTED
     return None
+
+
+def _key_sets(docs: list[dict[str, Any] | None], index: AliasIndex) -> dict[tuple[str, ...], list[int]]:
+    """The rows of each key set, the documents with a nested object where it leads to a known
+    name (``AliasIndex.plan``) flattened first, as ``resolve`` reads them."""
+    def grouped() -> dict[tuple[str, ...], list[int]]:
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for row, doc in enumerate(docs):
+            if doc is not None:
+                groups.setdefault(tuple(doc), []).append(row)
+        return groups
+
+    groups = grouped()
+    nested = set()
+    for keys, rows in groups.items():
+        for key in index.plan(keys)[2]:  # asked by column: set(map(type, ...)) runs in C
+            if dict in set(map(type, [docs[r][key] for r in rows])):  # type: ignore[index]
+                nested.update(r for r in rows if type(docs[r][key]) is dict)  # type: ignore[index]
+    for row in nested:
+        docs[row] = flatten(docs[row])  # type: ignore[arg-type]
+    return grouped() if nested else groups
 
 
 def columns_from_mappings(docs: list[dict[str, Any] | None], index: AliasIndex, source: str,
                           first_lineno: int, dataset: str) -> ParsedColumns:
     """``event_from_mapping`` of a batch's documents as columns (``logwarden.rows``): each key
     set's plan asked once, each field read down its column, each distinct time, method and
-    resource read once. A row left to ``parse`` (no document: not a JSON object; nested ECS
-    objects; a time ``parse_any`` refuses) is not ``ok``; every other row is the event
-    ``event_from_mapping`` gives (``tests/test_parsers.py``)."""
+    resource read once. A row left to ``parse`` (no document: not a JSON object; a time
+    ``parse_any`` refuses) is not ``ok``; every other row is the event ``event_from_mapping``
+    gives (``tests/test_parsers.py``), nested ECS objects read by their dotted names as it reads
+    them. ``docs``' nested documents are replaced by their flattened form."""
     n = len(docs)
     ok = [doc is not None for doc in docs]
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for row, doc in enumerate(docs):
-        if doc is not None:
-            groups.setdefault(tuple(doc), []).append(row)
+    groups = _key_sets(docs, index)
     whole = len(groups) == 1 and len(next(iter(groups.values()))) == n  # one key set (the usual batch)
     raw: dict[str, list[Any]] = {name: [None] * n for name in index.fields}
     extra: list[dict[str, Any] | None] = [None] * n
     for keys, rows in groups.items():
-        plan, extra_keys = index.plan(keys)
+        plan, extra_keys, _ = index.plan(keys)
         group = docs if whole else [docs[r] for r in rows]
         for name, candidates in plan:
             key = candidates[0]
@@ -243,9 +270,6 @@ def columns_from_mappings(docs: list[dict[str, Any] | None], index: AliasIndex, 
                     values = [None if v == "" else v for v in values]
             else:
                 values = [_pick(d, candidates) for d in group]  # type: ignore[arg-type]
-                for j in [j for j, v in enumerate(values) if v is _NESTED]:
-                    ok[rows[j]] = False
-                    values[j] = None
             if whole:
                 raw[name] = values
             else:
