@@ -59,10 +59,9 @@ class ScopeLabeler:
     def active(self) -> bool:
         return bool(self._whole or self._by_resource)
 
-    def label(self, event: Any) -> None:
-        """Set ``labels.scope`` on the event when it falls in a scope."""
+    def scopes_of(self, resource: str | None) -> tuple[str, ...]:
+        """The scopes of a record of this source touching ``resource``."""
         scopes = self._whole
-        resource = event.resource
         if resource is not None and self._by_resource:
             found = self._memo.get(resource)
             if found is None:
@@ -70,6 +69,20 @@ class ScopeLabeler:
                 if len(self._memo) < MEMO:
                     self._memo[resource] = found
             scopes = scopes + found if found else scopes
+        return scopes
+
+    def label(self, event: Any) -> None:
+        """Set ``labels.scope`` on the event when it falls in a scope."""
+        scopes = self.scopes_of(event.resource)
         if scopes:
             event.extra = event.extra or {}
             event.extra["labels.scope"] = list(scopes)
+
+    def label_rows(self, resources: list[Any], extras: list[dict[str, Any] | None]) -> list[tuple[str, ...]]:
+        """``label`` of a batch's rows read as columns (their ``resource`` and ``extra``
+        columns, the latter set in place): each row's scopes, each distinct resource asked once."""
+        found = {r: self.scopes_of(r) for r in dict.fromkeys(resources)}
+        out = list(map(found.__getitem__, resources))
+        for row in [row for row, scopes in enumerate(out) if scopes] if any(found.values()) else ():
+            extras[row] = {**(extras[row] or {}), "labels.scope": list(out[row])}
+        return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -25,7 +25,7 @@ from logwarden.errors import ConfigError, ParseError, TimestampError
 from logwarden.event import ECS_FIELDS, ITEM, Event
 from logwarden.parsers import PARSERS, Parser
 from logwarden.parsers.base import MAX_LINE
-from logwarden.rows import EventRows, ParsedColumns
+from logwarden.rows import EVENT_ORDER, EventRows, ParsedColumns
 from logwarden.scopes import Scope, ScopeLabeler
 from logwarden.timeutil import parse_duration, running_newest, utcnow
 from logwarden.violation import Violation, excerpt
@@ -201,6 +201,9 @@ Judged = tuple[Event | None, Violation | None, tuple[str, ...]]  # an outcome, a
 UNREADABLE = "a record this parser could not read"  # a parser raised something else than ParseError
 
 
+_RESOURCE, _EXTRA = EVENT_ORDER.index("resource"), EVENT_ORDER.index("extra")  # ParsedColumns' columns
+
+
 class SourceChecker:
     """Parses and checks the lines of one source, in order.
 
@@ -228,6 +231,7 @@ class SourceChecker:
         self.scorecard = Scorecard(source, parser.name)
         self._day: tuple[datetime, datetime, str] | None = None  # the current day: start, end, name
         labeler = ScopeLabeler(profile.scopes, source)
+        self._labeler = labeler if labeler.active else None
         self._scope = labeler.label if labeler.active else None
         self._source_scopes = labeler.whole
         # every field of every group set: the common case, tested at once
@@ -253,11 +257,13 @@ class SourceChecker:
         """``check_lines`` of a batch: its events (``EventRows``, in line order) and the rest.
         When the parser reads batches as columns (``parse_columns``), the lane judges plain
         lines from the columns, and an event is built only when something reads it."""
-        reader = self._columns if self.lane and self._scope is None else None
+        reader = self._columns if self.lane else None
         columns = reader(lines, self.source, first_lineno) if reader is not None else None
+        labels = self._labeler.label_rows(columns.values[_RESOURCE], columns.values[_EXTRA]) \
+            if columns is not None and self._labeler is not None else None  # each row's scopes, set in its extra
         order: list[int | Event] = []
         others: list[Violation | Alert] = []
-        for item in self._checked(lines, first_lineno, columns):
+        for item in self._checked(lines, first_lineno, columns, labels):
             if type(item) is range:
                 order.extend(item)
             elif type(item) is int or type(item) is Event:
@@ -266,15 +272,17 @@ class SourceChecker:
                 others.append(item)  # type: ignore[arg-type]
         return EventRows(columns, order), others
 
-    def _checked(self, lines: list[str], first_lineno: int,
-                 columns: ParsedColumns | None) -> Iterator[int | Event | Violation | Alert]:
+    def _checked(self, lines: list[str], first_lineno: int, columns: ParsedColumns | None,
+                 labels: list[tuple[str, ...]] | None = None) -> Iterator[int | Event | Violation | Alert]:
         """``check_lines``, where a compliant lane line read from ``columns`` is its row (an
-        int), and a run of them one ``range``."""
+        int), and a run of them one ``range``; ``labels``: with compliance scopes, each row's."""
         now = self._now()
         monitor = self.monitor
         found = self._redactor.redact_batch(lines)  # one keyword pass over the whole batch
-        lane = self.lane and self._scope is None  # with scopes, every record takes the full path
+        lane = self.lane
         run: list[datetime] = []  # the times of consecutive plain compliant events, not counted yet
+        # with compliance scopes, the scopes of each of them (counted with them)
+        scoped: list[tuple[str, ...]] | None = [] if self._scope is not None else None
         before = self.newest  # the source's newest time before the run's first event
         plain, parse_plain, lane_row = self._plain, self._parse_plain, self._lane_row
         read = columns.ok if columns is not None else [False] * len(lines)
@@ -291,6 +299,8 @@ class SourceChecker:
                     if not run:
                         before = newest
                     run.extend(times[row:end])  # type: ignore[index]
+                    if scoped is not None:
+                        scoped.extend(labels[row:end])  # type: ignore[index]
                     yield range(row, end)  # type: ignore[misc]
                     row = end
                     continue
@@ -304,14 +314,18 @@ class SourceChecker:
                     if not run:
                         before = newest
                     run.append(times[outcome] if type(outcome) is int else outcome.timestamp)  # type: ignore[index,union-attr]
+                    if scoped is not None:
+                        scoped.append(labels[outcome] if type(outcome) is int else  # type: ignore[index]
+                                      tuple(outcome.get("labels.scope") or ()))  # type: ignore[union-attr]
                     yield outcome
                     continue
                 judged: list[Judged] | None = outcome  # type: ignore[assignment]
             else:
                 judged = None
             if run:
-                self._count_run(run, before)
+                self._count_run(run, before, scoped)
                 run = []
+                scoped = [] if scoped is not None else None
             if judged is None:
                 judged = self._record(raw, lineno, now, redaction)
             else:
@@ -327,7 +341,7 @@ class SourceChecker:
                 if event is not None:
                     yield event
         if run:
-            self._count_run(run, before)
+            self._count_run(run, before, scoped)
         self.scorecard.newest = self.newest
         if not monitor.known_source and lines:  # after its lines: dated by them where they could be
             why = ("its format could not be detected" if self._parser.name == "undetected" else
@@ -392,6 +406,8 @@ class SourceChecker:
             event = self._parser.parse(raw, self.source, lineno)
         except Exception as exc:  # the full path's verdicts on a parser's errors
             return [self._unparsed(exc, lineno, raw, ())]
+        if self._scope is not None:
+            self._scope(event)
         ts = event.timestamp
         if ts is not None and ts.tzinfo is None and not self._ts.require_timezone:  # as ``_check_time`` reads it
             ts = event.timestamp = ts.replace(tzinfo=UTC)
@@ -422,9 +438,11 @@ class SourceChecker:
                 return True
         return False
 
-    def _count_run(self, times: list[datetime], newest: datetime | None) -> None:
-        """Count consecutive compliant events (their times) as ``_record`` counts them one by
-        one; ``newest``: the source's newest time before the first of them."""
+    def _count_run(self, times: list[datetime], newest: datetime | None,
+                   scoped: list[tuple[str, ...]] | None = None) -> None:
+        """Count consecutive compliant events (their times; ``scoped``: their compliance scopes)
+        as ``_record`` counts them one by one; ``newest``: the source's newest time before the
+        first of them."""
         card = self.scorecard
         n = len(times)
         card.lines += n
@@ -446,6 +464,8 @@ class SourceChecker:
             daily[0] += stop - at
             daily[1] += stop - at
             at = stop
+        for k in [k for k, names in enumerate(scoped) if names] if scoped else ():
+            self._count_scopes(scoped[k], self._day_of(peaks[k]), True)  # type: ignore[index]
         self.monitor.observe_compliant(times)
 
     def floor(self, now: datetime) -> datetime | None:
@@ -508,15 +528,20 @@ class SourceChecker:
             if self._scope is not None:  # the record's scopes: its event's, else its source's
                 labels = event.get("labels.scope") if event is not None else \
                     (violation.scopes if violation is not None else ())
-                for name in labels or ():
-                    counts = card.scopes.setdefault(name, [0, 0])
-                    counts[0] += 1
-                    counts[1] += violation is None
-                    if day is not None:
-                        daily = card.scope_days.setdefault(name, {}).setdefault(day, [0, 0])
-                        daily[0] += 1
-                        daily[1] += violation is None
+                self._count_scopes(labels or (), day, violation is None)
         return outcomes
+
+    def _count_scopes(self, names: Iterable[str], day: str | None, compliant: bool) -> None:
+        """One record in each of these compliance scopes, in the scorecard and its ``day``."""
+        card = self.scorecard
+        for name in names:
+            counts = card.scopes.setdefault(name, [0, 0])
+            counts[0] += 1
+            counts[1] += compliant
+            if day is not None:
+                daily = card.scope_days.setdefault(name, {}).setdefault(day, [0, 0])
+                daily[0] += 1
+                daily[1] += compliant
 
     def _day_of(self, when: datetime | None) -> str | None:
         """The UTC day ``when`` falls in, as ``YYYY-MM-DD`` (kept while times stay in it)."""

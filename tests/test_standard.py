@@ -14,7 +14,8 @@ from logwarden import secrets
 from logwarden.errors import ConfigError
 from logwarden.event import Event
 from logwarden.parsers import ParserOptions, build_parser
-from logwarden.standard import SourceChecker, load_profile
+from logwarden.scopes import Scope
+from logwarden.standard import Profile, SourceChecker, load_profile
 from tests.conftest import NOW
 
 
@@ -251,16 +252,24 @@ _KINDS = {
     "key_block": lambda t: "-----BEGIN RSA PRIVATE KEY-----",
     "key_end": lambda t: "-----END RSA PRIVATE KEY-----",
     "too_long": lambda t: j(**{"@timestamp": t}, note="x" * 70_000),
+    "payment": lambda t: j(**{"@timestamp": t}, path="/payments/7"),
 }
+
+
+def _scoped(profile: Profile) -> Profile:
+    """Compliance scopes by resource (payments, logins) and by source (every ``.log`` file)."""
+    return profile.model_copy(update={"scopes": {"cardholder-data": Scope(resources=["/payments*", "/login"]),
+                                                 "everything": Scope(sources=["*.log"])}})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(sorted(_KINDS)), st.integers(0, 3 * 86400)), min_size=1, max_size=120),
-       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans(), st.booleans())
+       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans(), st.booleans(), st.booleans())
 def test_plain_lines_take_a_lane_that_ends_where_the_full_path_ends(
-        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool, zoneless: bool) -> None:
+        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool, zoneless: bool, scoped: bool) -> None:
     """Whatever the mix of lines (in and out of order, over day boundaries, bad ones between)
-    and however they are cut into chunks: the same outputs, and the same state."""
+    and however they are cut into chunks, with compliance scopes or without: the same outputs,
+    and the same state."""
     start = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
     text = [_KINDS[kind]((start + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")) for kind, s in lines]
     profile = load_profile()
@@ -268,6 +277,7 @@ def test_plain_lines_take_a_lane_that_ends_where_the_full_path_ends(
     if zoneless:  # a time without a zone read as UTC (syslog's default)
         policy["require_timezone"] = False
     profile = profile.model_copy(update={"timestamp": profile.timestamp.model_copy(update=policy)})
+    profile = _scoped(profile) if scoped else profile
     results = []
     for lane in (True, False):
         c = SourceChecker(profile, build_parser("json", ParserOptions(now=NOW)), "app.jsonl", now=lambda: NOW)
@@ -306,12 +316,12 @@ _CLF_KINDS = {
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(sorted(_CLF_KINDS)), st.integers(0, 3 * 86400)), min_size=1, max_size=120),
-       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans(), st.booleans())
+       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.booleans(), st.booleans(), st.booleans())
 def test_a_batch_read_as_columns_ends_where_the_line_by_line_paths_end(
-        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool, zoneless: bool) -> None:
+        lines: list[tuple[str, int]], cuts: list[int], wallclock: bool, zoneless: bool, scoped: bool) -> None:
     """``check_batch`` on a format read as columns (combined): per chunk the same events in the
-    same order, the same violations and alerts, and the same state as ``check_lines`` with and
-    without the lane."""
+    same order (with their scopes, when the profile names some), the same violations and
+    alerts, and the same state and scorecard as ``check_lines`` with and without the lane."""
     start = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
     text = [_CLF_KINDS[kind](start + timedelta(seconds=s)) for kind, s in lines]
     profile = load_profile()
@@ -319,6 +329,7 @@ def test_a_batch_read_as_columns_ends_where_the_line_by_line_paths_end(
     if zoneless:
         policy["require_timezone"] = False
     profile = profile.model_copy(update={"timestamp": profile.timestamp.model_copy(update=policy)})
+    profile = _scoped(profile) if scoped else profile
     results = []
     for mode in ("batch", "lane", "full"):
         c = SourceChecker(profile, build_parser("combined", ParserOptions(now=NOW)), "access.log", now=lambda: NOW)
