@@ -5,6 +5,7 @@
     python benchmarks/bench_flow.py --memory        # peak RSS over about 1M and 4M lines (48, 192 days)
     python benchmarks/bench_flow.py --real 20       # the real logs of ../shared/data/real instead
     python benchmarks/bench_flow.py --logs DIR ...   # any logs (files, or every file under a folder)
+    python benchmarks/bench_flow.py --instructions --days 3   # instructions (valgrind), not seconds
 
 ``--real N``: logs we did not write, where they are beside the checkout: the Apache access log
 (10,000 lines) N times over, the OpenSSH and Linux syslog samples and the CloudTrail record file.
@@ -24,6 +25,11 @@ Figures, each in lines per second over all the input's lines:
   by 10-20% from one run to the next);
 - the flow's own clock: the ``lines_per_second`` of its ``flow_stopped`` record, which starts
   once the flow is built (after the start-up), the median of the same runs.
+
+``--instructions``: no timing; the instructions ``logwarden run`` executes (valgrind's callgrind),
+less those of a run over one line (the start-up). The same count run after run, whatever the
+machine is doing: the measure for comparing two versions on a shared VM. About 50x slower than
+the run itself (``--days 3``: about three minutes).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,10 +166,16 @@ def run_logwarden(paths: list[str], work: Path) -> tuple[float, int, int, float]
     return seconds, rss, alerts, float(clock[1]) if clock else 0.0
 
 
-def startup(work: Path) -> float:
+def one_line(work: Path) -> Path:
+    """An input of one line, in a folder of its own: a run over it is the start-up."""
     empty = work / "empty" / "access.log"
     empty.parent.mkdir(parents=True, exist_ok=True)
     empty.write_text('127.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "curl/8"\n')
+    return empty
+
+
+def startup(work: Path) -> float:
+    empty = one_line(work)
     return min(run_logwarden([str(empty)], empty.parent)[0] for _ in range(2))
 
 
@@ -200,6 +213,42 @@ def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3, log
               f"{each_alerts}, logwarden run {flow_alerts}")
 
 
+def count_instructions(paths: list[str], work: Path) -> tuple[int, int]:
+    """(instructions, alert lines) of ``logwarden run`` over ``paths``, counted by valgrind's
+    callgrind: the same count run after run whatever else the machine does (a shared VM's
+    speed drifts by 20%), so two versions compare to a fraction of a percent."""
+    out = work / "callgrind.out"
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "logwarden", "run",
+           "--alerts", str(work / "alerts.jsonl"), "--violations", str(work / "violations.jsonl")]
+    for path in paths:
+        cmd += ["--input", path]
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"logwarden run under callgrind failed:\n{done.stderr[-2000:]}")
+    alerts = work / "alerts.jsonl"
+    out.unlink(missing_ok=True)
+    return int(found[1]), sum(1 for _ in open(alerts)) if alerts.exists() else 0
+
+
+def instructions(days: int, orgs: int, real: int | None = None, logs: list[str] | None = None) -> None:
+    """The flow's instructions (the run's, less an empty run's start-up), per line."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="lw-bench-ir-") as tmp:
+        work = Path(tmp)
+        paths = given_input(logs) if logs else real_input(work, real) if real else \
+            simulate_input(work / "logs", days, orgs)
+        lines = count_lines(paths)
+        print(f"{lines:,} lines in {len(paths)} files; {machine()}; counting instructions (slow: ~50x)")
+        empty = one_line(work)
+        base, _ = count_instructions([str(empty)], empty.parent)
+        total, alerts = count_instructions(paths, work)
+        flow = total - base
+        print(f"start-up {base / 1e9:.3f} G instructions; run {total / 1e9:.3f} G; "
+              f"the flow {flow / 1e9:.3f} G, {flow / lines:,.0f} a line; {alerts} alert lines")
+
+
 def memory() -> None:
     """Peak RSS against input length: the state is bounded, so 4x the lines must not be 4x the
     memory. One organisation over 48 days, then over 192: the same principals, keys and
@@ -221,8 +270,15 @@ def main() -> None:
     ap.add_argument("--real", type=int, metavar="N", help="the real logs (the Apache log N times over) instead")
     ap.add_argument("--logs", nargs="+", metavar="PATH", help="these logs (files or folders) instead")
     ap.add_argument("--runs", type=int, default=3, help="runs of logwarden run; the median is given (default 3)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count the flow's instructions with valgrind instead of timing it (repeatable)")
     args = ap.parse_args()
-    memory() if args.memory else throughput(args.days, args.orgs, args.real, args.runs, args.logs)
+    if args.memory:
+        memory()
+    elif args.instructions:
+        instructions(args.days, args.orgs, args.real, args.logs)
+    else:
+        throughput(args.days, args.orgs, args.real, args.runs, args.logs)
 
 
 if __name__ == "__main__":
