@@ -115,6 +115,17 @@ class Routed(NamedTuple):
     value: tuple[str, list[Event], SourceMark | None, datetime | None]
 
 
+def _on_time(events: EventRows, clock: SourceClock, source: str, out: list[Any]) -> EventRows:
+    """A live chunk's events its source's clock takes (``SourceClock.late``, in line order); the
+    others become ``late_event`` violations in ``out``."""
+    late = []
+    for row, ts in enumerate(events.column("@timestamp")):  # type: ignore[arg-type]
+        if (behind := clock.late(ts)) is not None:
+            out.append(late_event(events[row], behind, source))
+            late.append(row)
+    return events.without(late) if late else events
+
+
 def _grouped(pairs: Iterable[tuple[str, Event]]) -> dict[str, list[Event]]:
     """Events by key, each key's in the order given."""
     out: dict[str, list[Event]] = {}
@@ -231,20 +242,11 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
                 continue
             checker = self._checker_for(chunk)
             clock = self._clock
-            events: list[Event] | EventRows
-            if clock is None:  # a replay: events built only where they are passed on (``EventRows``)
-                events, others = checker.check_batch(chunk.lines, chunk.first_line)
-                out.extend(others)
-            else:
-                events = []
-                for item in checker.check_lines(chunk.lines, chunk.first_line):
-                    if type(item) is Event:
-                        if (behind := clock.late(item.timestamp)) is not None:  # type: ignore[arg-type]
-                            out.append(late_event(item, behind, chunk.source))
-                            continue
-                        events.append(item)
-                    else:
-                        out.append(item)
+            # events built only where they are passed on (``EventRows``)
+            events, others = checker.check_batch(chunk.lines, chunk.first_line)
+            out.extend(others)
+            if clock is not None:  # live: an event behind its source's allowed lateness is a violation
+                events = _on_time(events, clock, chunk.source, out)
             mark = clock.mark(chunk.source) if clock is not None else None
             until = None  # the replay's watermark now that this chunk is checked
             if replay is not None:
@@ -255,8 +257,7 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
             thin = self._config.allowed_lateness is None  # a replay: folded in event-time order
             routed = _grouped((key, e) for key, (_, e) in rules.route(events, thin=thin))
             out.extend(Routed(key, (key, same, mark, until)) for key, same in routed.items())
-            featured = _grouped(principals_of(events if isinstance(events, EventRows) else EventRows.of(events))) \
-                if model else {}
+            featured = _grouped(principals_of(events)) if model else {}
             out.extend(Featured(p, (same, until)) for p, same in featured.items())
             if replay is not None:
                 out.extend(_told(replay, until, routed, featured))

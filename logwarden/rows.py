@@ -70,6 +70,13 @@ class EventRows:
     def __len__(self) -> int:
         return len(self._order)
 
+    def without(self, positions: list[int]) -> EventRows:
+        """These events but those at ``positions`` (ascending), the events built so far shared."""
+        drop = set(positions)
+        rest = EventRows(self._columns, [o for k, o in enumerate(self._order) if k not in drop])
+        rest._built = self._built
+        return rest
+
     def __getitem__(self, k: int) -> Event:
         o = self._order[k]
         if type(o) is not int:

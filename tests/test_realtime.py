@@ -285,3 +285,30 @@ def test_an_inputs_own_lateness_wins_and_is_given_one_per_input(tmp_path: Path) 
                             "--lateness", "30s", "--follow"], capture_output=True, text=True, cwd=ROOT, timeout=60,
                            check=False)
     assert wrong.returncode == 2 and "1 --lateness for 2 --input" in wrong.stderr, wrong.stderr
+
+
+def test_a_live_chunk_read_as_columns_keeps_what_its_source_takes_and_reports_the_rest() -> None:
+    """A live run reads chunks as columns too: each row through its source's clock in line
+    order, as event by event; a row beyond the allowed lateness becomes a ``late_event``
+    violation, the rest stay rows (built only when something reads them)."""
+    from flows.main import _on_time
+    from logwarden.event import Event
+    from logwarden.lateness import SourceClock
+    from logwarden.parsers import ParserOptions, build_parser
+    from logwarden.standard import SourceChecker, load_profile
+    from tests.conftest import NOW
+
+    lines = [f'10.0.0.{s % 7} - - [26/Nov/2026:11:00:{s:02d} +0000] "GET /{s} HTTP/1.1" 200 5 "-" "curl/8"'
+             for s in (10, 12, 5, 13, 11, 2, 14)]  # 5 and 2 arrive more than 2 s behind the newest
+    checker = SourceChecker(load_profile(), build_parser("combined", ParserOptions()), "access.log", now=lambda: NOW)
+    rows, others = checker.check_batch(lines, 1)
+    assert others == [] and len(rows) == 7
+    clock, out = SourceClock(timedelta(seconds=2)), []
+    kept = _on_time(rows, clock, "access.log", out)
+    assert [e.line for e in kept] == [1, 2, 4, 5, 7] and kept[1].url_path == "/12"
+    assert [(v.reason, v.line) for v in out] == [("late_event", 3), ("late_event", 6)]
+    one_by_one, late = SourceClock(timedelta(seconds=2)), []  # event by event, as before
+    for event in [x for x in checker.check_lines(lines, 1) if isinstance(x, Event)]:
+        if one_by_one.late(event.timestamp) is not None:  # type: ignore[arg-type]
+            late.append(event.line)
+    assert late == [3, 6] and (one_by_one.newest, one_by_one.lags) == (clock.newest, clock.lags)
