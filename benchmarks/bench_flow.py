@@ -100,6 +100,13 @@ def given_input(paths: list[str]) -> list[str]:
     return found
 
 
+def chosen_input(work: Path, days: int, orgs: int, real: int | None, logs: list[str] | None) -> tuple[list[str], int]:
+    """The input asked for (``--logs``, ``--real`` or the simulator's) and its line count."""
+    paths = given_input(logs) if logs else real_input(work, real) if real else \
+        simulate_input(work / "logs", days, orgs)
+    return paths, count_lines(paths)
+
+
 def count_lines(paths: list[str]) -> int:
     return sum(sum(1 for _ in open(p, encoding="utf-8", errors="replace")) for p in paths)
 
@@ -188,9 +195,7 @@ def machine() -> str:
 def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3, logs: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="lw-bench-flow-") as tmp:
         work = Path(tmp)
-        paths = given_input(logs) if logs else real_input(work, real) if real else \
-            simulate_input(work / "logs", days, orgs)
-        lines = count_lines(paths)
+        paths, lines = chosen_input(work, days, orgs, real, logs)
         print(f"{lines:,} lines in {len(paths)} files; {machine()}")
         loads, json_lines = json_loop(paths)
         each, each_alerts = per_event(paths)
@@ -237,9 +242,7 @@ def instructions(days: int, orgs: int, real: int | None = None, logs: list[str] 
         raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="lw-bench-ir-") as tmp:
         work = Path(tmp)
-        paths = given_input(logs) if logs else real_input(work, real) if real else \
-            simulate_input(work / "logs", days, orgs)
-        lines = count_lines(paths)
+        paths, lines = chosen_input(work, days, orgs, real, logs)
         print(f"{lines:,} lines in {len(paths)} files; {machine()}; counting instructions (slow: ~50x)")
         empty = one_line(work)
         base, _ = count_instructions([str(empty)], empty.parent)
