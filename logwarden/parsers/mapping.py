@@ -146,8 +146,8 @@ def flatten(doc: Mapping[str, Any], prefix: str = "", depth: int = 0,
         for inner, leaf in value.items():  # the usual object, of values: read here, not by a call
             if isinstance(leaf, dict):
                 flatten({inner: leaf}, stem, depth + 1, out)
-            elif (name := stem + inner) not in out:
-                out[name] = leaf
+            elif (dotted := stem + inner) not in out:
+                out[dotted] = leaf
     return out
 
 
