@@ -41,6 +41,7 @@ _SUCCESS = frozenset({"success", "succeeded", "ok", "true", "allow", "allowed", 
 _FAILURE = frozenset({"failure", "failed", "fail", "false", "deny", "denied", "error", "rejected",
                       "unauthorized", "forbidden"})
 _MAX_PLANS = 256
+_MAX_KEY_SETS = 4096  # key sets whose relevant keys are remembered (bounded as the plans are)
 _CONTAINERS = (dict, list)
 
 
@@ -89,15 +90,20 @@ class AliasIndex:
         # every leading part of a dotted name it knows ("http", "http.request" of "http.request.method")
         self._prefixes = frozenset(name.rsplit(".", k)[0] for name in (*self._index, *EXTRA_FIELDS)
                                    for k in range(1, name.count(".") + 1))
+        # The keys a plan reads (aliases, extras, keys leading to them), per key set: a source whose
+        # lines carry optional fields of their own (a trace id, an error) has a key set per line
+        # or nearly, but few sets of the keys that matter here.
+        self._known = frozenset(self._index) | EXTRA_FIELDS | self._prefixes
+        self._relevant: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def resolve(self, doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """ECS field -> the value of its best-ranked alias present in ``doc``; and the ECS
         fields beyond the common ones (``k8s.request.role_ref``, ...) it carries, or None.
         Nested ECS objects (``{"source": {"ip": ...}}``) are read by their dotted names."""
-        plan, extra_keys, nests = self.plan(tuple(doc))
+        plan, extra_keys, nests = self.plan(self.relevant(tuple(doc)))
         if nests and any(type(doc[k]) is dict for k in nests):
             doc = flatten(doc)
-            plan, extra_keys, _ = self.plan(tuple(doc))
+            plan, extra_keys, _ = self.plan(self.relevant(tuple(doc)))
         extras = None
         if extra_keys:  # rare: most sources carry none
             extras = {k: doc[k] for k in extra_keys if doc[k] is not None} or None
@@ -107,6 +113,16 @@ class AliasIndex:
             if value is not None:
                 out[name] = value
         return out, extras
+
+    def relevant(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """The keys of a key set that a plan reads, in their order: its plan's key (``plan``)."""
+        found = self._relevant.get(keys)
+        if found is None:
+            if len(self._relevant) >= _MAX_KEY_SETS:
+                self._relevant.clear()
+            known = self._known
+            found = self._relevant[keys] = tuple(k for k in keys if k in known)
+        return found
 
     def plan(self, keys: tuple[str, ...]) -> tuple[list[tuple[str, list[str]]], list[str], list[str]]:
         """A key set's plan: per ECS field its aliases present, best first; its extra keys; and
@@ -224,13 +240,17 @@ def _pick(doc: Mapping[str, Any], candidates: list[str]) -> Any:
 
 
 def _key_sets(docs: list[dict[str, Any] | None], index: AliasIndex) -> dict[tuple[str, ...], list[int]]:
-    """The rows of each key set, the documents with a nested object where it leads to a known
-    name (``AliasIndex.plan``) flattened first, as ``resolve`` reads them."""
+    """The rows of each set of the keys a plan reads (``AliasIndex.relevant``: lines that differ
+    only in optional fields of their own share one), the documents with a nested object where
+    it leads to a known name (``AliasIndex.plan``) flattened first, as ``resolve`` reads them."""
     def grouped() -> dict[tuple[str, ...], list[int]]:
-        groups: dict[tuple[str, ...], list[int]] = {}
+        by_keys: dict[tuple[str, ...], list[int]] = {}
         for row, doc in enumerate(docs):
             if doc is not None:
-                groups.setdefault(tuple(doc), []).append(row)
+                by_keys.setdefault(tuple(doc), []).append(row)
+        groups: dict[tuple[str, ...], list[int]] = {}  # by the keys a plan reads (``AliasIndex.relevant``)
+        for keys, rows in by_keys.items():
+            groups.setdefault(index.relevant(keys), []).extend(rows)
         return groups
 
     groups = grouped()
