@@ -28,7 +28,7 @@ import re
 import tomllib
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -159,13 +159,17 @@ class Rule:
     # on line after line, and each verdict costs an entropy count and several re2 calls. Only
     # rejected text is kept: a secret is never held here.
     _rejected: dict[tuple[str, str], None] = field(default_factory=dict, compare=False, repr=False)
+    # Of those, the secrets too weak to be one (entropy, or a generic one without a digit): the
+    # verdict needs the secret alone, so an anchored match is let go before its name run is read
+    # (a Kubernetes audit log's "apiVersion":"audit.k8s.io/v1" on every line).
+    _weak: dict[str, None] = field(default_factory=dict, compare=False, repr=False)
     # The regex's group count, read once: RE2 counts them again at each ask (0.75 µs, per candidate)
     _groups: int = field(default=0, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_groups", self.regex.groups)
 
-    def find(self, line: str, at: Iterable[int] = ()) -> Iterator[tuple[int, int]]:
+    def find(self, line: str, at: Sequence[int] = ()) -> Iterator[tuple[int, int]]:
         if self.anchored is not None:
             yield from self._find_anchored(line, at)
             return
@@ -176,19 +180,22 @@ class Rule:
             if span is not None:
                 yield span
 
-    def _find_anchored(self, line: str, at: Iterable[int]) -> Iterator[tuple[int, int]]:
+    def _find_anchored(self, line: str, at: Sequence[int]) -> Iterator[tuple[int, int]]:
         assert self.anchored is not None
         end = -1
-        for p in sorted(set(at)):
+        weak = self._weak
+        for p in sorted(set(at)) if len(at) > 1 else at:
             if p < end:  # inside the previous match (gitleaks' matches do not overlap)
                 continue
             m = self.anchored.match(line, p)
             if m is None:
                 continue
+            end = m.end()
+            if weak and m.group(secret_group(m, self._groups, self.secret_group)) in weak:
+                continue
             # the match's name run (up to 50 name characters before it), as the lazy prefix would take it
             start = p - _NAME_RUN.match(line[max(0, p - 50):p][::-1]).end()  # type: ignore[union-attr]
-            span = self._secret(line, m, line[start:m.end()])
-            end = m.end()
+            span = self._secret(line, m, line[start:end])
             if span is not None:
                 yield span
 
@@ -196,11 +203,11 @@ class Rule:
         # the anchored tail has the same groups as the regex (only a non-capturing prefix went)
         group = secret_group(m, self._groups, self.secret_group)
         secret = m.group(group)
-        if not secret or (secret, match) in self._rejected:
+        if not secret or (secret, match) in self._rejected or secret in self._weak:
             return None
         if self.entropy and ((self.id.startswith("generic") and not _HAS_DIGIT(secret))
                              or shannon_entropy(secret) <= self.entropy):
-            return self._reject(secret, match)
+            return self._reject(secret, match, "weak")
         for a in self.global_allowlists:
             if (a.rules is None or self.id in a.rules) and a.allows(secret, match, line):
                 return self._reject(secret, match, a.target)
@@ -210,8 +217,13 @@ class Rule:
         return m.span(group)  # type: ignore[no-any-return]
 
     def _reject(self, secret: str, match: str, target: str = "secret") -> None:
-        """Remember a rejection that holds whatever the line (bounded: forgets all, starts again)."""
-        if target != "line":
+        """Remember a rejection that holds whatever the line (bounded: forgets all, starts again);
+        ``weak``: one that holds whatever the match too."""
+        if target == "weak":
+            if len(self._weak) >= REJECTED:
+                self._weak.clear()
+            self._weak[secret] = None
+        elif target != "line":
             if len(self._rejected) >= REJECTED:
                 self._rejected.clear()
             self._rejected[(secret, match)] = None
