@@ -109,7 +109,7 @@ def _offset(text: str) -> timezone:
 _CLF_HOURS: dict[str, datetime] = {}
 _CLF_HOURS_MAX = 1024
 # "mm:ss" -> its offset in the hour (other texts, such as " 5:07", are left to the whole parse)
-_IN_HOUR = {f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)}
+IN_HOUR = {f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)}
 
 
 def parse_clf(value: str) -> datetime:
@@ -118,7 +118,7 @@ def parse_clf(value: str) -> datetime:
     # so converting to UTC leaves the minutes and seconds as they are.
     hour = _CLF_HOURS.get(value[:14] + value[20:26])
     if hour is not None:
-        offset = _IN_HOUR.get(value[15:20])
+        offset = IN_HOUR.get(value[15:20])
         if offset is not None:
             return hour + offset
     dt = _parse_clf(value)

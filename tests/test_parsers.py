@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from logwarden import timeutil
@@ -681,3 +681,37 @@ def test_a_file_reads_in_blocks_as_it_did_line_by_line(tmp_path_factory: Any, pi
         rest = [line for chunk in again.chunks() for line in chunk.lines]
         again.close()
         assert got[:state[1]] + rest == expected
+
+
+_NOWS = [datetime(2026, 12, 31, 23, 0, tzinfo=UTC), datetime(2024, 2, 28, 0, 30, tzinfo=UTC),
+         datetime(2024, 2, 28, 22, 15, tzinfo=UTC), datetime(2026, 6, 15, 12, 7, tzinfo=UTC),
+         datetime(2027, 1, 1, 0, 5, tzinfo=UTC)]
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@settings(max_examples=80, deadline=None)
+@example([(3, 1, 0, 5, 0), (3, 1, 0, 15, 0)])  # tomorrow 12:05 is this year's, tomorrow 12:15 last year's
+@example([(4, 0, 0, 0, 0), (0, 0, 1, 0, 0)])  # Jan 1 00:00 is 2027's on Jan 1 2027, 2026's the day before
+@given(st.lists(st.tuples(st.integers(0, len(_NOWS) - 1), st.integers(-2, 3), st.integers(-1, 1),
+                          st.sampled_from([0, 5, 7, 8, 15, 59, 60]), st.sampled_from([0, 30, 59, 60])),
+                min_size=1, max_size=40))
+def test_syslog_times_from_remembered_hours_are_the_whole_parse(lines: list[tuple[int, int, int, int, int]]) -> None:
+    """One parser over many lines (its hours remembered, today's date changing under it, as a
+    long run's does) gives each line the time, or the error, that a new parser gives it: around
+    now (tomorrow's date is this year's or last year's by its time of day), Feb 29, a second 60."""
+    kept = build_parser("syslog", ParserOptions(now=_NOWS[0]))
+    for k, days, hours, minute, second in lines:
+        now = _NOWS[k]
+        at = now + timedelta(days=min(days, 2), hours=hours)
+        month, day = (2, 29) if days == 3 else (at.month, at.day)  # Feb 29: a leap year's, or none
+        line = (f"{_MONTHS[month - 1]} {day:2d} {at.hour:02d}:{minute:02d}:{second:02d} h sshd[1]: "
+                "Connection closed by 1.2.3.4 port 1")
+        kept._now = now  # type: ignore[attr-defined]  # the clock of a run that goes on for days
+        fresh = build_parser("syslog", ParserOptions(now=now))
+        try:
+            expected = fresh.parse(line, "s", 1).timestamp
+        except TimestampError:
+            with pytest.raises(TimestampError):
+                kept.parse(line, "s", 1)
+            continue
+        assert kept.parse(line, "s", 1).timestamp == expected, (line, now)

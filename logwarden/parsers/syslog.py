@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from logwarden.errors import ParseError, TimestampError
 from logwarden.event import Event
 from logwarden.parsers.base import ParserOptions
-from logwarden.timeutil import MONTHS, parse_iso, utcnow
+from logwarden.timeutil import IN_HOUR, MONTHS, parse_iso, utcnow
 
 _RFC3164 = re.compile(
     r"^(?:<\d{1,3}>)?(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d) "
@@ -60,6 +60,7 @@ _SU = re.compile(r"^(?P<failed>FAILED SU|FAILED su|Successful su|)\s*\(to (?P<ta
 
 
 _DAY = timedelta(days=1)
+_HOURS_MAX = 4096  # (month, day, hour) keys remembered; a stream of junk dates could grow it without end
 
 
 class SyslogAuth:
@@ -68,6 +69,11 @@ class SyslogAuth:
     def __init__(self, options: ParserOptions) -> None:
         self._year = options.syslog_year
         self._now = options.now
+        # The lines of a log share their hours: (month, day, hour) -> that hour in the year
+        # ``_rfc3164_time`` chose for it, so a line costs a lookup and its minutes and seconds.
+        # The choice moves with today's date: the hours are forgotten when it changes.
+        self._hours: dict[tuple[str, str, str], datetime] = {}
+        self._today: tuple[int, int, int] | None = None
 
     def sniff(self, line: str) -> bool:
         return any(p.match(line) for p in (_RFC3164, _RFC5424, _ISO))
@@ -94,20 +100,40 @@ class SyslogAuth:
         return event
 
     def _rfc3164_time(self, mon: str, day: str, hms: str) -> datetime:
+        now = None
+        if self._year is None:
+            now = self._now or utcnow()
+            if (today := (now.year, now.month, now.day)) != self._today:
+                self._hours.clear()
+                self._today = today
+        key = (mon, day, hms[:2])
+        hour = self._hours.get(key)
+        if hour is not None and (in_hour := IN_HOUR.get(hms[3:])) is not None:
+            return hour + in_hour
+        ts, fixed = self._whole_time(mon, day, hms, now)
+        if fixed:
+            if len(self._hours) >= _HOURS_MAX:
+                self._hours.clear()
+            self._hours[key] = ts.replace(minute=0, second=0)
+        return ts
+
+    def _whole_time(self, mon: str, day: str, hms: str, now: datetime | None) -> tuple[datetime, bool]:
+        """The line's time, and whether its year is the same at every time of its day (only
+        the date tomorrow has today's year or the last one depending on the time)."""
         try:
             month = MONTHS[mon]
             hour, minute, second = int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
-            if self._year is not None:
-                return datetime(self._year, month, int(day), hour, minute, second)  # noqa: DTZ001
-            now = self._now or utcnow()
+            if now is None:
+                return datetime(self._year, month, int(day), hour, minute, second), True  # type: ignore[arg-type]  # noqa: DTZ001
             now = datetime.combine(now.date(), now.time())  # naive, as replace(tzinfo=None) but 6x cheaper
+            tomorrow = now + _DAY
             for year in (now.year, now.year - 1, now.year - 4):  # -4: Feb 29 of a leap year
                 try:
                     ts = datetime(year, month, int(day), hour, minute, second)  # noqa: DTZ001
                 except ValueError:
                     continue
-                if ts <= now + _DAY:
-                    return ts
+                if ts <= tomorrow:
+                    return ts, (month, int(day)) != (tomorrow.month, tomorrow.day)
         except (KeyError, ValueError):
             pass
         raise TimestampError(f"unparseable syslog timestamp {mon} {day} {hms}")
