@@ -9,6 +9,7 @@ import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -135,6 +136,88 @@ def test_a_crash_mid_write_is_detected_then_repaired_by_sealing(tmp_path: Path) 
     trail.append([("alert", None, {"n": 4})])
     assert verify(tmp_path, KEY).ok
     assert active.with_suffix(".torn").read_bytes().startswith(b'{"at"')
+
+
+class CountingCipher(Cipher):
+    """Counts the records it opens: what writers read back of the trail."""
+
+    opened = 0
+
+    def open(self, data: Any, seq: int) -> Any:
+        self.opened += 1
+        return super().open(data, seq)
+
+
+def test_a_writer_never_reads_back_its_own_records(tmp_path: Path) -> None:
+    cipher = CountingCipher(bytes(range(32)))
+    trail = AuditTrail(tmp_path, "events", KEY, fsync="never", cipher=cipher)
+    for i in range(300):  # a long-running flow appending batch after batch to one big segment
+        trail.append([("event", None, {"log.file.path": f"/logs/{i % 3}.log", "i": i})])
+    assert cipher.opened == 0  # each append cost its own record, not the segment's again
+    other = AuditTrail(tmp_path, "events", KEY, fsync="never", cipher=cipher)
+    other.append([("event", None, {"log.file.path": "/logs/x.log"})])  # a second process reads once
+    trail.append([("event", None, {"log.file.path": "/logs/0.log"})])
+    assert cipher.opened == 301
+    trail.seal()
+    assert verify(tmp_path, KEY).ok
+
+
+def test_a_segment_copied_back_in_place_is_read_again(tmp_path: Path) -> None:
+    """An operator restores the open segment from a copy with ``cp`` (the same file, other
+    content): the writer does not go on from what it remembered, but from what the file holds."""
+    trail = AuditTrail(tmp_path, "decisions", KEY, fsync="never")
+    trail.append([("alert", None, {"n": 1}), ("alert", None, {"n": 2})])
+    active, head = segments(tmp_path / "decisions")[-1], tmp_path / "decisions" / "HEAD"
+    older, older_head = active.read_bytes(), head.read_bytes()
+    other = AuditTrail(tmp_path / "other", "decisions", KEY, fsync="never")
+    other.append([("alert", None, {"n": n, "note": "x" * 40}) for n in range(4)])
+    longer, longer_head = segments(other.dir)[-1].read_bytes(), (other.dir / "HEAD").read_bytes()
+    trail.append([("alert", None, {"n": 3})])
+    for content, content_head, seqs in ((older, older_head, [1, 2, 3]), (longer, longer_head, [1, 2, 3, 4, 5])):
+        with open(active, "r+b") as f:  # in place: the same inode, shorter, then longer with other lines
+            f.truncate(0)
+            f.write(content)
+        head.write_bytes(content_head)
+        trail.append([("alert", None, {"n": 9})])
+        assert [orjson.loads(line)["seq"] for line in active.read_bytes().splitlines()] == seqs
+        assert verify(tmp_path, KEY).ok  # the chain goes on from the file's last record
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(turns=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 4), st.sampled_from(["/a.log", "/b.log", None])),
+                      min_size=1, max_size=30))
+def test_writers_taking_turns_keep_one_chain_and_true_seals(tmp_path_factory: pytest.TempPathFactory,
+                                                            turns: list[tuple[int, int, str | None]]) -> None:
+    """Three writers (the flow, an incident command, a retention run) appending in turn, one of
+    them repairing a torn tail first: each reads what the others appended, so the chain goes on
+    unbroken and every seal counts its segment's records, times and sources exactly."""
+    root = tmp_path_factory.mktemp("turns")
+    cipher = CountingCipher(bytes(range(32)))
+    writers = [AuditTrail(root, "events", KEY, segment_records=5, fsync="never", cipher=cipher) for _ in range(3)]
+    written = 0
+    for who, n, source in turns:
+        if who == 2 and written:  # the last one died mid-write: the next run repairs
+            with open(segments(root / "events")[-1], "ab") as f:
+                f.write(b'{"at":"2026-11-26T10:00:00Z","da')
+            assert writers[2].repair() is not None
+        writers[who].append([("event", f"2026-11-01T{10 + (written + k) // 60:02d}:{(written + k) % 60:02d}:00Z",
+                              {"log.file.path": source} if source else {"k": k}) for k in range(n)])
+        written += n
+    writers[0].seal()
+    assert verify(root, KEY).ok
+    plain = Cipher(bytes(range(32)))
+    for path in segments(root / "events"):
+        recs = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        body = [r for r in recs if r["kind"] != "seal"]
+        assert recs[-1]["kind"] == "seal" and body
+        sources: dict[str, str] = {}
+        for r in body:
+            if (src := plain.open(r["data"], r["seq"]).get("log.file.path")) is not None:
+                sources[src] = max(sources.get(src, r["at"]), r["at"])
+        assert recs[-1]["data"] == {"segment": path.name, "records": len(body), "first_seq": body[0]["seq"],
+                                    "last_seq": body[-1]["seq"], "first_at": min(r["at"] for r in body),
+                                    "last_at": max(r["at"] for r in body), "sources": sources}
+    assert cipher.opened <= 2 * written  # each record read back at most once by each other writer
 
 
 def test_encryption_at_rest(tmp_path: Path) -> None:

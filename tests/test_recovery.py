@@ -83,8 +83,12 @@ def test_sigkill_restarts_lose_nothing_and_double_nothing(redis_url: str, redis_
             "--recovery-dir", str(tmp_path / "recovery"), "--alerts", str(alerts), "--violations", str(violations),
             "--rules", str(ROOT / "rules" / "default.yaml"), "--rules", str(local)]
 
+    logs: list[Path] = []
+
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        logs.append(tmp_path / f"run{len(logs) + 1}.log")
+        with logs[-1].open("wb") as err:
+            return subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
 
     client = redis.Redis.from_url(redis_url)
     entries = _time_ordered_entries(sim)
@@ -123,7 +127,7 @@ def test_sigkill_restarts_lose_nothing_and_double_nothing(redis_url: str, redis_
     # Grouped by entity: every (rule, entity) the simulator planted has an incident, nothing else
     # fired, and each alert is in exactly one incident (a restart doubled none).
     per_attack = {(r, e) for i in incidents for r, st in i.rule_stats().items() for e in st["entities"]}
-    assert per_attack == expected
+    assert per_attack == expected, logs[-1].read_text()[-3000:]  # with what the last run logged
     per_alert = Counter(aid for i in incidents for aid in i.alerts)
     assert per_alert and set(per_alert.values()) == {1}
     first_messages = Counter(m for post in slack.posts(thread=False)

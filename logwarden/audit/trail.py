@@ -16,7 +16,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +64,35 @@ class _State:
     first_at: str | None
     last_at: str | None
     sources: dict[str, str] | None = None  # source -> newest record time, for per-source retention
+
+    def chained(self, seq: int, hash_: str, mac: str) -> None:
+        self.seq, self.hash, self.mac = seq, hash_, mac
+
+    def counted(self, seq: int, at: str, source: str | None) -> None:
+        """One more record (not a seal) in the current segment."""
+        self.records_in_segment += 1
+        self.first_seq = self.first_seq if self.first_seq is not None else seq
+        self.first_at = min(self.first_at or at, at)
+        self.last_at = max(self.last_at or at, at)
+        if source is not None:
+            self.sources = self.sources or {}
+            self.sources[source] = max(self.sources.get(source, at), at)
+
+    def copy(self) -> _State:
+        return replace(self, sources=dict(self.sources) if self.sources is not None else None)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How far ``_load_state`` read the newest segment, and the state there: the next load reads
+    only what was appended since (by this process or another), so an append costs its own
+    records, not the whole segment's again."""
+
+    segment: int
+    inode: int
+    end: int  # bytes of complete lines read
+    last_line: bytes  # the line ending at ``end``, checked again before trusting the rest
+    state: _State
 
 
 def _source_of(data: Any) -> str | None:
@@ -116,6 +145,7 @@ class AuditTrail:
         os.chmod(root, 0o700)
         os.chmod(self.dir, 0o700)
         self._lock_path = self.dir / ".lock"
+        self._read: _Read | None = None
 
     @contextmanager
     def _locked(self) -> Iterator[_State]:
@@ -211,16 +241,9 @@ class AuditTrail:
         seq = st.seq + 1
         stored = self.cipher.seal(data, seq) if self.cipher is not None and kind not in ("seal", "purge") else data
         rec = make_record(self.key, seq, at, kind, stored, st.hash, st.mac)
-        st.seq, st.hash, st.mac = seq, rec["hash"], rec["mac"]
+        st.chained(seq, rec["hash"], rec["mac"])
         if kind != "seal":
-            st.records_in_segment += 1
-            st.first_seq = st.first_seq if st.first_seq is not None else seq
-            st.first_at = min(st.first_at or at, at)
-            st.last_at = max(st.last_at or at, at)
-            source = _source_of(data)
-            if source is not None:
-                st.sources = st.sources or {}
-                st.sources[source] = max(st.sources.get(source, at), at)
+            st.counted(seq, at, _source_of(data))
         return encode(rec)
 
     def _flush(self, st: _State, out: bytearray) -> None:
@@ -232,8 +255,11 @@ class AuditTrail:
             os.write(fd, bytes(out))
             if self.fsync == "always":
                 os.fsync(fd)
+            written = os.fstat(fd)  # under the lock: no other writer appended meanwhile
         finally:
             os.close(fd)
+        last = bytes(out[out.rfind(b"\n", 0, len(out) - 1) + 1:-1])
+        self._read = _Read(st.segment, written.st_ino, written.st_size, last, st.copy())  # our records: not read back
         out.clear()
 
     def _seal(self, st: _State) -> None:
@@ -269,31 +295,52 @@ class AuditTrail:
         os.replace(tmp, self.dir / "HEAD")
 
     def _load_state(self) -> _State:
+        """The state at the end of the newest segment's complete lines (a torn tail is not part of
+        it), read on from where the last load stopped when the file is still the one read then."""
         segs = segments(self.dir)
         if not segs:
+            self._read = None
             return _State(1, 0, GENESIS, GENESIS, False, 0, None, None, None)
-        last = segs[-1]
-        lines = last.read_bytes().split(b"\n")
-        complete = [ln for ln in lines[:-1] if ln]  # a torn tail is not part of the state
-        if not complete:
-            prev = self._tail_of(segs[-2]) if len(segs) > 1 else None
-            if prev is None:
-                return _State(segment_number(last), 0, GENESIS, GENESIS, False, 0, None, None, None)
-            return _State(segment_number(last), prev["seq"], prev["hash"], prev["mac"], False, 0, None, None, None)
-        recs = [orjson.loads(ln) for ln in complete]
-        tail = recs[-1]
-        body = [r for r in recs if r["kind"] != "seal"]
-        ats = [r["at"] for r in body]
-        sources: dict[str, str] = {}
-        for r in body:
-            src = _source_of(self.cipher.open(r["data"], r["seq"]) if self.cipher else r["data"])
-            if src is not None:
-                sources[src] = max(sources.get(src, r["at"]), r["at"])
-        return _State(segment_number(last), tail["seq"], tail["hash"], tail["mac"], tail["kind"] == "seal",
-                      len(body), body[0]["seq"] if body else None, min(ats) if ats else None,
-                      max(ats) if ats else None, sources or None)
+        last, number = segs[-1], segment_number(segs[-1])
+        with open(last, "rb") as f:
+            inode, read = os.fstat(f.fileno()).st_ino, self._read
+            if read is not None and (read.segment, read.inode) == (number, inode) and _ends_with(f, read):
+                st, start = read.state.copy(), read.end
+            else:
+                st, start = None, 0
+            f.seek(start)
+            new = f.read()
+        cut = new.rfind(b"\n") + 1
+        lines = [ln for ln in new[:cut].split(b"\n") if ln]
+        if st is None:
+            prev = self._tail_of(segs[-2]) if not lines and len(segs) > 1 else None
+            st = _State(number, 0, GENESIS, GENESIS, False, 0, None, None, None)
+            if prev is not None:  # an empty newest segment: the chain goes on from the one before
+                st.chained(prev["seq"], prev["hash"], prev["mac"])
+        for line in lines:
+            rec = orjson.loads(line)
+            st.chained(rec["seq"], rec["hash"], rec["mac"])
+            st.sealed = rec["kind"] == "seal"
+            if not st.sealed:
+                data = self.cipher.open(rec["data"], rec["seq"]) if self.cipher else rec["data"]
+                st.counted(rec["seq"], rec["at"], _source_of(data))
+        tail = lines[-1] if lines else read.last_line if read is not None and start else b""
+        self._read = _Read(number, inode, start + cut, tail, st.copy())
+        return st
 
     @staticmethod
     def _tail_of(path: Path) -> dict[str, Any] | None:
         lines = [ln for ln in path.read_bytes().split(b"\n") if ln]
         return orjson.loads(lines[-1]) if lines else None
+
+
+def _ends_with(f: Any, read: _Read) -> bool:
+    """Does the open file still hold, just before ``read.end``, the line read there?"""
+    if read.end == 0:
+        return True
+    size = os.fstat(f.fileno()).st_size
+    want = read.last_line + b"\n"
+    if size < read.end or read.end < len(want):
+        return False
+    f.seek(read.end - len(want))
+    return bool(f.read(len(want)) == want)
