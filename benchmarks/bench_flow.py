@@ -6,6 +6,7 @@
     python benchmarks/bench_flow.py --real 20       # the real logs of ../shared/data/real instead
     python benchmarks/bench_flow.py --logs DIR ...   # any logs (files, or every file under a folder)
     python benchmarks/bench_flow.py --instructions --days 3   # instructions (valgrind), not seconds
+    python benchmarks/bench_flow.py --audit         # with the audit trail (every event, encrypted)
 
 ``--real N``: logs we did not write, where they are beside the checkout: the Apache access log
 (10,000 lines) N times over, the OpenSSH and Linux syslog samples and the CloudTrail record file.
@@ -25,6 +26,9 @@ Figures, each in lines per second over all the input's lines:
   by 10-20% from one run to the next);
 - the flow's own clock: the ``lines_per_second`` of its ``flow_stopped`` record, which starts
   once the flow is built (after the start-up), the median of the same runs.
+
+``--audit``: every run (and the start-up's) also writes the audit trail, both classes (every
+event and every decision), encrypted, as a deployment with ``LOGWARDEN_AUDIT_DIR`` does.
 
 ``--instructions``: no timing; the instructions ``logwarden run`` executes (valgrind's callgrind),
 less those of a run over one line (the start-up). The same count run after run, whatever the
@@ -152,16 +156,26 @@ _PEAK = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execvp(sys.argv[
          "sys.exit(os.waitstatus_to_exitcode(status))")
 
 
-def run_logwarden(paths: list[str], work: Path) -> tuple[float, int, int, float]:
+def environment(work: Path, audit: bool) -> dict[str, str]:
+    """A run's environment: with ``audit``, a fresh trail of both classes, encrypted."""
+    if not audit:
+        return dict(os.environ)
+    shutil.rmtree(work / "audit", ignore_errors=True)
+    return {**os.environ, "LOGWARDEN_AUDIT_DIR": str(work / "audit"),
+            "LOGWARDEN_AUDIT_KEY": "bench-flow-chain-key-0123456789", "LOGWARDEN_AUDIT_ENCRYPTION_KEY": "ab" * 32}
+
+
+def run_logwarden(paths: list[str], work: Path, audit: bool = False) -> tuple[float, int, int, float]:
     """(seconds, peak RSS in KiB, alert lines, the flow's own lines/s) of ``logwarden run``
     over ``paths``."""
     cmd = [sys.executable, "-c", _PEAK, sys.executable, "-m", "logwarden", "run",
            "--alerts", str(work / "alerts.jsonl"), "--violations", str(work / "violations.jsonl")]
     for path in paths:
         cmd += ["--input", path]
+    env = environment(work, audit)
     with open(work / "stderr.log", "wb") as err:
         t = time.perf_counter()
-        code = subprocess.call(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        code = subprocess.call(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=env)
         seconds = time.perf_counter() - t
     log = (work / "stderr.log").read_text()
     if code != 0:
@@ -181,9 +195,9 @@ def one_line(work: Path) -> Path:
     return empty
 
 
-def startup(work: Path) -> float:
+def startup(work: Path, audit: bool = False) -> float:
     empty = one_line(work)
-    return min(run_logwarden([str(empty)], empty.parent)[0] for _ in range(2))
+    return min(run_logwarden([str(empty)], empty.parent, audit)[0] for _ in range(2))
 
 
 def machine() -> str:
@@ -192,15 +206,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3, logs: list[str] | None = None) -> None:
+def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3, logs: list[str] | None = None,
+               audit: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="lw-bench-flow-") as tmp:
         work = Path(tmp)
         paths, lines = chosen_input(work, days, orgs, real, logs)
-        print(f"{lines:,} lines in {len(paths)} files; {machine()}")
+        print(f"{lines:,} lines in {len(paths)} files; {machine()}{'; audit trail on' if audit else ''}")
         loads, json_lines = json_loop(paths)
         each, each_alerts = per_event(paths)
-        base = startup(work)
-        done = sorted(run_logwarden(paths, work) for _ in range(runs))
+        base = startup(work, audit)
+        done = sorted(run_logwarden(paths, work, audit) for _ in range(runs))
         flow, rss, flow_alerts, _ = done[len(done) // 2]
         fastest, slowest = lines / (done[0][0] - base), lines / (done[-1][0] - base)
         clocks = sorted(run[3] for run in done)
@@ -218,7 +233,7 @@ def throughput(days: int, orgs: int, real: int | None = None, runs: int = 3, log
               f"{each_alerts}, logwarden run {flow_alerts}")
 
 
-def count_instructions(paths: list[str], work: Path) -> tuple[int, int]:
+def count_instructions(paths: list[str], work: Path, audit: bool = False) -> tuple[int, int]:
     """(instructions, alert lines) of ``logwarden run`` over ``paths``, counted by valgrind's
     callgrind: the same count run after run whatever else the machine does (a shared VM's
     speed drifts by 20%), so two versions compare to a fraction of a percent."""
@@ -227,7 +242,8 @@ def count_instructions(paths: list[str], work: Path) -> tuple[int, int]:
            "--alerts", str(work / "alerts.jsonl"), "--violations", str(work / "violations.jsonl")]
     for path in paths:
         cmd += ["--input", path]
-    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=environment(work, audit))
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"logwarden run under callgrind failed:\n{done.stderr[-2000:]}")
@@ -236,7 +252,8 @@ def count_instructions(paths: list[str], work: Path) -> tuple[int, int]:
     return int(found[1]), sum(1 for _ in open(alerts)) if alerts.exists() else 0
 
 
-def instructions(days: int, orgs: int, real: int | None = None, logs: list[str] | None = None) -> None:
+def instructions(days: int, orgs: int, real: int | None = None, logs: list[str] | None = None,
+                 audit: bool = False) -> None:
     """The flow's instructions (the run's, less an empty run's start-up), per line."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
@@ -245,8 +262,8 @@ def instructions(days: int, orgs: int, real: int | None = None, logs: list[str] 
         paths, lines = chosen_input(work, days, orgs, real, logs)
         print(f"{lines:,} lines in {len(paths)} files; {machine()}; counting instructions (slow: ~50x)")
         empty = one_line(work)
-        base, _ = count_instructions([str(empty)], empty.parent)
-        total, alerts = count_instructions(paths, work)
+        base, _ = count_instructions([str(empty)], empty.parent, audit)
+        total, alerts = count_instructions(paths, work, audit)
         flow = total - base
         print(f"start-up {base / 1e9:.3f} G instructions; run {total / 1e9:.3f} G; "
               f"the flow {flow / 1e9:.3f} G, {flow / lines:,.0f} a line; {alerts} alert lines")
@@ -275,13 +292,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs of logwarden run; the median is given (default 3)")
     ap.add_argument("--instructions", action="store_true",
                     help="count the flow's instructions with valgrind instead of timing it (repeatable)")
+    ap.add_argument("--audit", action="store_true", help="runs write the audit trail (every event, encrypted)")
     args = ap.parse_args()
     if args.memory:
         memory()
     elif args.instructions:
-        instructions(args.days, args.orgs, args.real, args.logs)
+        instructions(args.days, args.orgs, args.real, args.logs, args.audit)
     else:
-        throughput(args.days, args.orgs, args.real, args.runs, args.logs)
+        throughput(args.days, args.orgs, args.real, args.runs, args.logs, args.audit)
 
 
 if __name__ == "__main__":
