@@ -5,7 +5,7 @@ different sources and sinks::
 
     chunks     = input                      # RawChunk (up to batch_size lines of one source)
     by_source  = key_on source              # (source, RawChunk)
-    checked    = stateful_batch standard    # (source, Routed | Featured | Event | Violation | Scorecard)
+    checked    = stateful_batch standard    # (source, Routed | Featured | EventBatch | Violation | Scorecard)
     by_group   = flat_map_batch to_rules    # (field=value, (field=value, [Event], mark, until))  one per key and chunk
     decided    = stateful_batch rules       # (field=value, Alert | Violation)
     by_princ   = flat_map_batch to_features # (principal, ([Event], until))  [with a model]
@@ -41,7 +41,7 @@ from logwarden.alerts import Alert
 from logwarden.anomaly.features import DEFAULT_SERVICE_PATTERNS, Gate, Row, principal_of, principals_of
 from logwarden.anomaly.model import AnomalyModel
 from logwarden.anomaly.stream import PrincipalScorer, PrincipalState, Progress
-from logwarden.event import Event
+from logwarden.event import Event, EventBatch
 from logwarden.lateness import LatenessPolicy, SourceClock, SourceMark, late_event
 from logwarden.parsers import ParserOptions, build_parser
 from logwarden.replay import ReplayClock
@@ -93,7 +93,7 @@ class Sinks:
     violations: list[Sink[Any]]
     scorecards: list[Sink[Any]]
     decisions: list[Sink[Any]] = field(default_factory=list)  # alerts, violations and scorecards together
-    events: list[Sink[Any]] = field(default_factory=list)  # every compliant (or redacted) event
+    events: list[Sink[Any]] = field(default_factory=list)  # every compliant (or redacted) event, an EventBatch a chunk
 
 
 CLOCK_TICK = timedelta(minutes=1)  # how often live runs let clock-driven rules see time pass
@@ -261,8 +261,8 @@ class _StandardLogic(StatefulBatchLogic[RawChunk, Any, dict[str, Any]]):
             out.extend(Featured(p, (same, until)) for p, same in featured.items())
             if replay is not None:
                 out.extend(_told(replay, until, routed, featured))
-            if self._emit_events:
-                out.extend(events)
+            if self._emit_events and len(events):
+                out.append(EventBatch(list(events)))
         interval = self._config.scorecard_interval
         if interval is not None and self._next_card is None:
             self._next_card = self._config.now() + interval
@@ -502,7 +502,7 @@ def build_flow(config: FlowConfig, source: Source[RawChunk] | list[Source[RawChu
     _out(everything, Violation, sinks.violations, "violations")
     _out(everything, Alert, sinks.alerts, "alerts")
     _out(everything, Scorecard, sinks.scorecards, "scorecards")
-    _out(everything, Event, sinks.events, "events")
+    _out(everything, EventBatch, sinks.events, "events")
     _out(everything, (Alert, Violation, Scorecard), sinks.decisions, "decisions")
     return flow
 

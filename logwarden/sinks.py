@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from logwarden.audit.setup import ReplayGuard, lineage_position, record_of
 from logwarden.audit.trail import AuditTrail
+from logwarden.event import EventBatch
 
 # Every item a sink gets is (key, record); records have ``to_dict``.
 Keyed = tuple[str, Any]
@@ -83,7 +84,8 @@ class _TrailPartition(StatefulSinkPartition[Any, TrailState]):
 
     @override
     def write_batch(self, values: list[Any]) -> None:
-        self._trail.append(self._guard.fresh([record_of(v) for v in values]))
+        records = [record_of(e) for v in values for e in (v.events if type(v) is EventBatch else (v,))]
+        self._trail.append(self._guard.fresh(records))
 
     @override
     def snapshot(self) -> TrailState:
