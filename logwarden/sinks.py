@@ -16,7 +16,8 @@ from logwarden.audit.setup import ReplayGuard, lineage_position, record_of
 from logwarden.audit.trail import AuditTrail
 from logwarden.event import EventBatch
 
-# Every item a sink gets is (key, record); records have ``to_dict``.
+# Every item a sink gets is (key, record); records have ``to_dict``, but the ``EventBatch`` of a
+# chunk's events that the sinks archiving every event get.
 Keyed = tuple[str, Any]
 S = TypeVar("S")
 
